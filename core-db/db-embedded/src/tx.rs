@@ -1,0 +1,379 @@
+//! An embedded transaction: reads at a fjall snapshot (its read version),
+//! buffers writes locally with read-your-writes, records its read and write
+//! conflict ranges, and at commit hands everything to the committer.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::Arc;
+use std::time::Instant;
+
+use db::MutationType;
+use db::backend::{
+    CommitInfo, ConflictKind, KeyValue, RangeChunk, RangeRequest, RawTransaction, WatchFuture,
+};
+use db::keys::key_after;
+use db::{Error, Result, atomic};
+use fjall::Readable;
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::committer::{CommitRequest, Mutation, TxCommit};
+use crate::conflicts::{KeyRange, RangeSet};
+use crate::engine::{Shared, engine_error};
+use crate::watches::WatchSender;
+
+/// What this transaction knows of a key it wrote.
+#[derive(Debug, Clone)]
+enum KeyState {
+    /// Fully determined here (set or cleared, maybe with atomics after).
+    Known(Option<Vec<u8>>),
+    /// Atomic mutations over a base this transaction has not determined:
+    /// the snapshot's value, or nothing if a clear-range covered the key.
+    Atomics {
+        base_cleared: bool,
+        ops: Vec<(MutationType, Vec<u8>)>,
+    },
+    /// Holds this transaction's versionstamp: unknown until commit.
+    Unreadable,
+}
+
+#[derive(Default)]
+struct Local {
+    mutations: Vec<Mutation>,
+    keys: BTreeMap<Vec<u8>, KeyState>,
+    cleared: RangeSet,
+    reads: Vec<KeyRange>,
+    writes: Vec<KeyRange>,
+    watches: Vec<(Vec<u8>, WatchSender)>,
+}
+
+pub(crate) struct EmbeddedTx {
+    shared: Arc<Shared>,
+    commits: mpsc::Sender<CommitRequest>,
+    read_version: u64,
+    started: Instant,
+    snapshot: fjall::Snapshot,
+    local: Mutex<Local>,
+}
+
+fn unreadable() -> Error {
+    Error::InvalidMutation {
+        reason: "reading a key whose value holds this transaction's versionstamp",
+    }
+}
+
+impl EmbeddedTx {
+    pub(crate) fn begin(shared: Arc<Shared>, commits: mpsc::Sender<CommitRequest>) -> Self {
+        // Version first, snapshot second: the snapshot then holds at least
+        // every group up to the read version, so conflict checks can only
+        // err towards a spurious retry, never a missed conflict.
+        let read_version = shared.version.load(std::sync::atomic::Ordering::Acquire);
+        let snapshot = shared.store.snapshot();
+        EmbeddedTx {
+            shared,
+            commits,
+            read_version,
+            started: Instant::now(),
+            snapshot,
+            local: Mutex::new(Local::default()),
+        }
+    }
+
+    fn check_age(&self) -> Result<()> {
+        if self.started.elapsed() > self.shared.options.mvcc_window {
+            return Err(Error::TransactionTooOld {
+                window_ms: self.shared.options.mvcc_window.as_millis() as u64,
+            });
+        }
+        Ok(())
+    }
+
+    fn snapshot_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.snapshot
+            .get(&self.shared.data, key)
+            .map(|v| v.map(|v| v.to_vec()))
+            .map_err(|e| engine_error(e, false))
+    }
+
+    /// The value this transaction sees for a key it wrote, given the
+    /// snapshot's value when the base is needed.
+    fn resolve(
+        state: &KeyState,
+        base: impl FnOnce() -> Result<Option<Vec<u8>>>,
+    ) -> Result<Option<Vec<u8>>> {
+        match state {
+            KeyState::Known(v) => Ok(v.clone()),
+            KeyState::Unreadable => Err(unreadable()),
+            KeyState::Atomics { base_cleared, ops } => {
+                let mut value = if *base_cleared { None } else { base()? };
+                for (op, param) in ops {
+                    value = atomic::apply(*op, value.as_deref(), param);
+                }
+                Ok(value)
+            }
+        }
+    }
+
+    fn view(&self, local: &Local, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        match local.keys.get(key) {
+            Some(state) => Self::resolve(state, || self.snapshot_get(key)),
+            None if local.cleared.contains(key) => Ok(None),
+            None => self.snapshot_get(key),
+        }
+    }
+
+    fn get_sync(&self, key: &[u8], snapshot: bool) -> Result<Option<Vec<u8>>> {
+        self.check_age()?;
+        let mut local = self.local.lock();
+        let value = self.view(&local, key)?;
+        if !snapshot {
+            local.reads.push((key.to_vec(), key_after(key)));
+        }
+        Ok(value)
+    }
+
+    fn get_range_sync(&self, req: &RangeRequest) -> Result<RangeChunk> {
+        self.check_age()?;
+        let mut local = self.local.lock();
+        let (kvs, more) = self.merge_range(&local, req)?;
+        if !req.snapshot {
+            let conflict = match (more, kvs.last()) {
+                (true, Some(last)) if req.reverse => (last.key.clone(), req.end.clone()),
+                (true, Some(last)) => (req.begin.clone(), key_after(&last.key)),
+                _ => (req.begin.clone(), req.end.clone()),
+            };
+            local.reads.push(conflict);
+        }
+        Ok(RangeChunk { kvs, more })
+    }
+
+    /// Merges the snapshot's range with this transaction's writes, in the
+    /// requested order: up to `limit` pairs, and whether more follow.
+    fn merge_range(&self, local: &Local, req: &RangeRequest) -> Result<(Vec<KeyValue>, bool)> {
+        let range = (
+            Bound::Included(req.begin.as_slice()),
+            Bound::Excluded(req.end.as_slice()),
+        );
+        let stored = self.snapshot.range::<&[u8], _>(&self.shared.data, range);
+        let stored: Box<dyn Iterator<Item = fjall::Guard>> = if req.reverse {
+            Box::new(stored.rev())
+        } else {
+            Box::new(stored)
+        };
+        let mut stored = stored.peekable();
+        let written = local.keys.range::<[u8], _>(range);
+        let written: Box<dyn Iterator<Item = (&Vec<u8>, &KeyState)>> = if req.reverse {
+            Box::new(written.rev())
+        } else {
+            Box::new(written)
+        };
+        let mut written = written.peekable();
+        let mut pending_stored: Option<(Vec<u8>, Vec<u8>)> = None;
+
+        // Merge the snapshot with this transaction's writes, in order.
+        let mut next = || -> Result<Option<KeyValue>> {
+            loop {
+                if pending_stored.is_none()
+                    && let Some(guard) = stored.next()
+                {
+                    let (k, v) = guard.into_inner().map_err(|e| engine_error(e, false))?;
+                    pending_stored = Some((k.to_vec(), v.to_vec()));
+                }
+                let before = |a: &[u8], b: &[u8]| if req.reverse { a > b } else { a < b };
+                let take_written = match (&pending_stored, written.peek()) {
+                    (None, None) => return Ok(None),
+                    (Some(_), None) => false,
+                    (None, Some(_)) => true,
+                    (Some((sk, _)), Some((wk, _))) => !before(sk, wk),
+                };
+                if take_written {
+                    let Some((key, state)) = written.next() else {
+                        return Ok(None);
+                    };
+                    let base = match &pending_stored {
+                        Some((sk, sv)) if sk == key => {
+                            let v = sv.clone();
+                            pending_stored = None;
+                            Some(v)
+                        }
+                        _ => None,
+                    };
+                    let value = Self::resolve(state, || Ok(base))?;
+                    if let Some(value) = value {
+                        return Ok(Some(KeyValue {
+                            key: key.clone(),
+                            value,
+                        }));
+                    }
+                } else if let Some((key, value)) = pending_stored.take()
+                    && !local.cleared.contains(&key)
+                {
+                    return Ok(Some(KeyValue { key, value }));
+                }
+            }
+        };
+
+        let mut kvs = Vec::with_capacity(req.limit.min(1024));
+        let mut more = false;
+        while let Some(kv) = next()? {
+            if kvs.len() == req.limit {
+                more = true;
+                break;
+            }
+            kvs.push(kv);
+        }
+        Ok((kvs, more))
+    }
+
+    async fn commit_async(&self) -> Result<CommitInfo> {
+        let local = std::mem::take(&mut *self.local.lock());
+        if local.mutations.is_empty() && local.writes.is_empty() {
+            // Read-only: nothing to resolve. Watches compare with what this
+            // transaction's snapshot saw.
+            for (key, notify) in local.watches {
+                let expected = self.snapshot_get(&key)?;
+                let mut registry = self.shared.watches.lock();
+                let current = self
+                    .shared
+                    .data
+                    .get(&key)
+                    .map_err(|e| engine_error(e, false))?;
+                registry.register(key, expected, current.as_deref(), notify);
+            }
+            return Ok(CommitInfo::default());
+        }
+        let (reply, answer) = oneshot::channel();
+        let request = CommitRequest::Commit(Box::new(TxCommit {
+            read_version: self.read_version,
+            reads: local.reads,
+            writes: local.writes,
+            mutations: local.mutations,
+            watches: local.watches,
+            reply,
+        }));
+        self.commits
+            .send(request)
+            .await
+            .map_err(|_| Error::Closed)?;
+        match answer.await {
+            Ok(result) => result,
+            // The committer died holding our request: it may have written it.
+            Err(_) => Err(Error::CommitUnknownResult),
+        }
+    }
+}
+
+impl RawTransaction for EmbeddedTx {
+    fn get<'a>(&'a self, key: &'a [u8], snapshot: bool) -> BoxFuture<'a, Result<Option<Vec<u8>>>> {
+        std::future::ready(self.get_sync(key, snapshot)).boxed()
+    }
+
+    fn get_range<'a>(&'a self, request: &'a RangeRequest) -> BoxFuture<'a, Result<RangeChunk>> {
+        std::future::ready(self.get_range_sync(request)).boxed()
+    }
+
+    fn set(&self, key: &[u8], value: &[u8]) {
+        let mut local = self.local.lock();
+        local
+            .keys
+            .insert(key.to_vec(), KeyState::Known(Some(value.to_vec())));
+        local.writes.push((key.to_vec(), key_after(key)));
+        local
+            .mutations
+            .push(Mutation::Set(key.to_vec(), value.to_vec()));
+    }
+
+    fn clear(&self, key: &[u8]) {
+        let mut local = self.local.lock();
+        local.keys.insert(key.to_vec(), KeyState::Known(None));
+        local.writes.push((key.to_vec(), key_after(key)));
+        local.mutations.push(Mutation::Clear(key.to_vec()));
+    }
+
+    fn clear_range(&self, begin: &[u8], end: &[u8]) {
+        let mut local = self.local.lock();
+        let covered: Vec<Vec<u8>> = local
+            .keys
+            .range::<[u8], _>((Bound::Included(begin), Bound::Excluded(end)))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in covered {
+            local.keys.remove(&key);
+        }
+        local.cleared.insert(begin.to_vec(), end.to_vec());
+        local.writes.push((begin.to_vec(), end.to_vec()));
+        local
+            .mutations
+            .push(Mutation::ClearRange(begin.to_vec(), end.to_vec()));
+    }
+
+    fn atomic_op(&self, key: &[u8], param: &[u8], op: MutationType) {
+        let mut local = self.local.lock();
+        let base_cleared = local.cleared.contains(key);
+        let state = local.keys.entry(key.to_vec()).or_insert(KeyState::Atomics {
+            base_cleared,
+            ops: Vec::new(),
+        });
+        match state {
+            KeyState::Known(v) => *v = atomic::apply(op, v.as_deref(), param),
+            KeyState::Atomics { ops, .. } => ops.push((op, param.to_vec())),
+            KeyState::Unreadable => {}
+        }
+        local.writes.push((key.to_vec(), key_after(key)));
+        local
+            .mutations
+            .push(Mutation::Atomic(key.to_vec(), param.to_vec(), op));
+    }
+
+    fn set_versionstamped_key(&self, key: &[u8], value: &[u8]) {
+        // The real key exists only at commit: the committer adds its write
+        // conflict range then.
+        self.local
+            .lock()
+            .mutations
+            .push(Mutation::VersionstampedKey(key.to_vec(), value.to_vec()));
+    }
+
+    fn set_versionstamped_value(&self, key: &[u8], value: &[u8]) {
+        let mut local = self.local.lock();
+        local.keys.insert(key.to_vec(), KeyState::Unreadable);
+        local.writes.push((key.to_vec(), key_after(key)));
+        local
+            .mutations
+            .push(Mutation::VersionstampedValue(key.to_vec(), value.to_vec()));
+    }
+
+    fn add_conflict_range(&self, begin: &[u8], end: &[u8], kind: ConflictKind) {
+        let mut local = self.local.lock();
+        let range = (begin.to_vec(), end.to_vec());
+        match kind {
+            ConflictKind::Read => local.reads.push(range),
+            ConflictKind::Write => local.writes.push(range),
+        }
+    }
+
+    fn watch(&self, key: &[u8]) -> Result<WatchFuture> {
+        {
+            let mut registry = self.shared.watches.lock();
+            if !registry.has_room() {
+                return Err(Error::TooManyWatches {
+                    limit: registry.limit(),
+                });
+            }
+        }
+        let (notify, fired) = oneshot::channel();
+        self.local.lock().watches.push((key.to_vec(), notify));
+        Ok(async move {
+            fired.await.unwrap_or(Err(Error::WatchCancelled {
+                reason: "its transaction did not commit",
+            }))
+        }
+        .boxed())
+    }
+
+    fn commit(&self) -> BoxFuture<'_, Result<CommitInfo>> {
+        self.commit_async().boxed()
+    }
+}

@@ -1,0 +1,35 @@
+//! The embedded engine's integration tests: the shared conformance battery,
+//! then what only an embedded store must prove (durability across kill -9,
+//! group commit, reopen, one store per shard).
+
+mod durability;
+mod engine;
+
+use std::sync::Arc;
+
+use db::{Database, Subspace};
+use db_embedded::{EmbeddedDatabase, EmbeddedOptions};
+use db_testkit::Fixture;
+
+/// A fresh store in a temporary directory.
+pub(crate) fn open_temp(
+    options: EmbeddedOptions,
+) -> (Arc<EmbeddedDatabase>, Database, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let engine = Arc::new(EmbeddedDatabase::open(dir.path(), options).expect("open store"));
+    let db = Database::new(engine.clone());
+    (engine, db, dir)
+}
+
+async fn fixture() -> Option<Fixture> {
+    let (_, db, dir) = open_temp(EmbeddedOptions::default());
+    Some(Fixture::new(
+        db,
+        Subspace::from_bytes(b"t".to_vec()),
+        Box::new(dir),
+    ))
+}
+
+mod battery {
+    db_testkit::battery!(super::fixture);
+}

@@ -1,0 +1,1 @@
+//! FoundationDB backend (in progress).

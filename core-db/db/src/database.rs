@@ -1,0 +1,170 @@
+//! The database handle and its retry loop, shared by every engine so that
+//! retry, back-off, timeout and maybe-committed handling behave the same on
+//! FoundationDB and on the embedded engine.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::backend::{CommitInfo, SharedRawDatabase};
+use crate::error::{Error, Result, TxnError};
+use crate::transaction::Transaction;
+
+/// How `Database::run` retries. Every field is a bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryPolicy {
+    /// Attempts after the first one before giving up with
+    /// `Error::RetryLimitReached`.
+    pub max_retries: u32,
+    /// Wall time for all attempts together before `Error::TimedOut`.
+    pub timeout_ms: u64,
+    /// First back-off; doubles per retry up to `max_backoff_ms`, with jitter.
+    pub initial_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 100,
+            timeout_ms: 10_000,
+            initial_backoff_ms: 1,
+            max_backoff_ms: 100,
+        }
+    }
+}
+
+/// Whether an earlier attempt of this transaction may have committed (its
+/// commit returned a maybe-committed error and the loop retried): a closure
+/// that is not idempotent must check before writing again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaybeCommitted(pub bool);
+
+/// A database: one engine's handle plus the retry policy.
+#[derive(Debug, Clone)]
+pub struct Database {
+    raw: SharedRawDatabase,
+    policy: RetryPolicy,
+}
+
+impl Database {
+    pub fn new(raw: SharedRawDatabase) -> Self {
+        Database {
+            raw,
+            policy: RetryPolicy::default(),
+        }
+    }
+
+    pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    pub fn retry_policy(&self) -> RetryPolicy {
+        self.policy
+    }
+
+    /// "embedded" or "foundationdb".
+    pub fn engine(&self) -> &'static str {
+        self.raw.engine()
+    }
+
+    /// A transaction to drive by hand (no retries): prefer [`Database::run`].
+    pub fn create_transaction(&self) -> Result<Transaction> {
+        Ok(Transaction::new(self.raw.begin()?))
+    }
+
+    /// Runs `f` in a transaction and commits it, retrying on retryable
+    /// errors (conflicts, too-old read versions, unknown commit results)
+    /// with exponential back-off, within the policy's retry and time bounds.
+    ///
+    /// `f` may run several times: it must not have effects outside the
+    /// transaction, and must be idempotent when told `MaybeCommitted(true)`.
+    pub async fn run<T, E, F, Fut>(&self, f: F) -> Result<T, E>
+    where
+        F: FnMut(Transaction, MaybeCommitted) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: TxnError,
+    {
+        self.run_with_info(f).await.map(|(value, _)| value)
+    }
+
+    /// [`Database::run`], also giving the commit's version and versionstamp.
+    pub async fn run_with_info<T, E, F, Fut>(&self, mut f: F) -> Result<(T, CommitInfo), E>
+    where
+        F: FnMut(Transaction, MaybeCommitted) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: TxnError,
+    {
+        let started = Instant::now();
+        let deadline = started + Duration::from_millis(self.policy.timeout_ms);
+        let mut maybe_committed = false;
+        let mut backoff_ms = self.policy.initial_backoff_ms.max(1);
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            let tx = self.create_transaction()?;
+            // Phase 1: the caller's closure. A timeout here means nothing
+            // was committed.
+            let attempt_future = f(tx.clone(), MaybeCommitted(maybe_committed));
+            let err: E = match tokio::time::timeout_at(deadline, attempt_future).await {
+                Err(_) => return Err(timed_out(started, maybe_committed).into()),
+                Ok(Ok(value)) => {
+                    // Phase 2: commit. A timeout here may leave the commit
+                    // applied.
+                    match tokio::time::timeout_at(deadline, tx.commit()).await {
+                        Err(_) => return Err(timed_out(started, true).into()),
+                        Ok(Ok(info)) => return Ok((value, info)),
+                        Ok(Err(e)) => E::from(e),
+                    }
+                }
+                Ok(Err(e)) => e,
+            };
+            let retry = err
+                .as_db_error()
+                .map(|e| (e.is_retryable(), e.is_maybe_committed()));
+            let Some((true, this_maybe_committed)) = retry else {
+                return Err(err);
+            };
+            maybe_committed |= this_maybe_committed;
+            if attempt > self.policy.max_retries {
+                return Err(match err.into_db_error() {
+                    Ok(last) => Error::RetryLimitReached {
+                        attempts: attempt,
+                        last: Box::new(last),
+                    }
+                    .into(),
+                    Err(err) => err,
+                });
+            }
+            let wake = Instant::now() + jitter(backoff_ms, attempt);
+            if wake >= deadline {
+                return Err(timed_out(started, maybe_committed).into());
+            }
+            tokio::time::sleep_until(wake).await;
+            backoff_ms = (backoff_ms * 2).min(self.policy.max_backoff_ms.max(1));
+        }
+    }
+}
+
+fn timed_out(started: Instant, maybe_committed: bool) -> Error {
+    Error::TimedOut {
+        elapsed: started.elapsed(),
+        maybe_committed,
+    }
+}
+
+/// A back-off in `[ceiling/2, ceiling]`, spread so that transactions that
+/// conflicted together do not retry together.
+fn jitter(ceiling_ms: u64, attempt: u32) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    // RandomState is seeded per process and per instance: cheap entropy
+    // without a PRNG dependency in the hot retry path.
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(attempt);
+    let ceiling_us = ceiling_ms.saturating_mul(1000);
+    let half = ceiling_us / 2;
+    Duration::from_micros(half + h.finish() % (ceiling_us - half + 1))
+}
