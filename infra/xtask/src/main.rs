@@ -1,1 +1,167 @@
-fn main() {}
+//! Build and CI tasks, so that one command does all set-up on a fresh
+//! machine (Rust via rustup, Debian):
+//!
+//! - `cargo xtask test`: installs what the tests need, then runs format and
+//!   lint checks, the FoundationDB backend's type check, the topology
+//!   crate's wasm32 build, and every test (the conformance battery against
+//!   the embedded engine; against FoundationDB too when `FDB_CLUSTER_FILE`
+//!   is set).
+//! - `cargo xtask bench`: the embedded engine benchmark.
+
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+/// Debian packages the checks need: libclang for the FoundationDB
+/// bindings' bindgen step.
+const DEBIAN_PACKAGES: &[&str] = &["libclang-dev"];
+/// Targets the portable crates must build for.
+const WASM_TARGETS: &[&str] = &["wasm32-unknown-unknown", "wasm32-wasip2"];
+/// Crates that must build for wasm32 (no I/O, no async runtime).
+const WASM_CRATES: &[&str] = &["topology"];
+
+fn main() -> anyhow::Result<()> {
+    let task = std::env::args().nth(1).unwrap_or_default();
+    match task.as_str() {
+        "test" => test(),
+        "bench" => cargo(&["bench", "-p", "db-embedded", "--bench", "engine"]),
+        _ => bail!("usage: cargo xtask <test|bench>"),
+    }
+}
+
+fn run(program: &str, args: &[&str]) -> anyhow::Result<()> {
+    eprintln!("xtask: {program} {}", args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .status()
+        .with_context(|| format!("running {program}"))?;
+    if !status.success() {
+        bail!("`{program} {}` failed with {status}", args.join(" "));
+    }
+    Ok(())
+}
+
+fn cargo(args: &[&str]) -> anyhow::Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    run(&cargo, args)
+}
+
+/// Test totals parsed from libtest's `test result:` lines.
+#[derive(Debug, Default)]
+struct Totals {
+    passed: u64,
+    failed: u64,
+}
+
+/// Runs `cargo test ARGS`, echoing its output, and adds up its results.
+fn cargo_test(args: &[&str], totals: &mut Totals) -> anyhow::Result<()> {
+    use std::io::BufRead;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut full = vec!["test"];
+    full.extend(args);
+    eprintln!("xtask: cargo {}", full.join(" "));
+    let mut child = Command::new(&cargo)
+        .args(&full)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("running cargo test")?;
+    let stdout = child.stdout.take().context("cargo test's stdout")?;
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.context("reading cargo test's output")?;
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            for part in rest.split(';') {
+                let mut words = part.split_whitespace().skip_while(|w| w.ends_with('.'));
+                let (Some(n), Some(what)) = (words.next(), words.next()) else {
+                    continue;
+                };
+                let Ok(n) = n.parse::<u64>() else { continue };
+                match what {
+                    "passed" => totals.passed += n,
+                    "failed" => totals.failed += n,
+                    _ => {}
+                }
+            }
+        }
+    }
+    let status = child.wait().context("waiting for cargo test")?;
+    if !status.success() {
+        bail!("`cargo {}` failed with {status}", full.join(" "));
+    }
+    Ok(())
+}
+
+fn succeeds(program: &str, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Installs missing Debian packages (only those missing: apt is slow).
+fn ensure_debian_packages() -> anyhow::Result<()> {
+    let missing: Vec<&str> = DEBIAN_PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| !succeeds("dpkg", &["-s", p]))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let sudo = !succeeds("sh", &["-c", "[ \"$(id -u)\" = 0 ]"]);
+    let mut update = vec!["apt-get", "update", "-q"];
+    let mut install = vec!["apt-get", "install", "-y", "-q", "--no-install-recommends"];
+    install.extend(&missing);
+    if sudo {
+        update.insert(0, "sudo");
+        install.insert(0, "sudo");
+    }
+    run(update[0], &update[1..])?;
+    run(install[0], &install[1..])
+}
+
+fn ensure_wasm_targets() -> anyhow::Result<()> {
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .context("running rustup")?;
+    let installed = String::from_utf8_lossy(&installed.stdout);
+    for target in WASM_TARGETS {
+        if !installed.lines().any(|l| l.trim() == *target) {
+            run("rustup", &["target", "add", target])?;
+        }
+    }
+    Ok(())
+}
+
+fn test() -> anyhow::Result<()> {
+    ensure_debian_packages()?;
+    ensure_wasm_targets()?;
+    cargo(&["fmt", "--all", "--", "--check"])?;
+    // The whole workspace, db-fdb included: clippy type-checks without
+    // linking, so the FoundationDB backend is checked here though libfdb_c
+    // is not installed.
+    cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--all-features",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
+    for krate in WASM_CRATES {
+        for target in WASM_TARGETS {
+            cargo(&["build", "-p", krate, "--target", target])?;
+        }
+    }
+    let mut totals = Totals::default();
+    cargo_test(&[], &mut totals)?;
+    if std::env::var_os("FDB_CLUSTER_FILE").is_some() {
+        cargo_test(&["-p", "db-fdb"], &mut totals)?;
+    } else {
+        eprintln!("xtask: FDB_CLUSTER_FILE is not set: the FoundationDB battery is skipped");
+    }
+    println!("tests: {} passed, {} failed", totals.passed, totals.failed);
+    Ok(())
+}

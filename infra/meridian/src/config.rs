@@ -1,0 +1,74 @@
+//! The platform's configuration file (`infra/local/meridian.toml` by
+//! default): which topology to run and where each shard's data lives.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use db::StorageConfig;
+use topology::Topology;
+
+/// Largest config file read, in bytes.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeridianConfig {
+    /// The topology file, relative to this file.
+    pub topology: PathBuf,
+    pub storage: StorageConfig,
+}
+
+/// A loaded config with its paths resolved.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub topology: Topology,
+    pub storage: StorageConfig,
+}
+
+pub fn parse(text: &str) -> anyhow::Result<MeridianConfig> {
+    toml::from_str(text).context("parsing the meridian config")
+}
+
+fn read_bounded(path: &Path) -> anyhow::Result<String> {
+    let len = std::fs::metadata(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .len();
+    anyhow::ensure!(
+        len <= MAX_CONFIG_BYTES,
+        "{} is {len} bytes, over the {MAX_CONFIG_BYTES}-byte limit",
+        path.display()
+    );
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// Reads the config at `path` and the topology it names, resolving
+/// relative paths against the config's directory.
+pub fn load(path: &Path) -> anyhow::Result<Loaded> {
+    let config = parse(&read_bounded(path)?).with_context(|| format!("in {}", path.display()))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let topology_path = base.join(&config.topology);
+    let topology = Topology::from_toml_str(&read_bounded(&topology_path)?)
+        .with_context(|| format!("in {}", topology_path.display()))?;
+    let storage = match config.storage {
+        StorageConfig::Embedded {
+            dir,
+            durability,
+            retry,
+        } => StorageConfig::Embedded {
+            dir: base.join(dir),
+            durability,
+            retry,
+        },
+        StorageConfig::Foundationdb {
+            cluster_files,
+            retry,
+        } => StorageConfig::Foundationdb {
+            cluster_files: cluster_files
+                .into_iter()
+                .map(|(shard, file)| (shard, base.join(file)))
+                .collect(),
+            retry,
+        },
+    };
+    Ok(Loaded { topology, storage })
+}
