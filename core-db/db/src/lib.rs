@@ -4,6 +4,30 @@
 //! mutations, versionstamps, conflict ranges and watches; FoundationDB's size
 //! limits; and the geo [`ShardMap`].
 //!
+//! ```
+//! use db::{Database, Error, Subspace};
+//!
+//! /// Takes `qty` units of `sku` if they are there; never oversells.
+//! async fn reserve(db: &Database, sku: &str, qty: i64) -> Result<bool, Error> {
+//!     let stock = Subspace::from_bytes(b"\x02stock".to_vec());
+//!     db.run(|tx, _maybe_committed| {
+//!         let key = stock.pack(&(sku,));
+//!         async move {
+//!             let have = tx
+//!                 .get(&key)
+//!                 .await?
+//!                 .map_or(0, |v| i64::from_le_bytes(v.try_into().unwrap_or([0; 8])));
+//!             if have < qty {
+//!                 return Ok(false);
+//!             }
+//!             tx.set(&key, &(have - qty).to_le_bytes())?;
+//!             Ok(true)
+//!         }
+//!     })
+//!     .await
+//! }
+//! ```
+//!
 //! This crate names no engine. Engines implement [`backend::RawDatabase`];
 //! `db-embedded` (the default, on fjall) and `db-fdb` (FoundationDB) do.
 

@@ -133,6 +133,19 @@ impl Transaction {
         Ok(())
     }
 
+    /// Refuses an inverted range (FoundationDB `inverted_range`) and charges
+    /// a non-empty one; `false` means the range is empty: nothing to do.
+    fn charge_range(&self, begin: &[u8], end: &[u8], inverted: &'static str) -> Result<bool> {
+        if begin > end {
+            return Err(Error::InvalidMutation { reason: inverted });
+        }
+        if begin == end {
+            return Ok(false);
+        }
+        self.charge(begin.len() + end.len())?;
+        Ok(true)
+    }
+
     /// Bytes of mutations and conflict ranges charged so far.
     pub fn size(&self) -> usize {
         self.inner.size.load(Ordering::Acquire)
@@ -258,16 +271,9 @@ impl Transaction {
         check_key(begin)?;
         check_key(end)?;
         let raw = self.live()?;
-        if begin > end {
-            return Err(Error::InvalidMutation {
-                reason: "clear_range begin is after end",
-            });
+        if self.charge_range(begin, end, "clear_range begin is after end")? {
+            raw.clear_range(begin, end);
         }
-        if begin == end {
-            return Ok(());
-        }
-        self.charge(begin.len() + end.len())?;
-        raw.clear_range(begin, end);
         Ok(())
     }
 
@@ -340,16 +346,9 @@ impl Transaction {
 
     fn add_conflict_range(&self, begin: &[u8], end: &[u8], kind: ConflictKind) -> Result<()> {
         let raw = self.live()?;
-        if begin > end {
-            return Err(Error::InvalidMutation {
-                reason: "conflict range begin is after end",
-            });
+        if self.charge_range(begin, end, "conflict range begin is after end")? {
+            raw.add_conflict_range(begin, end, kind);
         }
-        if begin == end {
-            return Ok(());
-        }
-        self.charge(begin.len() + end.len())?;
-        raw.add_conflict_range(begin, end, kind);
         Ok(())
     }
 
