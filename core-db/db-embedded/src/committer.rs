@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::conflicts::{History, KeyRange, Verdict};
 use crate::engine::{Shared, VERSION_KEY, engine_error};
-use crate::watches::WatchSender;
+use crate::watches::{Reservation, WatchSender};
 
 /// A buffered mutation, replayed in order at commit.
 #[derive(Debug, Clone)]
@@ -30,6 +30,17 @@ pub(crate) enum Mutation {
     VersionstampedValue(Vec<u8>, Vec<u8>),
 }
 
+/// A watch to activate when its transaction commits.
+#[derive(Debug)]
+pub(crate) struct PendingWatch {
+    pub(crate) key: Vec<u8>,
+    /// The value the transaction saw or wrote; `None`: the value at its
+    /// commit point.
+    pub(crate) expected: Option<Option<Vec<u8>>>,
+    pub(crate) notify: WatchSender,
+    pub(crate) reservation: Reservation,
+}
+
 /// A transaction asking to commit.
 #[derive(Debug)]
 pub(crate) struct TxCommit {
@@ -37,7 +48,7 @@ pub(crate) struct TxCommit {
     pub(crate) reads: Vec<KeyRange>,
     pub(crate) writes: Vec<KeyRange>,
     pub(crate) mutations: Vec<Mutation>,
-    pub(crate) watches: Vec<(Vec<u8>, WatchSender)>,
+    pub(crate) watches: Vec<PendingWatch>,
     pub(crate) reply: oneshot::Sender<Result<CommitInfo>>,
 }
 
@@ -178,8 +189,8 @@ fn replay(
 struct Accepted {
     reply: oneshot::Sender<Result<CommitInfo>>,
     stamp: [u8; 10],
-    /// key, value at this transaction's commit point, notifier.
-    watches: Vec<(Vec<u8>, Option<Vec<u8>>, WatchSender)>,
+    /// Watches with their expected values settled.
+    watches: Vec<(PendingWatch, Option<Vec<u8>>)>,
 }
 
 fn commit_group(
@@ -190,7 +201,6 @@ fn commit_group(
 ) {
     let commit_version = *version + 1;
     let mut overlay: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
-    let mut group_writes: Vec<KeyRange> = Vec::new();
     let mut accepted: Vec<Accepted> = Vec::with_capacity(group.len());
     let window_ms = shared.options.mvcc_window.as_millis() as u64;
 
@@ -203,7 +213,7 @@ fn commit_group(
             watches,
             reply,
         } = tx;
-        match history.check(read_version, &reads, &group_writes) {
+        match history.check(read_version, &reads) {
             Verdict::Commit => {}
             Verdict::Conflict => {
                 let _ = reply.send(Err(Error::NotCommitted));
@@ -228,13 +238,17 @@ fn commit_group(
             }
         };
         overlay.extend(changes);
-        group_writes.extend(writes);
+        history.add(commit_version, writes);
         let mut watched = Vec::with_capacity(watches.len());
-        for (key, notify) in watches {
-            match latest(shared, &overlay, &key) {
-                Ok(value) => watched.push((key, value, notify)),
+        for watch in watches {
+            let expected = match watch.expected.clone() {
+                Some(expected) => Ok(expected),
+                None => latest(shared, &overlay, &watch.key),
+            };
+            match expected {
+                Ok(expected) => watched.push((watch, expected)),
                 Err(e) => {
-                    let _ = notify.send(Err(e));
+                    let _ = watch.notify.send(Err(e));
                 }
             }
         }
@@ -264,6 +278,7 @@ fn commit_group(
         // The journal may hold part of the group: every commit's outcome is
         // unknown, and fjall refuses further writes (it poisons itself).
         tracing::error!(error = %e, commit_version, "group commit failed");
+        history.seal(commit_version, Instant::now());
         let shared_error = std::sync::Arc::new(e);
         for tx in accepted {
             let _ = tx.reply.send(Err(Error::Engine {
@@ -286,7 +301,7 @@ fn commit_group(
     shared
         .transactions_committed
         .fetch_add(accepted.len() as u64, std::sync::atomic::Ordering::Relaxed);
-    history.record(commit_version, group_writes, Instant::now());
+    history.seal(commit_version, Instant::now());
 
     {
         let mut registry = shared.watches.lock();
@@ -298,10 +313,20 @@ fn commit_group(
             }
         }
         for tx in &mut accepted {
-            for (key, expected, notify) in tx.watches.drain(..) {
+            for (watch, expected) in tx.watches.drain(..) {
+                let PendingWatch {
+                    key,
+                    notify,
+                    reservation,
+                    ..
+                } = watch;
                 match latest(shared, &overlay, &key) {
-                    Ok(current) => registry.register(key, expected, current.as_deref(), notify),
+                    Ok(current) => {
+                        registry.register(reservation, key, expected, current.as_deref(), notify)
+                    }
                     Err(e) => {
+                        reservation.redeem();
+                        registry.release();
                         let _ = notify.send(Err(e));
                     }
                 }

@@ -4,14 +4,11 @@
 //! committed write ranges is kept for the MVCC window and no longer.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::ops::Bound;
 use std::time::{Duration, Instant};
 
 /// A half-open key range `[begin, end)`.
 pub(crate) type KeyRange = (Vec<u8>, Vec<u8>);
-
-fn overlaps(a: &KeyRange, b: &KeyRange) -> bool {
-    a.0 < b.1 && b.0 < a.1
-}
 
 /// A set of disjoint, merged key ranges.
 #[derive(Debug, Default, Clone)]
@@ -58,12 +55,13 @@ impl RangeSet {
     }
 }
 
-/// Write ranges of one commit group.
+/// What one commit group wrote, for expiry.
 #[derive(Debug)]
 struct GroupWrites {
     version: u64,
     at: Instant,
-    ranges: Vec<KeyRange>,
+    points: Vec<Vec<u8>>,
+    ranges: usize,
 }
 
 /// Why a transaction may not commit.
@@ -74,77 +72,129 @@ pub(crate) enum Verdict {
     TooOld,
 }
 
-/// Committed write ranges by version, for the MVCC window.
+/// Committed write ranges by version, for the MVCC window. Single-key
+/// writes (nearly all of them) are indexed by key with their newest
+/// version, so checking a read costs a lookup, not a scan of every write
+/// since the read version; wider write ranges (clear-range, explicit
+/// conflict ranges) are few and scanned.
 #[derive(Debug)]
 pub(crate) struct History {
+    /// key → newest version that wrote it.
+    points: BTreeMap<Vec<u8>, u64>,
+    /// (version, begin, end), oldest first.
+    ranges: VecDeque<(u64, Vec<u8>, Vec<u8>)>,
     groups: VecDeque<GroupWrites>,
+    /// The group being built: written keys not yet sealed into `groups`.
+    open_points: Vec<Vec<u8>>,
+    open_ranges: usize,
     /// Every version ≤ floor has been forgotten: a transaction reading at
     /// an older version cannot be checked and is too old.
     floor: u64,
     window: Duration,
-    /// Bound on ranges kept, whatever the window says.
-    max_ranges: usize,
-    ranges: usize,
+    /// Bound on entries kept, whatever the window says.
+    max_entries: usize,
+}
+
+fn is_point(range: &KeyRange) -> bool {
+    range.1.len() == range.0.len() + 1
+        && range.1.starts_with(&range.0)
+        && range.1.last() == Some(&0)
 }
 
 impl History {
-    pub(crate) fn new(floor: u64, window: Duration, max_ranges: usize) -> Self {
+    pub(crate) fn new(floor: u64, window: Duration, max_entries: usize) -> Self {
         History {
+            points: BTreeMap::new(),
+            ranges: VecDeque::new(),
             groups: VecDeque::new(),
+            open_points: Vec::new(),
+            open_ranges: 0,
             floor,
             window,
-            max_ranges,
-            ranges: 0,
+            max_entries,
         }
     }
 
-    /// Checks a transaction's reads against commits after its read version
-    /// and against `pending` (earlier transactions of the group being built,
-    /// all newer than any read version).
-    pub(crate) fn check(
-        &self,
-        read_version: u64,
-        reads: &[KeyRange],
-        pending: &[KeyRange],
-    ) -> Verdict {
-        if read_version < self.floor {
-            return Verdict::TooOld;
-        }
+    /// Checks a transaction's reads against every write newer than its read
+    /// version, including earlier transactions of the group being built
+    /// (recorded with [`History::add`] at the group's version).
+    pub(crate) fn check(&self, read_version: u64, reads: &[KeyRange]) -> Verdict {
+        // As FoundationDB's resolver: a transaction that read nothing has
+        // nothing to check, however old its read version.
         if reads.is_empty() {
             return Verdict::Commit;
         }
-        let conflicts =
-            |writes: &[KeyRange]| reads.iter().any(|r| writes.iter().any(|w| overlaps(r, w)));
-        if conflicts(pending) {
-            return Verdict::Conflict;
+        if read_version < self.floor {
+            return Verdict::TooOld;
         }
-        for group in self.groups.iter().rev() {
-            if group.version <= read_version {
-                break;
-            }
-            if conflicts(&group.ranges) {
+        let newer = |v: &u64| *v > read_version;
+        for read in reads {
+            let hit = if is_point(read) {
+                self.points.get(&read.0).is_some_and(newer)
+            } else {
+                self.points
+                    .range::<[u8], _>((
+                        Bound::Included(read.0.as_slice()),
+                        Bound::Excluded(read.1.as_slice()),
+                    ))
+                    .any(|(_, v)| newer(v))
+            };
+            if hit
+                || self
+                    .ranges
+                    .iter()
+                    .rev()
+                    .take_while(|(v, _, _)| newer(v))
+                    .any(|(_, b, e)| read.0 < *e && *b < read.1)
+            {
                 return Verdict::Conflict;
             }
         }
         Verdict::Commit
     }
 
-    /// Records a committed group and forgets what left the window.
-    pub(crate) fn record(&mut self, version: u64, ranges: Vec<KeyRange>, now: Instant) {
-        self.ranges += ranges.len();
+    /// Records an accepted transaction's writes at `version` (the group
+    /// being built).
+    pub(crate) fn add(&mut self, version: u64, writes: Vec<KeyRange>) {
+        for range in writes {
+            if is_point(&range) {
+                self.points.insert(range.0.clone(), version);
+                self.open_points.push(range.0);
+            } else {
+                self.ranges.push_back((version, range.0, range.1));
+                self.open_ranges += 1;
+            }
+        }
+    }
+
+    /// Seals the group written at `version` and forgets what left the
+    /// window or the bound.
+    pub(crate) fn seal(&mut self, version: u64, now: Instant) {
         self.groups.push_back(GroupWrites {
             version,
             at: now,
-            ranges,
+            points: std::mem::take(&mut self.open_points),
+            ranges: std::mem::take(&mut self.open_ranges),
         });
         while let Some(oldest) = self.groups.front() {
             let expired = now.duration_since(oldest.at) > self.window;
-            if !expired && self.ranges <= self.max_ranges {
+            let over = self.points.len() + self.ranges.len() > self.max_entries;
+            if !expired && !over {
                 break;
             }
+            let Some(oldest) = self.groups.pop_front() else {
+                break;
+            };
             self.floor = oldest.version;
-            self.ranges -= oldest.ranges.len();
-            self.groups.pop_front();
+            for key in oldest.points {
+                // A newer group may have written the key again: keep that.
+                if self.points.get(&key).is_some_and(|v| *v <= oldest.version) {
+                    self.points.remove(&key);
+                }
+            }
+            for _ in 0..oldest.ranges {
+                self.ranges.pop_front();
+            }
         }
     }
 }

@@ -232,6 +232,6 @@ impl Drop for EmbeddedDatabase {
         if let Some(handle) = self.committer.lock().take() {
             let _ = handle.join();
         }
-        self.shared.watches.lock().cancel_all();
+        self.shared.watches.lock().close();
     }
 }

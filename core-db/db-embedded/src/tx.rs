@@ -19,10 +19,10 @@ use futures::future::BoxFuture;
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::committer::{CommitRequest, Mutation, TxCommit};
+use crate::committer::{CommitRequest, Mutation, PendingWatch, TxCommit};
 use crate::conflicts::{KeyRange, RangeSet};
 use crate::engine::{Shared, engine_error};
-use crate::watches::WatchSender;
+use crate::watches::{Reservation, WatchSender};
 
 /// What this transaction knows of a key it wrote.
 #[derive(Debug, Clone)]
@@ -46,7 +46,7 @@ struct Local {
     cleared: RangeSet,
     reads: Vec<KeyRange>,
     writes: Vec<KeyRange>,
-    watches: Vec<(Vec<u8>, WatchSender)>,
+    watches: Vec<(Vec<u8>, WatchSender, Reservation)>,
 }
 
 pub(crate) struct EmbeddedTx {
@@ -128,7 +128,14 @@ impl EmbeddedTx {
         self.check_age()?;
         let mut local = self.local.lock();
         let value = self.view(&local, key)?;
-        if !snapshot {
+        // As FoundationDB: a value this transaction determined itself (set,
+        // cleared) was not read from the database, so it adds no conflict.
+        let determined_here = match local.keys.get(key) {
+            Some(KeyState::Known(_)) => true,
+            Some(_) => false,
+            None => local.cleared.contains(key),
+        };
+        if !snapshot && !determined_here {
             local.reads.push((key.to_vec(), key_after(key)));
         }
         Ok(value)
@@ -227,20 +234,37 @@ impl EmbeddedTx {
         Ok((kvs, more))
     }
 
+    /// What each watch compares against: the value this transaction saw
+    /// or wrote, or `None` where only the commit can tell (atomics over a
+    /// base it never read, a versionstamped value).
+    fn watch_expectations(&self, local: &Local) -> Result<Vec<Option<Option<Vec<u8>>>>> {
+        local
+            .watches
+            .iter()
+            .map(|(key, _, _)| match local.keys.get(key) {
+                Some(KeyState::Known(v)) => Ok(Some(v.clone())),
+                Some(_) => Ok(None),
+                None => self.view(local, key).map(Some),
+            })
+            .collect()
+    }
+
     async fn commit_async(&self) -> Result<CommitInfo> {
-        let local = std::mem::take(&mut *self.local.lock());
+        let mut local = std::mem::take(&mut *self.local.lock());
+        let expected = self.watch_expectations(&local)?;
+        let watches: Vec<_> = local.watches.drain(..).zip(expected).collect();
         if local.mutations.is_empty() && local.writes.is_empty() {
             // Read-only: nothing to resolve. Watches compare with what this
             // transaction's snapshot saw.
-            for (key, notify) in local.watches {
-                let expected = self.snapshot_get(&key)?;
+            for ((key, notify, reservation), expected) in watches {
+                let expected = expected.unwrap_or_default();
                 let mut registry = self.shared.watches.lock();
                 let current = self
                     .shared
                     .data
                     .get(&key)
                     .map_err(|e| engine_error(e, false))?;
-                registry.register(key, expected, current.as_deref(), notify);
+                registry.register(reservation, key, expected, current.as_deref(), notify);
             }
             return Ok(CommitInfo::default());
         }
@@ -250,7 +274,15 @@ impl EmbeddedTx {
             reads: local.reads,
             writes: local.writes,
             mutations: local.mutations,
-            watches: local.watches,
+            watches: watches
+                .into_iter()
+                .map(|((key, notify, reservation), expected)| PendingWatch {
+                    key,
+                    expected,
+                    notify,
+                    reservation,
+                })
+                .collect(),
             reply,
         }));
         self.commits
@@ -355,16 +387,12 @@ impl RawTransaction for EmbeddedTx {
     }
 
     fn watch(&self, key: &[u8]) -> Result<WatchFuture> {
-        {
-            let mut registry = self.shared.watches.lock();
-            if !registry.has_room() {
-                return Err(Error::TooManyWatches {
-                    limit: registry.limit(),
-                });
-            }
-        }
+        let reservation = self.shared.watches.lock().reserve(&self.shared)?;
         let (notify, fired) = oneshot::channel();
-        self.local.lock().watches.push((key.to_vec(), notify));
+        self.local
+            .lock()
+            .watches
+            .push((key.to_vec(), notify, reservation));
         Ok(async move {
             fired.await.unwrap_or(Err(Error::WatchCancelled {
                 reason: "its transaction did not commit",

@@ -2,11 +2,18 @@
 //! differs from the value its transaction saw or wrote. The committer checks
 //! the registry after each group is published; registration and that check
 //! take the same lock, so no change slips between them.
+//!
+//! The bound counts reserved watches too: a slot is taken when a
+//! transaction asks for a watch ([`Registry::reserve`]) and given back when
+//! the watch fires, is dropped, or its transaction never commits.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use db::Error;
 use tokio::sync::oneshot;
+
+use crate::engine::Shared;
 
 pub(crate) type WatchSender = oneshot::Sender<Result<(), Error>>;
 
@@ -21,7 +28,38 @@ struct Entry {
 pub(crate) struct Registry {
     by_key: BTreeMap<Vec<u8>, Vec<Entry>>,
     count: usize,
+    /// Slots taken by watches not registered yet.
+    reserved: usize,
     limit: usize,
+    closed: bool,
+}
+
+/// A watch slot held by a transaction until its watch is registered; gives
+/// the slot back if dropped unregistered.
+pub(crate) struct Reservation {
+    shared: Option<Arc<Shared>>,
+}
+
+impl std::fmt::Debug for Reservation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Reservation")
+    }
+}
+
+impl Reservation {
+    /// Hands the slot to [`Registry::register`]; call it while holding the
+    /// registry lock (dropping an armed reservation takes that lock).
+    pub(crate) fn redeem(mut self) {
+        self.shared = None;
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if let Some(shared) = self.shared.take() {
+            shared.watches.lock().reserved -= 1;
+        }
+    }
 }
 
 impl Registry {
@@ -29,36 +67,52 @@ impl Registry {
         Registry {
             by_key: BTreeMap::new(),
             count: 0,
+            reserved: 0,
             limit,
+            closed: false,
         }
     }
 
-    pub(crate) fn limit(&self) -> usize {
-        self.limit
-    }
-
-    /// Whether another watch fits, after dropping the ones nobody awaits.
-    pub(crate) fn has_room(&mut self) -> bool {
-        if self.count < self.limit {
-            return true;
+    /// Takes a slot for a new watch, dropping watches nobody awaits first if
+    /// the registry is full.
+    pub(crate) fn reserve(&mut self, shared: &Arc<Shared>) -> Result<Reservation, Error> {
+        if self.closed {
+            return Err(Error::Closed);
         }
-        self.by_key.retain(|_, entries| {
-            entries.retain(|e| !e.notify.is_closed());
-            !entries.is_empty()
-        });
-        self.count = self.by_key.values().map(Vec::len).sum();
-        self.count < self.limit
+        if self.count + self.reserved >= self.limit {
+            self.by_key.retain(|_, entries| {
+                entries.retain(|e| !e.notify.is_closed());
+                !entries.is_empty()
+            });
+            self.count = self.by_key.values().map(Vec::len).sum();
+            if self.count + self.reserved >= self.limit {
+                return Err(Error::TooManyWatches { limit: self.limit });
+            }
+        }
+        self.reserved += 1;
+        Ok(Reservation {
+            shared: Some(shared.clone()),
+        })
     }
 
-    /// Activates a watch. `current` is the key's latest committed value,
-    /// read under the same lock the committer notifies under.
+    /// Activates a reserved watch. `current` is the key's latest committed
+    /// value, read under the same lock the committer notifies under.
     pub(crate) fn register(
         &mut self,
+        reservation: Reservation,
         key: Vec<u8>,
         expected: Option<Vec<u8>>,
         current: Option<&[u8]>,
         notify: WatchSender,
     ) {
+        reservation.redeem();
+        self.reserved -= 1;
+        if self.closed {
+            let _ = notify.send(Err(Error::WatchCancelled {
+                reason: "database closed",
+            }));
+            return;
+        }
         if expected.as_deref() != current {
             let _ = notify.send(Ok(()));
             return;
@@ -71,6 +125,11 @@ impl Registry {
             .entry(key)
             .or_default()
             .push(Entry { expected, notify });
+    }
+
+    /// Gives back a redeemed slot whose watch could not be registered.
+    pub(crate) fn release(&mut self) {
+        self.reserved -= 1;
     }
 
     /// Whether anything watches `key`.
@@ -104,8 +163,9 @@ impl Registry {
         }
     }
 
-    /// Cancels every watch (the database is closing).
-    pub(crate) fn cancel_all(&mut self) {
+    /// Cancels every watch and refuses new ones (the database is closing).
+    pub(crate) fn close(&mut self) {
+        self.closed = true;
         for (_, entries) in std::mem::take(&mut self.by_key) {
             for entry in entries {
                 let _ = entry.notify.send(Err(Error::WatchCancelled {

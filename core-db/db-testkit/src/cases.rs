@@ -623,8 +623,13 @@ pub async fn retry_bound_gives_a_clear_error(fx: &Fixture) {
         })
         .await;
     match result {
-        Err(Error::RetryLimitReached { attempts: n, last }) => {
+        Err(Error::RetryLimitReached {
+            attempts: n,
+            maybe_committed,
+            last,
+        }) => {
             assert_eq!(n, 4);
+            assert!(!maybe_committed, "no attempt could have committed");
             assert!(matches!(*last, Error::NotCommitted), "{last:?}");
         }
         other => panic!("expected RetryLimitReached, got {other:?}"),

@@ -133,6 +133,7 @@ impl Database {
                 return Err(match err.into_db_error() {
                     Ok(last) => Error::RetryLimitReached {
                         attempts: attempt,
+                        maybe_committed,
                         last: Box::new(last),
                     }
                     .into(),

@@ -49,9 +49,12 @@ pub enum Error {
     },
 
     /// `Database::run` gave up after its retry bound.
-    #[error("transaction gave up after {attempts} attempts")]
+    #[error("transaction gave up after {attempts} attempts (commit {})",
+        if *maybe_committed { "of an earlier attempt may have happened" } else { "did not happen" })]
     RetryLimitReached {
         attempts: u32,
+        /// Whether any attempt's commit may have happened.
+        maybe_committed: bool,
         #[source]
         last: Box<Error>,
     },
@@ -112,7 +115,11 @@ impl Error {
             | Error::Engine {
                 maybe_committed, ..
             } => *maybe_committed,
-            Error::RetryLimitReached { last, .. } => last.is_maybe_committed(),
+            Error::RetryLimitReached {
+                maybe_committed,
+                last,
+                ..
+            } => *maybe_committed || last.is_maybe_committed(),
             _ => false,
         }
     }

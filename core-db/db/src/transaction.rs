@@ -14,7 +14,7 @@ use crate::backend::{
 };
 use crate::error::{Error, Result};
 use crate::keys::{Subspace, key_after, prefix_range};
-use crate::limits::{TRANSACTION_SIZE_LIMIT, check_key, check_value};
+use crate::limits::{KEY_SIZE_LIMIT, TRANSACTION_SIZE_LIMIT, check_key, check_value};
 
 /// Rows a range read fetches per round trip unless told otherwise.
 pub const DEFAULT_RANGE_BATCH: usize = 256;
@@ -178,16 +178,20 @@ impl Transaction {
         if range.begin >= range.end || range.limit == Some(0) {
             return Ok(RangeChunk::default());
         }
-        if !snapshot {
-            self.charge(range.begin.len() + range.end.len())?;
-        }
+        // No stored key is longer than the key limit, so cutting a bound to
+        // limit + 1 bytes selects the same keys (FoundationDB does the same)
+        // and keeps engines from seeing keys they cannot handle.
+        let clamp = |k: &[u8]| k[..k.len().min(KEY_SIZE_LIMIT + 1)].to_vec();
         let request = RangeRequest {
-            begin: range.begin.clone(),
-            end: range.end.clone(),
+            begin: clamp(&range.begin),
+            end: clamp(&range.end),
             limit: range.chunk_rows(),
             reverse: range.reverse,
             snapshot,
         };
+        if !snapshot {
+            self.charge(request.begin.len() + request.end.len())?;
+        }
         raw.get_range(&request).await
     }
 

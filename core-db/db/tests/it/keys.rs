@@ -62,8 +62,15 @@ fn classification_matches_foundationdb() {
     assert!(!timed_out.is_retryable() && timed_out.is_maybe_committed());
     let gave_up = Error::RetryLimitReached {
         attempts: 3,
+        maybe_committed: false,
         last: Box::new(Error::CommitUnknownResult),
     };
     assert!(!gave_up.is_retryable() && gave_up.is_maybe_committed());
+    let earlier = Error::RetryLimitReached {
+        attempts: 3,
+        maybe_committed: true,
+        last: Box::new(Error::NotCommitted),
+    };
+    assert!(earlier.is_maybe_committed());
     assert!(!Error::KeyTooLarge { size: 1, limit: 0 }.is_retryable());
 }
