@@ -11,9 +11,12 @@
 //! - [`ShardedId`]: an id that carries its shard, `<shard>.<ulid>`.
 //! - [`Topology`]: regions and shards (home plus ordered standbys), read
 //!   from TOML with [`Topology::from_toml_str`] and validated as a whole.
+//! - [`routing`]: the routing table's wire shape (regions' health, each
+//!   shard's active region), served by the routing layer.
 
 mod id;
 mod names;
+pub mod routing;
 mod topology;
 
 pub use id::{IdError, ShardedId, UlidDecodeError};

@@ -13,8 +13,9 @@ use std::process::Command;
 use anyhow::{Context, bail};
 
 /// Debian packages the checks need: libclang for the FoundationDB
-/// bindings' bindgen step.
-const DEBIAN_PACKAGES: &[&str] = &["libclang-dev"];
+/// bindings' bindgen step; dnsutils for `dig`, which the DNS authority's
+/// tests query it with.
+const DEBIAN_PACKAGES: &[&str] = &["libclang-dev", "dnsutils"];
 /// Targets the portable crates must build for.
 const WASM_TARGETS: &[&str] = &["wasm32-unknown-unknown", "wasm32-wasip2"];
 /// Crates that must build for wasm32 (no I/O, no async runtime).

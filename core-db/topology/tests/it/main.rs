@@ -3,4 +3,5 @@
 
 mod ids;
 mod props;
+mod routing;
 mod topology;

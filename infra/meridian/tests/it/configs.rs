@@ -34,6 +34,13 @@ fn every_config_in_infra_parses() {
                 Topology::from_toml_str(&text)
                     .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
             }
+            Some("routing.toml") => {
+                routing::server::load(file).unwrap_or_else(|e| panic!("{}: {e:#}", file.display()));
+            }
+            Some("dns.toml") => {
+                dns_authority::DnsConfig::from_toml_str(&text)
+                    .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            }
             Some("meridian.toml") => {
                 meridian::config::load(file)
                     .unwrap_or_else(|e| panic!("{}: {e:#}", file.display()));

@@ -1,0 +1,86 @@
+//! Meridian's authoritative DNS server for the platform's zone
+//! (`shop.example.`), on hickory-server.
+//!
+//! Shoppers resolve `api.<zone>` and get the nearest region that serves;
+//! `<region>.api.<zone>` and `<shard>.shard.<zone>` name one region and a
+//! shard's active region. Every answer is computed from the routing table's
+//! current value (a [`tokio::sync::watch`] channel fed by the routing layer's
+//! health checker), so a failover shows in DNS as soon as it is in the table;
+//! short TTLs bound how long resolvers keep the old answer.
+//!
+//! - [`config`]: `dns.toml` ([`DnsConfig`]).
+//! - [`location`]: client address → location ([`LocationTable`]).
+//! - [`authority`]: the request handler ([`Authority`]).
+//! - [`serve`]: runs it on a UDP socket and a TCP listener until shutdown.
+
+pub mod authority;
+pub mod config;
+pub mod location;
+
+use std::future::Future;
+use std::time::Duration;
+
+use hickory_server::Server;
+use hickory_server::net::NetError;
+use tokio::net::{TcpListener, UdpSocket};
+
+pub use authority::Authority;
+pub use config::{
+    ConfigError, DnsConfig, GeoPoint, LocationConfig, NameServerConfig, SoaConfig, TtlConfig,
+};
+pub use location::{Located, LocationTable};
+
+/// A TCP connection that sends no complete query for this long is closed, so
+/// idle or slow clients cannot hold connections open.
+pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Responses queued per TCP connection before its handler waits.
+const TCP_RESPONSE_BUFFER: usize = 32;
+/// How long shutdown waits for in-flight work before giving up.
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why [`serve`] stopped other than by its shutdown signal.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// A socket task ended on its own (e.g. the UDP socket failed).
+    #[error("DNS server stopped unexpectedly")]
+    Stopped(#[source] NetError),
+    /// A socket task ended without an error before shutdown was asked for.
+    #[error("DNS server's sockets closed before shutdown")]
+    Closed,
+    /// Shutdown did not finish within [`SHUTDOWN_TIMEOUT`].
+    #[error("DNS server did not shut down within {timeout:?}")]
+    ShutdownTimedOut {
+        /// The limit that was exceeded.
+        timeout: Duration,
+    },
+    /// A socket task failed while shutting down.
+    #[error("DNS server failed while shutting down")]
+    Shutdown(#[source] NetError),
+}
+
+/// Serves `authority` on `udp` and `tcp` (bound by the caller, usually to the
+/// same port) until `shutdown` completes, then stops accepting and returns.
+pub async fn serve(
+    authority: Authority,
+    udp: UdpSocket,
+    tcp: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    let mut server = Server::new(authority);
+    server.register_socket(udp);
+    server.register_listener(tcp, TCP_IDLE_TIMEOUT, TCP_RESPONSE_BUFFER);
+    tokio::select! {
+        () = shutdown => {}
+        // Only ends if every socket task has: that is a failure, since
+        // nothing asked them to stop.
+        done = server.block_until_done() => {
+            return Err(done.err().map_or(ServeError::Closed, ServeError::Stopped));
+        }
+    }
+    match tokio::time::timeout(SHUTDOWN_TIMEOUT, server.shutdown_gracefully()).await {
+        Ok(result) => result.map_err(ServeError::Shutdown),
+        Err(_) => Err(ServeError::ShutdownTimedOut {
+            timeout: SHUTDOWN_TIMEOUT,
+        }),
+    }
+}

@@ -1,0 +1,225 @@
+//! The routing API (axum): the table, a long poll for its changes, the
+//! timeline, drain and undrain (admin token), health and metrics. Errors are
+//! RFC 9457 problem+json.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use topology::RegionId;
+use topology::routing::RoutingTable;
+
+use crate::table::{Event, MAX_EVENTS, RegionTable, TableError};
+
+/// Longest a long poll is held open.
+pub const MAX_WATCH_MS: u64 = 30_000;
+
+/// What the API serves from.
+#[derive(Debug, Clone)]
+pub struct ApiState {
+    pub table: RegionTable,
+    /// Bearer token for drain/undrain; `None` disables them.
+    pub admin_token: Option<Arc<str>>,
+}
+
+/// An RFC 9457 problem.
+#[derive(Debug, serde::Serialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    title: &'static str,
+    status: u16,
+    detail: String,
+}
+
+impl Problem {
+    fn new(status: StatusCode, title: &'static str, detail: impl Into<String>) -> Self {
+        Problem {
+            kind: "about:blank",
+            title,
+            status: status.as_u16(),
+            detail: detail.into(),
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&self).unwrap_or_default();
+        (
+            status,
+            [(header::CONTENT_TYPE, "application/problem+json")],
+            body,
+        )
+            .into_response()
+    }
+}
+
+impl From<TableError> for Problem {
+    fn from(e: TableError) -> Self {
+        match e {
+            TableError::UnknownRegion { .. } => {
+                Problem::new(StatusCode::NOT_FOUND, "Unknown region", e.to_string())
+            }
+            TableError::MissingEndpoint { .. } => Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Routing misconfigured",
+                e.to_string(),
+            ),
+        }
+    }
+}
+
+pub fn app(state: ApiState) -> Router {
+    crate::metrics::handle();
+    Router::new()
+        .route("/v1/table", get(table))
+        .route("/v1/table/watch", get(watch_table))
+        .route("/v1/events", get(events))
+        .route("/v1/regions/{region}/drain", post(drain))
+        .route("/v1/regions/{region}/undrain", post(undrain))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "Not found", "no such route") })
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` resolves.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    state: ApiState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn table(State(state): State<ApiState>) -> Json<RoutingTable> {
+    Json(state.table.snapshot())
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WatchQuery {
+    /// Answer once the table's version is above this.
+    since: u64,
+    /// Wait at most this long (capped at `MAX_WATCH_MS`), then answer with
+    /// the current table anyway.
+    timeout_ms: Option<u64>,
+}
+
+/// Long poll: held until the version passes `since`, so an edge learns of
+/// a failover the moment it happens.
+async fn watch_table(
+    State(state): State<ApiState>,
+    query: Result<Query<WatchQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<RoutingTable>, Problem> {
+    let Query(query) =
+        query.map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "Bad query", e.body_text()))?;
+    let wait = Duration::from_millis(query.timeout_ms.unwrap_or(MAX_WATCH_MS).min(MAX_WATCH_MS));
+    let mut changes = state.table.subscribe();
+    let _ = tokio::time::timeout(wait, changes.wait_for(|t| t.version > query.since)).await;
+    Ok(Json(state.table.snapshot()))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventsQuery {
+    limit: Option<usize>,
+}
+
+async fn events(
+    State(state): State<ApiState>,
+    query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<Event>>, Problem> {
+    let Query(query) =
+        query.map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "Bad query", e.body_text()))?;
+    Ok(Json(
+        state
+            .table
+            .events(query.limit.unwrap_or(MAX_EVENTS).min(MAX_EVENTS)),
+    ))
+}
+
+/// Compares in time independent of where the strings differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), Problem> {
+    let Some(expected) = &state.admin_token else {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "Admin disabled",
+            "no admin token is configured for this routing server",
+        ));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        Some(token) if constant_time_eq(token.as_bytes(), expected.as_bytes()) => Ok(()),
+        _ => Err(Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "drain and undrain need `Authorization: Bearer <admin token>`",
+        )),
+    }
+}
+
+fn parse_region(raw: &str) -> Result<RegionId, Problem> {
+    raw.parse().map_err(|e: topology::NameError| {
+        Problem::new(StatusCode::BAD_REQUEST, "Bad region name", e.to_string())
+    })
+}
+
+async fn set_drain(
+    state: ApiState,
+    headers: HeaderMap,
+    region: String,
+    drained: bool,
+) -> Result<Json<RoutingTable>, Problem> {
+    authorize(&state, &headers)?;
+    let region = parse_region(&region)?;
+    state.table.set_drained(&region, drained)?;
+    Ok(Json(state.table.snapshot()))
+}
+
+async fn drain(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(region): Path<String>,
+) -> Result<Json<RoutingTable>, Problem> {
+    set_drain(state, headers, region, true).await
+}
+
+async fn undrain(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(region): Path<String>,
+) -> Result<Json<RoutingTable>, Problem> {
+    set_drain(state, headers, region, false).await
+}
+
+async fn metrics() -> Response {
+    match crate::metrics::handle() {
+        Some(handle) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            handle.render(),
+        )
+            .into_response(),
+        None => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Metrics unavailable",
+            "another metrics recorder is installed in this process",
+        )
+        .into_response(),
+    }
+}

@@ -1,0 +1,40 @@
+//! `routing`: the global routing layer of one Meridian deployment: health
+//! checks, the routing API and the DNS authority, from one config file.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "routing",
+    about = "Meridian's routing layer: health checks, routing API, DNS authority"
+)]
+struct Cli {
+    /// The routing config.
+    #[arg(long, default_value = "infra/local/routing.toml")]
+    config: PathBuf,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    let loaded = routing::server::load(&cli.config)?;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(async move {
+            let sockets = routing::server::Sockets::bind(&loaded.config).await?;
+            tracing::info!(api = %loaded.config.api_listen, dns = %loaded.config.dns_listen, "routing up");
+            routing::server::run(loaded, sockets, None, async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
+        })
+}

@@ -1,0 +1,129 @@
+//! The routing server: the checker, the API and the DNS authority over one
+//! region table, as the `routing` binary runs them.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use dns_authority::{Authority, DnsConfig};
+use topology::Topology;
+
+use crate::api::ApiState;
+use crate::checker::{Checker, HttpProber, Prober};
+use crate::config::{ADMIN_TOKEN_ENV, RoutingConfig};
+use crate::table::RegionTable;
+
+/// Largest config file read, in bytes.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// A routing config with the files it names read and validated.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: RoutingConfig,
+    pub topology: Topology,
+    pub dns: DnsConfig,
+}
+
+fn read_bounded(path: &Path) -> anyhow::Result<String> {
+    let len = std::fs::metadata(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .len();
+    anyhow::ensure!(
+        len <= MAX_CONFIG_BYTES,
+        "{} is over {MAX_CONFIG_BYTES} bytes",
+        path.display()
+    );
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// Reads `routing.toml` and the topology and DNS files it names (relative
+/// to its directory).
+pub fn load(path: &Path) -> anyhow::Result<Loaded> {
+    let config = RoutingConfig::from_toml_str(&read_bounded(path)?)
+        .with_context(|| format!("parsing {}", path.display()))?;
+    let base: PathBuf = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let topology_path = base.join(&config.topology);
+    let topology = Topology::from_toml_str(&read_bounded(&topology_path)?)
+        .with_context(|| format!("in {}", topology_path.display()))?;
+    let dns_path = base.join(&config.dns);
+    let dns = DnsConfig::from_toml_str(&read_bounded(&dns_path)?)
+        .with_context(|| format!("in {}", dns_path.display()))?;
+    Ok(Loaded {
+        config,
+        topology,
+        dns,
+    })
+}
+
+/// Sockets the server runs on, bound by the caller (tests bind port 0).
+#[derive(Debug)]
+pub struct Sockets {
+    pub api: tokio::net::TcpListener,
+    pub dns_udp: tokio::net::UdpSocket,
+    pub dns_tcp: tokio::net::TcpListener,
+}
+
+impl Sockets {
+    /// Binds the addresses `config` names.
+    pub async fn bind(config: &RoutingConfig) -> anyhow::Result<Self> {
+        Ok(Sockets {
+            api: tokio::net::TcpListener::bind(config.api_listen)
+                .await
+                .with_context(|| format!("binding the API on {}", config.api_listen))?,
+            dns_udp: tokio::net::UdpSocket::bind(config.dns_listen)
+                .await
+                .with_context(|| format!("binding DNS (UDP) on {}", config.dns_listen))?,
+            dns_tcp: tokio::net::TcpListener::bind(config.dns_listen)
+                .await
+                .with_context(|| format!("binding DNS (TCP) on {}", config.dns_listen))?,
+        })
+    }
+}
+
+/// Runs the checker, the API and the DNS authority until `shutdown`.
+pub async fn run(
+    loaded: Loaded,
+    sockets: Sockets,
+    prober: Option<Arc<dyn Prober>>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let table = RegionTable::new(
+        &loaded.topology,
+        loaded.config.endpoints(),
+        loaded.config.health.clone(),
+    )
+    .context("building the region table")?;
+    let prober = match prober {
+        Some(p) => p,
+        None => Arc::new(HttpProber::new().context("building the HTTP prober")?),
+    };
+    let _checker = Checker::spawn(table.clone(), prober);
+    let admin_token = std::env::var(ADMIN_TOKEN_ENV)
+        .ok()
+        .filter(|t| !t.is_empty())
+        .or(loaded.config.admin_token.clone())
+        .map(Arc::from);
+    let authority =
+        Authority::new(loaded.dns, table.subscribe()).context("building the DNS authority")?;
+
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let api = tokio::spawn(crate::api::run(
+        sockets.api,
+        ApiState { table, admin_token },
+        wait(stopped.clone()),
+    ));
+    let dns = tokio::spawn(dns_authority::serve(
+        authority,
+        sockets.dns_udp,
+        sockets.dns_tcp,
+        wait(stopped),
+    ));
+    shutdown.await;
+    let _ = stop.send(true);
+    api.await.context("API task")?.context("API server")?;
+    dns.await.context("DNS task")?.context("DNS server")?;
+    Ok(())
+}

@@ -1,0 +1,309 @@
+//! The checker and the API end to end: real HTTP regions on 127.0.0.1 whose
+//! `/readyz` the test turns on and off, probed by `HttpProber`, the table
+//! read back over the routing API.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use routing::api::ApiState;
+use routing::checker::{Checker, HttpProber};
+use routing::health::HealthPolicy;
+use routing::table::RegionTable;
+use topology::routing::{Health, RoutingTable};
+
+use crate::{endpoints, local_topology};
+
+/// Bound on waiting for a change that must happen.
+const MUST_HAPPEN: Duration = Duration::from_secs(10);
+const TOKEN: &str = "test-admin-token";
+
+/// A region's `/readyz`, switchable.
+struct FakeRegion {
+    ready: Arc<AtomicBool>,
+    base: String,
+}
+
+async fn fake_region() -> FakeRegion {
+    let ready = Arc::new(AtomicBool::new(true));
+    let flag = ready.clone();
+    let app = axum::Router::new().route(
+        "/readyz",
+        axum::routing::get(move || {
+            let flag = flag.clone();
+            async move {
+                if flag.load(Ordering::SeqCst) {
+                    StatusCode::OK
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    FakeRegion { ready, base }
+}
+
+struct Stack {
+    regions: Vec<FakeRegion>,
+    api: String,
+    client: reqwest::Client,
+    _checker: Checker,
+}
+
+async fn stack() -> Stack {
+    let mut regions = Vec::new();
+    for _ in 0..3 {
+        regions.push(fake_region().await);
+    }
+    let urls: Vec<(&str, String)> = ["us-east", "eu-west", "ap-southeast"]
+        .iter()
+        .zip(&regions)
+        .map(|(n, r)| (*n, r.base.clone()))
+        .collect();
+    let policy = HealthPolicy {
+        interval_ms: 20,
+        timeout_ms: 200,
+        fall: 3,
+        rise: 2,
+        ..HealthPolicy::default()
+    };
+    let table = RegionTable::new(&local_topology(), endpoints(&urls), policy).unwrap();
+    let checker = Checker::spawn(table.clone(), Arc::new(HttpProber::new().unwrap()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = format!("http://{}", listener.local_addr().unwrap());
+    let state = ApiState {
+        table,
+        admin_token: Some(TOKEN.into()),
+    };
+    tokio::spawn(routing::api::run(listener, state, std::future::pending()));
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    Stack {
+        regions,
+        api,
+        client,
+        _checker: checker,
+    }
+}
+
+impl Stack {
+    async fn table(&self) -> RoutingTable {
+        self.client
+            .get(format!("{}/v1/table", self.api))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Long-polls the API until `done` holds.
+    async fn wait_until(&self, done: impl Fn(&RoutingTable) -> bool) -> RoutingTable {
+        let deadline = Instant::now() + MUST_HAPPEN;
+        let mut table = self.table().await;
+        while !done(&table) {
+            assert!(
+                Instant::now() < deadline,
+                "table never reached the expected state: {table:?}"
+            );
+            table = self
+                .client
+                .get(format!(
+                    "{}/v1/table/watch?since={}&timeout_ms=2000",
+                    self.api, table.version
+                ))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+        }
+        table
+    }
+}
+
+fn active(table: &RoutingTable, shard: &str) -> Option<String> {
+    table
+        .shard(&shard.parse().unwrap())?
+        .active
+        .as_ref()
+        .map(|r| r.as_str().to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_region_fails_over_and_recovers() {
+    let s = stack().await;
+    s.wait_until(|t| t.regions.iter().all(|r| r.health == Health::Healthy))
+        .await;
+    assert_eq!(active(&s.table().await, "us").as_deref(), Some("us-east"));
+
+    let killed = Instant::now();
+    s.regions[0].ready.store(false, Ordering::SeqCst);
+    let table = s
+        .wait_until(|t| active(t, "us").as_deref() == Some("eu-west"))
+        .await;
+    let failover = killed.elapsed();
+    assert_eq!(
+        table.region(&"us-east".parse().unwrap()).unwrap().health,
+        Health::Down
+    );
+    // fall (3) × interval (20 ms) plus scheduling: well under the 2 s goal.
+    assert!(
+        failover < Duration::from_secs(2),
+        "failover took {failover:?}"
+    );
+
+    s.regions[0].ready.store(true, Ordering::SeqCst);
+    s.wait_until(|t| active(t, "us").as_deref() == Some("us-east"))
+        .await;
+
+    let events: serde_json::Value = s
+        .client
+        .get(format!("{}/v1/events", s.api))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let moved: Vec<&serde_json::Value> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "shard_moved" && e["shard"] == "us")
+        .collect();
+    assert!(
+        moved.len() >= 3,
+        "timeline lacks the failover and failback: {events}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_needs_the_admin_token_and_moves_traffic() {
+    let s = stack().await;
+    s.wait_until(|t| t.regions.iter().all(|r| r.health == Health::Healthy))
+        .await;
+    let url = format!("{}/v1/regions/eu-west/drain", s.api);
+
+    let unauthorized = s.client.post(&url).send().await.unwrap();
+    assert_eq!(unauthorized.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        unauthorized.headers()["content-type"],
+        "application/problem+json"
+    );
+    let forged = s
+        .client
+        .post(&url)
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        active(&s.table().await, "eu").as_deref(),
+        Some("eu-west"),
+        "a refused drain changed nothing"
+    );
+
+    let drained: RoutingTable = s
+        .client
+        .post(&url)
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        drained.region(&"eu-west".parse().unwrap()).unwrap().health,
+        Health::Drained
+    );
+    assert_eq!(active(&drained, "eu").as_deref(), Some("us-east"));
+
+    let undrain = format!("{}/v1/regions/eu-west/undrain", s.api);
+    let back: RoutingTable = s
+        .client
+        .post(&undrain)
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(active(&back, "eu").as_deref(), Some("eu-west"));
+
+    let unknown = s
+        .client
+        .post(format!("{}/v1/regions/mars/drain", s.api))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    let bad = s
+        .client
+        .post(format!("{}/v1/regions/Not_A_Region/drain", s.api))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    let problem: serde_json::Value = bad.json().await.unwrap();
+    assert_eq!(problem["status"], 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_poll_returns_at_its_timeout_and_rejects_bad_queries() {
+    let s = stack().await;
+    let table = s
+        .wait_until(|t| t.regions.iter().all(|r| r.health == Health::Healthy))
+        .await;
+    let started = Instant::now();
+    let same: RoutingTable = s
+        .client
+        .get(format!(
+            "{}/v1/table/watch?since={}&timeout_ms=200",
+            s.api, table.version
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(same.version, table.version);
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    let bad = s
+        .client
+        .get(format!("{}/v1/table/watch?since=abc", s.api))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(bad.headers()["content-type"], "application/problem+json");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_expose_region_health() {
+    let s = stack().await;
+    s.wait_until(|t| t.regions.iter().all(|r| r.health == Health::Healthy))
+        .await;
+    let body = s
+        .client
+        .get(format!("{}/metrics", s.api))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(body.contains("routing_region_health"), "{body}");
+    assert!(body.contains("routing_probes_total"), "{body}");
+}

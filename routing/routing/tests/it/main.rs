@@ -1,0 +1,45 @@
+//! Routing's integration tests: hysteresis as a pure state machine, the
+//! table's failover rules, and the checker and API against real HTTP
+//! regions on 127.0.0.1.
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers: a failed step is a failed test"
+)]
+
+mod checker;
+mod dns;
+mod health;
+mod table;
+
+use topology::{LOCAL_TOPOLOGY, RegionId, Topology};
+
+use routing::table::{RegionEndpoint, RegionTable};
+
+pub(crate) fn region(name: &str) -> RegionId {
+    name.parse().unwrap()
+}
+
+pub(crate) fn local_topology() -> Topology {
+    Topology::from_toml_str(LOCAL_TOPOLOGY).unwrap()
+}
+
+/// Endpoints for the local topology with the given readyz URLs.
+pub(crate) fn endpoints(urls: &[(&str, String)]) -> Vec<RegionEndpoint> {
+    urls.iter()
+        .enumerate()
+        .map(|(i, (name, base))| RegionEndpoint {
+            name: region(name),
+            base_url: base.clone(),
+            readyz_url: format!("{base}/readyz"),
+            addresses: vec![format!("127.0.0.{}", i + 1).parse().unwrap()],
+        })
+        .collect()
+}
+
+pub(crate) fn table_with(policy: routing::health::HealthPolicy) -> RegionTable {
+    let urls: Vec<(&str, String)> = ["us-east", "eu-west", "ap-southeast"]
+        .iter()
+        .map(|n| (*n, format!("http://127.0.0.1:9/{n}")))
+        .collect();
+    RegionTable::new(&local_topology(), endpoints(&urls), policy).unwrap()
+}
