@@ -27,23 +27,7 @@ struct FakeRegion {
 
 async fn fake_region() -> FakeRegion {
     let ready = Arc::new(AtomicBool::new(true));
-    let flag = ready.clone();
-    let app = axum::Router::new().route(
-        "/readyz",
-        axum::routing::get(move || {
-            let flag = flag.clone();
-            async move {
-                if flag.load(Ordering::SeqCst) {
-                    StatusCode::OK
-                } else {
-                    StatusCode::SERVICE_UNAVAILABLE
-                }
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let base = crate::readyz_server(ready.clone()).await;
     FakeRegion { ready, base }
 }
 

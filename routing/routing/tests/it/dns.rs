@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::http::StatusCode;
 use routing::config::{RegionConfig, RoutingConfig};
 use routing::health::HealthPolicy;
 use routing::server::{Loaded, Sockets};
@@ -15,26 +14,6 @@ use routing::server::{Loaded, Sockets};
 use crate::local_topology;
 
 const MUST_HAPPEN: Duration = Duration::from_secs(10);
-
-async fn readyz(ready: Arc<AtomicBool>) -> String {
-    let app = axum::Router::new().route(
-        "/readyz",
-        axum::routing::get(move || {
-            let ready = ready.clone();
-            async move {
-                if ready.load(Ordering::SeqCst) {
-                    StatusCode::OK
-                } else {
-                    StatusCode::SERVICE_UNAVAILABLE
-                }
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    base
-}
 
 /// UDP and TCP on one port (DNS clients expect both there).
 async fn dns_sockets() -> (tokio::net::UdpSocket, tokio::net::TcpListener) {
@@ -85,7 +64,7 @@ async fn shard_answer_follows_failover_over_udp_and_tcp() {
     for (i, name) in ["us-east", "eu-west", "ap-southeast"].iter().enumerate() {
         regions.push(RegionConfig {
             name: name.parse().unwrap(),
-            base_url: readyz(flags[i].clone()).await,
+            base_url: crate::readyz_server(flags[i].clone()).await,
             readyz_path: "/readyz".into(),
             addresses: vec![format!("127.0.1.{}", i + 1).parse().unwrap()],
         });

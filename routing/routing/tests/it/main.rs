@@ -43,3 +43,26 @@ pub(crate) fn table_with(policy: routing::health::HealthPolicy) -> RegionTable {
         .collect();
     RegionTable::new(&local_topology(), endpoints(&urls), policy).unwrap()
 }
+
+/// A region's `/readyz` on 127.0.0.1:0 that answers 200 while `ready` is
+/// set and 503 otherwise; returns its base URL.
+pub(crate) async fn readyz_server(ready: std::sync::Arc<std::sync::atomic::AtomicBool>) -> String {
+    use axum::http::StatusCode;
+    let app = axum::Router::new().route(
+        "/readyz",
+        axum::routing::get(move || {
+            let ready = ready.clone();
+            async move {
+                if ready.load(std::sync::atomic::Ordering::SeqCst) {
+                    StatusCode::OK
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    base
+}
