@@ -7,6 +7,9 @@
 //!   the embedded engine; against FoundationDB too when `FDB_CLUSTER_FILE`
 //!   is set).
 //! - `cargo xtask bench`: the embedded engine benchmark.
+//! - `cargo xtask bench-dns`: installs dnsperf and Knot DNS if missing, then
+//!   the DNS authority's benchmark against Knot (not part of `test`: it
+//!   needs packages CI does not, and its figures need a quiet machine).
 
 use std::process::Command;
 
@@ -16,6 +19,10 @@ use anyhow::{Context, bail};
 /// bindings' bindgen step; dnsutils for `dig`, which the DNS authority's
 /// tests query it with.
 const DEBIAN_PACKAGES: &[&str] = &["libclang-dev", "dnsutils"];
+/// Debian packages the DNS benchmark needs: dnsperf to load the servers,
+/// knot for the reference authority (`knotd`), dnsutils for `dig`, which
+/// the benchmark asks for the answers Knot's zone must give.
+const BENCH_DNS_PACKAGES: &[&str] = &["dnsperf", "knot", "dnsutils"];
 /// Targets the portable crates must build for.
 const WASM_TARGETS: &[&str] = &["wasm32-unknown-unknown", "wasm32-wasip2"];
 /// Crates that must build for wasm32 (no I/O, no async runtime).
@@ -26,7 +33,8 @@ fn main() -> anyhow::Result<()> {
     match task.as_str() {
         "test" => test(),
         "bench" => cargo(&["bench", "-p", "db-embedded", "--bench", "engine"]),
-        _ => bail!("usage: cargo xtask <test|bench>"),
+        "bench-dns" => bench_dns(),
+        _ => bail!("usage: cargo xtask <test|bench|bench-dns>"),
     }
 }
 
@@ -99,26 +107,60 @@ fn succeeds(program: &str, args: &[&str]) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// Installs missing Debian packages (only those missing: apt is slow).
-fn ensure_debian_packages() -> anyhow::Result<()> {
-    let missing: Vec<&str> = DEBIAN_PACKAGES
+/// Installs those of `packages` that are missing (apt is slow); returns
+/// the ones it installed.
+fn ensure_debian_packages<'p>(packages: &[&'p str]) -> anyhow::Result<Vec<&'p str>> {
+    let missing: Vec<&str> = packages
         .iter()
         .copied()
         .filter(|p| !succeeds("dpkg", &["-s", p]))
         .collect();
     if missing.is_empty() {
-        return Ok(());
+        return Ok(missing);
     }
-    let sudo = !succeeds("sh", &["-c", "[ \"$(id -u)\" = 0 ]"]);
-    let mut update = vec!["apt-get", "update", "-q"];
+    let update = ["apt-get", "update", "-q"];
     let mut install = vec!["apt-get", "install", "-y", "-q", "--no-install-recommends"];
     install.extend(&missing);
-    if sudo {
-        update.insert(0, "sudo");
-        install.insert(0, "sudo");
+    as_root(&update)?;
+    as_root(&install)?;
+    Ok(missing)
+}
+
+/// Runs a command as root, through sudo unless we are root already.
+fn as_root(command: &[&str]) -> anyhow::Result<()> {
+    let root = succeeds("sh", &["-c", "[ \"$(id -u)\" = 0 ]"]);
+    match command {
+        [program, args @ ..] if root => run(program, args),
+        _ => run("sudo", command),
     }
-    run(update[0], &update[1..])?;
-    run(install[0], &install[1..])
+}
+
+/// Stops the Knot service Debian's package starts on install where services
+/// may start (its `/etc/knot/knot.conf` sets no `listen`, so it serves no
+/// address, but it is a daemon nobody asked for). The benchmark runs its
+/// own `knotd` on a free 127.0.0.1 port.
+fn stop_knot_service() -> anyhow::Result<()> {
+    if !succeeds("pgrep", &["-x", "knotd"]) {
+        return Ok(());
+    }
+    let stop = if succeeds("sh", &["-c", "[ -d /run/systemd/system ]"]) {
+        ["systemctl", "stop", "knot"]
+    } else {
+        ["service", "knot", "stop"]
+    };
+    as_root(&stop)?;
+    if succeeds("pgrep", &["-x", "knotd"]) {
+        bail!("a knotd is still running after `{}`", stop.join(" "));
+    }
+    Ok(())
+}
+
+fn bench_dns() -> anyhow::Result<()> {
+    let installed = ensure_debian_packages(BENCH_DNS_PACKAGES)?;
+    if installed.contains(&"knot") {
+        stop_knot_service()?;
+    }
+    cargo(&["bench", "-p", "routing", "--bench", "dns"])
 }
 
 fn ensure_wasm_targets() -> anyhow::Result<()> {
@@ -136,7 +178,7 @@ fn ensure_wasm_targets() -> anyhow::Result<()> {
 }
 
 fn test() -> anyhow::Result<()> {
-    ensure_debian_packages()?;
+    ensure_debian_packages(DEBIAN_PACKAGES)?;
     ensure_wasm_targets()?;
     cargo(&["fmt", "--all", "--", "--check"])?;
     // The whole workspace, db-fdb included: clippy type-checks without
