@@ -11,7 +11,9 @@
 //! - [`config`]: `dns.toml` ([`DnsConfig`]).
 //! - [`location`]: client address → location ([`LocationTable`]).
 //! - [`authority`]: the request handler ([`Authority`]).
-//! - [`serve`]: runs it on a UDP socket and a TCP listener until shutdown.
+//! - [`serve`]: runs it on UDP sockets and a TCP listener until shutdown;
+//!   [`bind_udp`] binds several UDP sockets to one port (SO_REUSEPORT) so
+//!   the kernel spreads queries over them and UDP uses more than one core.
 
 pub mod authority;
 pub mod config;
@@ -58,6 +60,30 @@ pub enum ServeError {
     Shutdown(#[source] NetError),
 }
 
+/// Most UDP sockets [`bind_udp`] binds to one port.
+pub const MAX_UDP_SOCKETS: usize = 64;
+
+/// Binds `count` UDP sockets (at least one, at most [`MAX_UDP_SOCKETS`]) to
+/// `addr` with SO_REUSEPORT, so the kernel spreads clients over them:
+/// hickory-server serves each socket from one task, which on its own keeps
+/// UDP to about one core. With port 0 the first socket picks the port and
+/// the others join it.
+pub fn bind_udp(addr: std::net::SocketAddr, count: usize) -> std::io::Result<Vec<UdpSocket>> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let mut sockets = Vec::new();
+    let mut addr = addr;
+    for _ in 0..count.clamp(1, MAX_UDP_SOCKETS) {
+        let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+        socket.set_reuse_port(true)?;
+        socket.set_nonblocking(true)?;
+        socket.bind(&addr.into())?;
+        let socket = UdpSocket::from_std(socket.into())?;
+        addr = socket.local_addr()?;
+        sockets.push(socket);
+    }
+    Ok(sockets)
+}
+
 /// Serves `authority` on `udp` and `tcp` (bound by the caller, usually to the
 /// same port) until `shutdown` completes, then stops accepting and returns.
 pub async fn serve(
@@ -66,8 +92,20 @@ pub async fn serve(
     tcp: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
+    serve_sockets(authority, vec![udp], tcp, shutdown).await
+}
+
+/// [`serve`] on several UDP sockets (e.g. from [`bind_udp`]).
+pub async fn serve_sockets(
+    authority: Authority,
+    udp: Vec<UdpSocket>,
+    tcp: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
     let mut server = Server::new(authority);
-    server.register_socket(udp);
+    for socket in udp {
+        server.register_socket(socket);
+    }
     server.register_listener(tcp, TCP_IDLE_TIMEOUT, TCP_RESPONSE_BUFFER);
     tokio::select! {
         () = shutdown => {}

@@ -156,17 +156,6 @@ impl KillOnDrop {
 }
 
 /// UDP and TCP on one port, as DNS clients expect.
-async fn dns_sockets() -> anyhow::Result<(tokio::net::UdpSocket, tokio::net::TcpListener)> {
-    for _ in 0..50 {
-        let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
-        let port = udp.local_addr()?.port();
-        if let Ok(tcp) = tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
-            return Ok((udp, tcp));
-        }
-    }
-    bail!("no port free for both UDP and TCP")
-}
-
 /// A port free for UDP and TCP on 127.0.0.1 now, for Knot to bind.
 fn free_port() -> anyhow::Result<u16> {
     for _ in 0..50 {
@@ -545,17 +534,12 @@ fn main() -> anyhow::Result<()> {
         .context("starting the runtime")?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (port, server) = runtime.block_on(async {
-        let (dns_udp, dns_tcp) = dns_sockets().await?;
-        let port = dns_udp.local_addr()?.port();
-        let api = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let api_addr = api.local_addr()?;
+        let sockets = Sockets::bind_ephemeral([127, 0, 0, 1].into()).await?;
+        let port = sockets.dns_port()?;
+        let api_addr = sockets.api.local_addr()?;
         let server = tokio::spawn(routing::server::run(
             loaded,
-            Sockets {
-                api,
-                dns_udp,
-                dns_tcp,
-            },
+            sockets,
             Some(Arc::new(AlwaysReady)),
             async {
                 let _ = stopped.await;

@@ -59,7 +59,9 @@ pub fn load(path: &Path) -> anyhow::Result<Loaded> {
 #[derive(Debug)]
 pub struct Sockets {
     pub api: tokio::net::TcpListener,
-    pub dns_udp: tokio::net::UdpSocket,
+    /// Several sockets on one port (SO_REUSEPORT), see
+    /// `dns_authority::bind_udp`.
+    pub dns_udp: Vec<tokio::net::UdpSocket>,
     pub dns_tcp: tokio::net::TcpListener,
 }
 
@@ -70,14 +72,49 @@ impl Sockets {
             api: tokio::net::TcpListener::bind(config.api_listen)
                 .await
                 .with_context(|| format!("binding the API on {}", config.api_listen))?,
-            dns_udp: tokio::net::UdpSocket::bind(config.dns_listen)
-                .await
+            dns_udp: dns_authority::bind_udp(config.dns_listen, udp_sockets())
                 .with_context(|| format!("binding DNS (UDP) on {}", config.dns_listen))?,
             dns_tcp: tokio::net::TcpListener::bind(config.dns_listen)
                 .await
                 .with_context(|| format!("binding DNS (TCP) on {}", config.dns_listen))?,
         })
     }
+
+    /// Binds the API on an ephemeral port of `ip`, and DNS (UDP and TCP) on
+    /// one ephemeral port free for both: for tests and benchmarks.
+    pub async fn bind_ephemeral(ip: std::net::IpAddr) -> anyhow::Result<Self> {
+        let api = tokio::net::TcpListener::bind((ip, 0))
+            .await
+            .context("binding the API")?;
+        // Bounded: a port free for UDP is nearly always free for TCP.
+        for _ in 0..50 {
+            let dns_udp = dns_authority::bind_udp((ip, 0).into(), udp_sockets())
+                .context("binding DNS (UDP)")?;
+            let port = dns_udp
+                .first()
+                .map(|s| s.local_addr())
+                .transpose()?
+                .map_or(0, |a| a.port());
+            if let Ok(dns_tcp) = tokio::net::TcpListener::bind((ip, port)).await {
+                return Ok(Sockets {
+                    api,
+                    dns_udp,
+                    dns_tcp,
+                });
+            }
+        }
+        anyhow::bail!("no port on {ip} was free for both UDP and TCP")
+    }
+
+    /// The DNS port (UDP and TCP).
+    pub fn dns_port(&self) -> std::io::Result<u16> {
+        Ok(self.dns_tcp.local_addr()?.port())
+    }
+}
+
+/// UDP sockets per DNS port: one per core, within bounds.
+fn udp_sockets() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 8))
 }
 
 /// Runs the checker, the API and the DNS authority until `shutdown`.
@@ -115,7 +152,7 @@ pub async fn run(
         ApiState { table, admin_token },
         wait(stopped.clone()),
     ));
-    let dns = tokio::spawn(dns_authority::serve(
+    let dns = tokio::spawn(dns_authority::serve_sockets(
         authority,
         sockets.dns_udp,
         sockets.dns_tcp,

@@ -15,18 +15,6 @@ use crate::local_topology;
 
 const MUST_HAPPEN: Duration = Duration::from_secs(10);
 
-/// UDP and TCP on one port (DNS clients expect both there).
-async fn dns_sockets() -> (tokio::net::UdpSocket, tokio::net::TcpListener) {
-    for _ in 0..50 {
-        let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if let Ok(tcp) = tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
-            return (udp, tcp);
-        }
-    }
-    panic!("no port free for both UDP and TCP");
-}
-
 fn dig(port: u16, name: &str, tcp: bool) -> Vec<String> {
     let mut cmd = Command::new("dig");
     cmd.args([
@@ -94,22 +82,14 @@ async fn shard_answer_follows_failover_over_udp_and_tcp() {
         topology: local_topology(),
         dns: dns_authority::DnsConfig::from_toml_str(&dns_text).unwrap(),
     };
-    let (dns_udp, dns_tcp) = dns_sockets().await;
-    let port = dns_udp.local_addr().unwrap().port();
-    let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sockets = Sockets::bind_ephemeral([127, 0, 0, 1].into())
+        .await
+        .unwrap();
+    let port = sockets.dns_port().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(routing::server::run(
-        loaded,
-        Sockets {
-            api,
-            dns_udp,
-            dns_tcp,
-        },
-        None,
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let server = tokio::spawn(routing::server::run(loaded, sockets, None, async {
+        let _ = stopped.await;
+    }));
 
     let wait_for = |name: &'static str, want: &'static str, tcp: bool| async move {
         let deadline = Instant::now() + MUST_HAPPEN;
