@@ -18,6 +18,7 @@ pub(crate) mod code {
     pub const ACCESSED_UNREADABLE: i32 = 1036;
     pub const OPERATION_CANCELLED: i32 = 1101;
     pub const TRANSACTION_TOO_LARGE: i32 = 2101;
+    pub const KEY_OUTSIDE_LEGAL_RANGE: i32 = 2004;
 }
 
 /// FoundationDB's MVCC window: a read version older than this is too old
@@ -44,6 +45,7 @@ pub fn map_fdb_error(err: FdbError) -> Error {
         },
         code::COMMIT_UNKNOWN_RESULT => Error::CommitUnknownResult,
         code::TOO_MANY_WATCHES => Error::TooManyWatches { limit: MAX_WATCHES },
+        code::KEY_OUTSIDE_LEGAL_RANGE => Error::KeyOutsideLegalRange { len: 0 },
         // Reading a key whose value holds this transaction's versionstamp:
         // the embedded engine reports the same thing this way.
         code::ACCESSED_UNREADABLE => Error::InvalidMutation {

@@ -527,6 +527,36 @@ pub async fn key_size_limit(fx: &Fixture) {
     assert_eq!(read(fx, &ok).await.as_deref(), Some(&b"v"[..]));
 }
 
+/// The system keyspace (`\xff` and after) is off limits, as in
+/// FoundationDB; a range may end exactly at it.
+pub async fn system_keyspace_is_refused(fx: &Fixture) {
+    let tx = fx.db.create_transaction().unwrap();
+    let outside = |r: Result<(), Error>| matches!(r, Err(Error::KeyOutsideLegalRange { .. }));
+    assert!(outside(tx.set(b"\xff/conf", b"x")));
+    assert!(outside(tx.set(b"\xff", b"x")));
+    assert!(outside(tx.clear(b"\xff\x00")));
+    assert!(outside(tx.add_i64(b"\xffcounter", 1)));
+    assert!(outside(tx.clear_range(b"\xff", b"\xff\xff")));
+    assert!(outside(tx.get(b"\xff/x").await.map(|_| ())));
+    assert!(outside(
+        tx.get_range(
+            &RangeOption::new(fx.space.bytes().to_vec(), b"\xff\x01".to_vec()),
+            false
+        )
+        .await
+        .map(|_| ())
+    ));
+    // The user keyspace's end is a legal exclusive bound.
+    tx.get_range(
+        &RangeOption::new(fx.space.bytes().to_vec(), b"\xff".to_vec()),
+        false,
+    )
+    .await
+    .unwrap();
+    tx.set(&fx.key(&("fine",)), b"x").unwrap();
+    tx.commit().await.unwrap();
+}
+
 pub async fn value_size_limit(fx: &Fixture) {
     let k = fx.key(&("v",));
     let tx = fx.db.create_transaction().unwrap();

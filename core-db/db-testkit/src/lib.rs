@@ -83,6 +83,7 @@ macro_rules! battery {
             watch_fires_on_change_not_on_unrelated_key,
             watch_in_writing_transaction,
             key_size_limit,
+            system_keyspace_is_refused,
             value_size_limit,
             transaction_size_limit,
             invalid_ranges_are_refused,

@@ -68,6 +68,12 @@ pub enum Error {
     #[error("watch cancelled: {reason}")]
     WatchCancelled { reason: &'static str },
 
+    /// The key lies in the system keyspace (`\xff` and above), which
+    /// applications may not read or write (FoundationDB
+    /// `key_outside_legal_range`, 2004).
+    #[error("key of {len} bytes lies in the system keyspace (at or after 0xff)")]
+    KeyOutsideLegalRange { len: usize },
+
     /// A mutation's arguments are malformed (e.g. a versionstamp offset
     /// outside the key, an inverted range).
     #[error("invalid mutation: {reason}")]

@@ -14,7 +14,10 @@ use crate::backend::{
 };
 use crate::error::{Error, Result};
 use crate::keys::{Subspace, key_after, prefix_range};
-use crate::limits::{KEY_SIZE_LIMIT, TRANSACTION_SIZE_LIMIT, check_key, check_value};
+use crate::limits::{
+    KEY_SIZE_LIMIT, SYSTEM_KEYSPACE, TRANSACTION_SIZE_LIMIT, check_key, check_range_end,
+    check_value,
+};
 
 /// Rows a range read fetches per round trip unless told otherwise.
 pub const DEFAULT_RANGE_BATCH: usize = 256;
@@ -178,6 +181,13 @@ impl Transaction {
         if range.begin >= range.end || range.limit == Some(0) {
             return Ok(RangeChunk::default());
         }
+        // Ranges may end at, not past, the system keyspace (as FoundationDB
+        // without system-key access).
+        if range.begin.as_slice() >= SYSTEM_KEYSPACE || range.end.as_slice() > SYSTEM_KEYSPACE {
+            return Err(Error::KeyOutsideLegalRange {
+                len: range.end.len(),
+            });
+        }
         // No stored key is longer than the key limit, so cutting a bound to
         // limit + 1 bytes selects the same keys (FoundationDB does the same)
         // and keeps engines from seeing keys they cannot handle.
@@ -273,7 +283,7 @@ impl Transaction {
     /// inverted one is an error (FoundationDB `inverted_range`).
     pub fn clear_range(&self, begin: &[u8], end: &[u8]) -> Result<()> {
         check_key(begin)?;
-        check_key(end)?;
+        check_range_end(end)?;
         let raw = self.live()?;
         if self.charge_range(begin, end, "clear_range begin is after end")? {
             raw.clear_range(begin, end);
