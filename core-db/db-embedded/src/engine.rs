@@ -230,7 +230,16 @@ impl Drop for EmbeddedDatabase {
             }
         }
         if let Some(handle) = self.committer.lock().take() {
-            let _ = handle.join();
+            // Bounded: if the shutdown request could not be queued (a full
+            // queue nobody drains), do not hang the dropping thread: the
+            // committer exits once the last sender is gone.
+            for _ in 0..10_000 {
+                if handle.is_finished() {
+                    let _ = handle.join();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
         }
         self.shared.watches.lock().close();
     }

@@ -51,6 +51,9 @@ pub enum Durability {
     #[default]
     Sync,
     /// The commit is in the OS page cache: survives kill -9, not power loss.
+    /// After a power loss the last commits may be gone, and with them the
+    /// commit versions they used: versionstamps handed out for them will be
+    /// handed out again.
     Buffer,
 }
 
