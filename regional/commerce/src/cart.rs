@@ -1,0 +1,269 @@
+//! Carts, stored in the shard of their owner. Every write is a
+//! read-modify-write of the cart record inside one serializable
+//! transaction, so concurrent writes to one cart conflict and retry rather
+//! than overwrite each other: no update is ever lost. Each write bumps the
+//! cart's version, which the edge hands back to the shopper as the
+//! consistency token. Abandoned carts expire through a bounded sweep.
+
+use db::RangeOption;
+use serde::{Deserialize, Serialize};
+use topology::{ShardId, ShardedId};
+
+use crate::catalog::validate_sku;
+use crate::error::{CommerceError, Result, invalid};
+use crate::{Commerce, get_json, keys, set_json};
+
+/// Lines one cart holds at most.
+pub const MAX_LINES: usize = 100;
+/// Units of one SKU one cart holds at most.
+pub const MAX_LINE_QTY: i64 = 99;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CartLine {
+    pub sku: String,
+    pub qty: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Cart {
+    pub id: String,
+    pub owner: String,
+    pub lines: Vec<CartLine>,
+    /// Bumped by every write.
+    pub version: u64,
+    pub created_ms: u64,
+    pub updated_ms: u64,
+    pub expires_ms: u64,
+}
+
+/// A change to a cart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CartChange {
+    /// Adds `qty` units (1..=99) of `sku`.
+    Add {
+        sku: String,
+        qty: i64,
+    },
+    /// Sets the units of `sku` (0 removes the line).
+    Set {
+        sku: String,
+        qty: i64,
+    },
+    Remove {
+        sku: String,
+    },
+}
+
+impl CartChange {
+    fn sku(&self) -> &str {
+        match self {
+            CartChange::Add { sku, .. }
+            | CartChange::Set { sku, .. }
+            | CartChange::Remove { sku } => sku,
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        validate_sku(self.sku())?;
+        match self {
+            CartChange::Add { qty, .. } if !(1..=MAX_LINE_QTY).contains(qty) => {
+                Err(invalid("qty", format!("must be 1..={MAX_LINE_QTY}")))
+            }
+            CartChange::Set { qty, .. } if !(0..=MAX_LINE_QTY).contains(qty) => {
+                Err(invalid("qty", format!("must be 0..={MAX_LINE_QTY}")))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn apply(&self, cart: &mut Cart) -> Result<()> {
+        let position = cart.lines.iter().position(|l| l.sku == self.sku());
+        match (self, position) {
+            (CartChange::Add { qty, .. }, Some(i)) => {
+                let total = cart.lines[i].qty + qty;
+                if total > MAX_LINE_QTY {
+                    return Err(CommerceError::LimitExceeded {
+                        what: "units of one sku in a cart",
+                        limit: MAX_LINE_QTY as u64,
+                    });
+                }
+                cart.lines[i].qty = total;
+            }
+            (CartChange::Add { sku, qty } | CartChange::Set { sku, qty }, None) => {
+                if *qty == 0 {
+                    return Ok(());
+                }
+                if cart.lines.len() >= MAX_LINES {
+                    return Err(CommerceError::LimitExceeded {
+                        what: "lines in a cart",
+                        limit: MAX_LINES as u64,
+                    });
+                }
+                cart.lines.push(CartLine {
+                    sku: sku.clone(),
+                    qty: *qty,
+                });
+            }
+            (CartChange::Set { qty: 0, .. } | CartChange::Remove { .. }, Some(i)) => {
+                cart.lines.remove(i);
+            }
+            (CartChange::Set { qty, .. }, Some(i)) => cart.lines[i].qty = *qty,
+            (CartChange::Remove { sku }, None) => {
+                return Err(CommerceError::NotFound {
+                    what: "cart line",
+                    id: sku.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn check_owner(owner: &ShardedId, record_owner: &str, what: &'static str) -> Result<()> {
+    if record_owner == owner.to_string() {
+        Ok(())
+    } else {
+        Err(CommerceError::Forbidden { what })
+    }
+}
+
+impl Commerce {
+    /// A new empty cart for `owner`, in the owner's shard.
+    pub async fn create_cart(&self, owner: &ShardedId) -> Result<Cart> {
+        let id = self.new_id(owner.shard());
+        let now_ms = self.now_ms();
+        let cart = Cart {
+            id: id.to_string(),
+            owner: owner.to_string(),
+            lines: Vec::new(),
+            version: 1,
+            created_ms: now_ms,
+            updated_ms: now_ms,
+            expires_ms: now_ms.saturating_add(self.settings().cart_ttl_s.saturating_mul(1000)),
+        };
+        let db = self.owned_db(&id)?;
+        let record = &cart;
+        db.run(|tx, _| async move {
+            set_json(&tx, &keys::cart(&record.id), record)?;
+            tx.set(&keys::cart_expiry(record.expires_ms, &record.id), b"")?;
+            Ok::<_, CommerceError>(())
+        })
+        .await?;
+        Ok(cart)
+    }
+
+    /// `owner`'s cart `id`.
+    pub async fn cart(&self, owner: &ShardedId, id: &ShardedId) -> Result<Cart> {
+        let now_ms = self.now_ms();
+        let key = id.to_string();
+        let cart = self
+            .owned_db(id)?
+            .run(|tx, _| {
+                let key = key.clone();
+                async move { get_json::<Cart>(&tx, &keys::cart(&key), "cart").await }
+            })
+            .await?;
+        match cart {
+            Some(cart) if cart.expires_ms > now_ms => {
+                check_owner(owner, &cart.owner, "cart")?;
+                Ok(cart)
+            }
+            _ => Err(CommerceError::NotFound {
+                what: "cart",
+                id: key,
+            }),
+        }
+    }
+
+    /// Applies `change` to `owner`'s cart `id`; returns the new cart.
+    pub async fn change_cart(
+        &self,
+        owner: &ShardedId,
+        id: &ShardedId,
+        change: &CartChange,
+    ) -> Result<Cart> {
+        change.validate()?;
+        if !matches!(change, CartChange::Remove { .. }) {
+            // Only SKUs of the catalog go in a cart (read through the cache).
+            self.product(change.sku()).await?;
+        }
+        let now_ms = self.now_ms();
+        let ttl_ms = self.settings().cart_ttl_s.saturating_mul(1000);
+        let key = id.to_string();
+        let key = &key;
+        self.owned_db(id)?
+            .run(|tx, _| async move {
+                let Some(mut cart) = get_json::<Cart>(&tx, &keys::cart(key), "cart").await? else {
+                    return Err(CommerceError::NotFound {
+                        what: "cart",
+                        id: key.clone(),
+                    });
+                };
+                if cart.expires_ms <= now_ms {
+                    return Err(CommerceError::NotFound {
+                        what: "cart",
+                        id: key.clone(),
+                    });
+                }
+                check_owner(owner, &cart.owner, "cart")?;
+                change.apply(&mut cart)?;
+                tx.clear(&keys::cart_expiry(cart.expires_ms, key))?;
+                cart.version += 1;
+                cart.updated_ms = now_ms;
+                cart.expires_ms = now_ms.saturating_add(ttl_ms);
+                tx.set(&keys::cart_expiry(cart.expires_ms, key), b"")?;
+                set_json(&tx, &keys::cart(key), &cart)?;
+                Ok(cart)
+            })
+            .await
+    }
+
+    /// Deletes carts of `shard` whose TTL passed: at most one batch per call.
+    pub async fn sweep_expired_carts(&self, shard: &ShardId) -> Result<usize> {
+        let now_ms = self.now_ms();
+        let batch = self.settings().batch;
+        let space = keys::cart_expiries();
+        let space = &space;
+        self.shards()
+            .get(shard)?
+            .run(|tx, _| async move {
+                let (begin, _) = space.range();
+                let end = space.pack(&(now_ms,));
+                let due = tx
+                    .get_range(&RangeOption::new(begin, end).limit(batch), false)
+                    .await?;
+                let mut deleted = 0;
+                for kv in &due.kvs {
+                    let (expires_ms, id): (u64, String) = space
+                        .unpack(&kv.key)
+                        .map_err(|_| invalid("cart expiry key", "does not decode"))?;
+                    tx.clear(&kv.key)?;
+                    // The index entry is rewritten by every cart write, so a
+                    // due entry means the cart itself is due; check anyway.
+                    if let Some(cart) = get_json::<Cart>(&tx, &keys::cart(&id), "cart").await?
+                        && cart.expires_ms == expires_ms
+                    {
+                        tx.clear(&keys::cart(&id))?;
+                        deleted += 1;
+                    }
+                }
+                Ok::<_, CommerceError>(deleted)
+            })
+            .await
+    }
+
+    /// Empties a cart after its checkout (in the caller's transaction).
+    pub(crate) async fn clear_cart_in(
+        tx: &db::Transaction,
+        cart_id: &str,
+        now_ms: u64,
+    ) -> Result<()> {
+        if let Some(mut cart) = get_json::<Cart>(tx, &keys::cart(cart_id), "cart").await? {
+            cart.lines.clear();
+            cart.version += 1;
+            cart.updated_ms = now_ms;
+            set_json(tx, &keys::cart(cart_id), &cart)?;
+        }
+        Ok(())
+    }
+}

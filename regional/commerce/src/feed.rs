@@ -1,0 +1,356 @@
+//! The catalog change feed: an append-only log ordered by commit
+//! versionstamp, written in the same transaction as each catalog change.
+//! It is the catalog's outbox: each region's search index and product cache
+//! tail it with their own cursor, and edges read it (long poll) as their
+//! purge feed. A bounded trimmer keeps the newest `feed_retention` events; a
+//! consumer whose cursor fell behind the trimmed head is told to reset.
+
+use std::time::Duration;
+
+use db::keys::tuple::Versionstamp;
+use db::{RangeOption, Transaction};
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::Product;
+use crate::error::{CommerceError, Result, invalid};
+use crate::{Commerce, decode, get_counter, keys, set_versionstamped_json};
+
+/// Longest a feed read may wait for new events.
+pub const MAX_WAIT_MS: u64 = 30_000;
+/// Events one feed read returns at most.
+pub const MAX_FEED_LIMIT: usize = 1_000;
+
+/// What changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Change {
+    ProductUpserted { sku: String },
+    ProductDeleted { sku: String },
+    CategoryUpserted { slug: String },
+    CategoryDeleted { slug: String },
+}
+
+/// One catalog change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ChangeEvent {
+    /// The catalog version the change produced.
+    pub version: u64,
+    #[serde(flatten)]
+    pub change: Change,
+    /// Cache tags to purge: `product:<sku>`, `category:<slug>`.
+    pub tags: Vec<String>,
+    pub at_ms: u64,
+}
+
+/// An event and the cursor that reads past it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct FeedEntry {
+    pub cursor: String,
+    #[serde(flatten)]
+    pub event: ChangeEvent,
+}
+
+/// A page of the feed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct FeedPage {
+    pub events: Vec<FeedEntry>,
+    /// Pass as `after` for the next page (unchanged when `events` is empty).
+    pub cursor: String,
+    /// The cursor given is older than the oldest event kept: the consumer
+    /// missed events and must drop everything it cached, then continue from
+    /// `cursor`.
+    pub reset: bool,
+}
+
+/// A position in the feed: the 12-byte versionstamp of the last event read,
+/// as 24 hex digits. The empty cursor is the start of the feed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Cursor(Option<[u8; 12]>);
+
+impl Cursor {
+    pub const START: Cursor = Cursor(None);
+
+    pub fn parse(text: &str) -> Result<Cursor> {
+        if text.is_empty() {
+            return Ok(Cursor(None));
+        }
+        if text.len() != 24 {
+            return Err(invalid("cursor", "must be empty or 24 hex digits"));
+        }
+        let mut bytes = [0u8; 12];
+        for (i, byte) in bytes.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16)
+                .map_err(|_| invalid("cursor", "must be empty or 24 hex digits"))?;
+        }
+        Ok(Cursor(Some(bytes)))
+    }
+
+    fn from_key(key: &[u8]) -> Result<Cursor> {
+        let (stamp,): (Versionstamp,) = keys::feed()
+            .unpack(key)
+            .map_err(|_| invalid("feed key", "does not hold a versionstamp"))?;
+        Ok(Cursor(Some(*stamp.as_bytes())))
+    }
+
+    /// The first feed key after this cursor.
+    fn begin_key(&self) -> Vec<u8> {
+        match self.0 {
+            None => keys::feed().range().0,
+            Some(bytes) => db::keys::key_after(&keys::feed().pack(&(Versionstamp::from(bytes),))),
+        }
+    }
+}
+
+impl std::fmt::Display for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(bytes) = self.0 {
+            for b in bytes {
+                write!(f, "{b:02x}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Appends an event (in the caller's transaction) and wakes feed watchers.
+/// `n` tells apart several events of one transaction.
+pub(crate) fn append_event(
+    tx: &Transaction,
+    n: u16,
+    version: u64,
+    at_ms: u64,
+    change: Change,
+    tags: Vec<String>,
+) -> Result<()> {
+    let event = ChangeEvent {
+        version,
+        change,
+        tags,
+        at_ms,
+    };
+    set_versionstamped_json(tx, &keys::feed_entry(n), &event)?;
+    tx.add_i64(&keys::feed_head(), 1)?;
+    Ok(())
+}
+
+fn trimmed_cursor_key() -> Vec<u8> {
+    db::Subspace::from("cat").pack(&("tc",))
+}
+
+fn trimmed_count_key() -> Vec<u8> {
+    db::Subspace::from("cat").pack(&("tn",))
+}
+
+async fn read_page(tx: &Transaction, after: Cursor, limit: usize) -> Result<(FeedPage, bool)> {
+    let trimmed = match tx.get(&trimmed_cursor_key()).await? {
+        Some(bytes) => Cursor::parse(std::str::from_utf8(&bytes).unwrap_or_default())?,
+        None => Cursor::START,
+    };
+    let reset = after < trimmed;
+    let after = after.max(trimmed);
+    let (_, end) = keys::feed().range();
+    let chunk = tx
+        .get_range(
+            &RangeOption::new(after.begin_key(), end).limit(limit),
+            false,
+        )
+        .await?;
+    let mut events = Vec::with_capacity(chunk.kvs.len());
+    let mut cursor = after;
+    for kv in &chunk.kvs {
+        cursor = Cursor::from_key(&kv.key)?;
+        events.push(FeedEntry {
+            cursor: cursor.to_string(),
+            event: decode(&kv.value, "feed event")?,
+        });
+    }
+    Ok((
+        FeedPage {
+            events,
+            cursor: cursor.to_string(),
+            reset,
+        },
+        chunk.more,
+    ))
+}
+
+impl Commerce {
+    /// Up to `limit` events after `after`; when there are none and `wait_ms`
+    /// is positive, waits (up to `wait_ms`) for the next change.
+    pub async fn read_feed(&self, after: Cursor, limit: usize, wait_ms: u64) -> Result<FeedPage> {
+        if limit == 0 || limit > MAX_FEED_LIMIT {
+            return Err(invalid("limit", format!("must be 1..={MAX_FEED_LIMIT}")));
+        }
+        if wait_ms > MAX_WAIT_MS {
+            return Err(invalid("wait_ms", format!("must be at most {MAX_WAIT_MS}")));
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
+        let db = self.catalog_db()?;
+        // Each round either returns events or waits on a watch of the feed
+        // head set in the same transaction that saw no events, so a change
+        // committed in between wakes it. Bounded by the deadline.
+        loop {
+            let (page, watch) = db
+                .run(|tx, _| async move {
+                    let (page, _) = read_page(&tx, after, limit).await?;
+                    let watch = if page.events.is_empty() && wait_ms > 0 {
+                        tx.get(&keys::feed_head()).await?;
+                        Some(tx.watch(&keys::feed_head())?)
+                    } else {
+                        None
+                    };
+                    Ok::<_, CommerceError>((page, watch))
+                })
+                .await?;
+            let Some(watch) = watch else {
+                return Ok(page);
+            };
+            match tokio::time::timeout_at(deadline, watch).await {
+                Err(_) => return Ok(page),
+                Ok(Err(e)) => return Err(e.into()),
+                Ok(Ok(())) => {}
+            }
+        }
+    }
+
+    /// Drops the oldest events beyond `feed_retention`, at most one batch.
+    /// Returns how many were dropped.
+    pub async fn trim_feed(&self) -> Result<usize> {
+        let retention = i64::try_from(self.settings().feed_retention).unwrap_or(i64::MAX);
+        let batch = self.settings().batch;
+        self.catalog_db()?
+            .run(|tx, _| async move {
+                let appended = get_counter(&tx, &keys::feed_head(), false).await?;
+                let trimmed = get_counter(&tx, &trimmed_count_key(), false).await?;
+                let excess = appended - trimmed - retention;
+                if excess <= 0 {
+                    return Ok(0);
+                }
+                let take = usize::try_from(excess).unwrap_or(usize::MAX).min(batch);
+                let chunk = tx
+                    .get_range(&RangeOption::subspace(&keys::feed()).limit(take), false)
+                    .await?;
+                let Some(last) = chunk.kvs.last() else {
+                    return Ok(0);
+                };
+                let cursor = Cursor::from_key(&last.key)?;
+                let first = &chunk.kvs[0].key;
+                tx.clear_range(first, &db::keys::key_after(&last.key))?;
+                tx.set(&trimmed_cursor_key(), cursor.to_string().as_bytes())?;
+                let n = chunk.kvs.len();
+                tx.add_i64(&trimmed_count_key(), i64::try_from(n).unwrap_or(0))?;
+                Ok::<_, CommerceError>(n)
+            })
+            .await
+    }
+
+    /// The cursor of the newest event (where a consumer that just loaded the
+    /// whole catalog continues from).
+    pub async fn feed_tail(&self) -> Result<Cursor> {
+        self.catalog_db()?
+            .run(|tx, _| async move {
+                let last = tx
+                    .get_range(
+                        &RangeOption::subspace(&keys::feed()).limit(1).reverse(true),
+                        true,
+                    )
+                    .await?;
+                match last.kvs.first() {
+                    Some(kv) => Cursor::from_key(&kv.key),
+                    None => Ok(Cursor::START),
+                }
+            })
+            .await
+    }
+
+    /// Applies the feed to this region's product cache and search index:
+    /// one page after the index's cursor, waiting up to `wait_ms` for one.
+    /// Rebuilds the index from the catalog when it has no cursor (new or
+    /// lost) or fell behind the trimmed feed. Returns the events applied.
+    pub async fn apply_feed(&self, wait_ms: u64) -> Result<usize> {
+        let index = self.search_index().clone();
+        let Some(cursor) = index.cursor().as_deref().and_then(index_cursor) else {
+            self.rebuild_search().await?;
+            return Ok(0);
+        };
+        let page = self
+            .read_feed(cursor, self.settings().batch.min(MAX_FEED_LIMIT), wait_ms)
+            .await?;
+        if page.reset {
+            self.cache().clear();
+            self.rebuild_search().await?;
+            return Ok(0);
+        }
+        if page.events.is_empty() {
+            return Ok(0);
+        }
+        let mut skus = std::collections::BTreeSet::new();
+        for entry in &page.events {
+            match &entry.event.change {
+                Change::ProductUpserted { sku } | Change::ProductDeleted { sku } => {
+                    skus.insert(sku.clone());
+                }
+                Change::CategoryUpserted { .. } | Change::CategoryDeleted { .. } => {}
+            }
+        }
+        // The latest state of each product changed, not the state in the
+        // event: applying twice, or out of date, converges all the same.
+        let mut upserts = Vec::new();
+        let mut deletes = Vec::new();
+        for sku in &skus {
+            match self.product_uncached(sku).await {
+                Ok(product) => upserts.push(search_doc(&product)),
+                Err(CommerceError::UnknownSku { .. }) => deletes.push(sku.clone()),
+                Err(e) => return Err(e),
+            }
+        }
+        let applied = page.events.len();
+        let cursor = format!("{INDEX_CURSOR_PREFIX}{}", page.cursor);
+        tokio::task::spawn_blocking(move || index.apply(upserts, deletes, &cursor))
+            .await
+            .map_err(|_| invalid("search index", "indexing task panicked"))??;
+        for sku in &skus {
+            self.cache().invalidate(sku);
+        }
+        Ok(applied)
+    }
+
+    /// Rebuilds this region's search index from the whole catalog.
+    pub async fn rebuild_search(&self) -> Result<usize> {
+        let tail = self.feed_tail().await?;
+        let mut docs = Vec::new();
+        self.for_each_product(1_000, |products| {
+            docs.extend(products.iter().map(search_doc));
+            Ok(())
+        })
+        .await?;
+        let index = self.search_index().clone();
+        let cursor = format!("{INDEX_CURSOR_PREFIX}{tail}");
+        let n = tokio::task::spawn_blocking(move || index.rebuild(docs, &cursor))
+            .await
+            .map_err(|_| invalid("search index", "indexing task panicked"))??;
+        self.cache().clear();
+        tracing::info!(products = n, region = %self.region(), "search index rebuilt from the catalog");
+        Ok(n)
+    }
+}
+
+/// How the feed cursor is kept in the search index's commit payload: with
+/// a prefix, so an empty cursor (the feed's start) is not mistaken for "no
+/// cursor", and a payload of another format is.
+const INDEX_CURSOR_PREFIX: &str = "feed:";
+
+fn index_cursor(payload: &str) -> Option<Cursor> {
+    Cursor::parse(payload.strip_prefix(INDEX_CURSOR_PREFIX)?).ok()
+}
+
+pub fn search_doc(product: &Product) -> search::SearchDoc {
+    search::SearchDoc {
+        id: product.sku.clone(),
+        title: product.title.clone(),
+        description: product.description.clone(),
+        category: product.category.clone(),
+        price_minor: product.price.amount_minor,
+        currency: product.price.currency.clone(),
+    }
+}

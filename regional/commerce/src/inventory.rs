@@ -1,0 +1,532 @@
+//! Inventory: stock per SKU per warehouse (a warehouse is a shard: stock
+//! lives in the shard of the region that holds it).
+//!
+//! Each SKU's available stock is split into `stock_slots` sub-counters, so
+//! concurrent reservations of one hot SKU read and write different keys and
+//! commit together instead of one at a time. A reservation reads slots until
+//! it has the quantity, inside a serializable transaction: it takes stock
+//! that exists or fails, under any concurrency. Counters of received,
+//! reserved and sold units change with atomic adds (they are never read on
+//! the hot path), and every change appends an event to the SKU's log, keyed
+//! by commit versionstamp, in the same transaction.
+//!
+//! Invariant, per SKU and warehouse: `available + reserved + sold ==
+//! received`, each term non-negative, and folding the log gives the same
+//! numbers ([`Commerce::rebuild_stock`]).
+
+use db::{RangeOption, Transaction};
+use serde::{Deserialize, Serialize};
+use topology::ShardId;
+
+use crate::catalog::validate_sku;
+use crate::error::{CommerceError, Result, invalid};
+use crate::{
+    Commerce, counter, decode, get_counter, get_json, keys, set_json, set_versionstamped_json,
+};
+
+/// Units one restock or reservation moves at most.
+pub const MAX_QTY: i64 = 1_000_000;
+/// Longest reservation id, in bytes.
+pub const MAX_RESERVATION_ID_LEN: usize = 128;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReservationState {
+    Reserved,
+    Committed,
+    Released,
+}
+
+/// Stock held for a checkout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Reservation {
+    pub id: String,
+    pub sku: String,
+    pub qty: i64,
+    /// `(slot, units)` taken from each sub-counter, given back on release.
+    pub takes: Vec<(u32, i64)>,
+    pub state: ReservationState,
+    pub expires_ms: u64,
+    pub created_ms: u64,
+    #[serde(default)]
+    pub release_reason: Option<String>,
+}
+
+/// An entry of a SKU's inventory log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum InventoryEvent {
+    Restocked {
+        qty: i64,
+    },
+    Reserved {
+        reservation: String,
+        qty: i64,
+    },
+    Committed {
+        reservation: String,
+        qty: i64,
+    },
+    Released {
+        reservation: String,
+        qty: i64,
+        reason: String,
+    },
+    /// A committed (sold) reservation given back: a compensation after part
+    /// of a checkout's stock was committed.
+    Returned {
+        reservation: String,
+        qty: i64,
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct LoggedEvent {
+    at_ms: u64,
+    #[serde(flatten)]
+    event: InventoryEvent,
+}
+
+/// Stock of one SKU in one warehouse.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct StockLevel {
+    pub sku: String,
+    #[schema(value_type = String)]
+    pub warehouse: ShardId,
+    pub received: i64,
+    pub available: i64,
+    pub reserved: i64,
+    pub sold: i64,
+}
+
+impl StockLevel {
+    fn empty(sku: &str, warehouse: &ShardId) -> Self {
+        StockLevel {
+            sku: sku.to_owned(),
+            warehouse: warehouse.clone(),
+            received: 0,
+            available: 0,
+            reserved: 0,
+            sold: 0,
+        }
+    }
+
+    /// Whether the inventory invariant holds.
+    pub fn is_consistent(&self) -> bool {
+        self.available >= 0
+            && self.reserved >= 0
+            && self.sold >= 0
+            && self.available + self.reserved + self.sold == self.received
+    }
+
+    fn apply(&mut self, event: &InventoryEvent) {
+        match event {
+            InventoryEvent::Restocked { qty } => {
+                self.received += qty;
+                self.available += qty;
+            }
+            InventoryEvent::Reserved { qty, .. } => {
+                self.available -= qty;
+                self.reserved += qty;
+            }
+            InventoryEvent::Committed { qty, .. } => {
+                self.reserved -= qty;
+                self.sold += qty;
+            }
+            InventoryEvent::Released { qty, .. } => {
+                self.reserved -= qty;
+                self.available += qty;
+            }
+            InventoryEvent::Returned { qty, .. } => {
+                self.sold -= qty;
+                self.available += qty;
+            }
+        }
+    }
+}
+
+fn validate_qty(qty: i64) -> Result<()> {
+    if !(1..=MAX_QTY).contains(&qty) {
+        return Err(invalid("qty", format!("must be 1..={MAX_QTY}")));
+    }
+    Ok(())
+}
+
+fn validate_reservation_id(id: &str) -> Result<()> {
+    if id.is_empty() || id.len() > MAX_RESERVATION_ID_LEN {
+        return Err(invalid(
+            "reservation",
+            format!("id must be 1 to {MAX_RESERVATION_ID_LEN} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+fn log(tx: &Transaction, sku: &str, at_ms: u64, event: InventoryEvent) -> Result<()> {
+    set_versionstamped_json(
+        tx,
+        &keys::inventory_log_entry(sku, 0),
+        &LoggedEvent { at_ms, event },
+    )
+}
+
+impl Commerce {
+    /// Adds `qty` units of `sku` to `warehouse`, spread over its slots.
+    pub async fn restock(&self, warehouse: &ShardId, sku: &str, qty: i64) -> Result<StockLevel> {
+        validate_sku(sku)?;
+        validate_qty(qty)?;
+        // The SKU must be in the catalog (read through the cache).
+        self.product(sku).await?;
+        self.restock_known(warehouse, std::slice::from_ref(&(sku.to_owned(), qty)))
+            .await?;
+        self.stock(warehouse, sku).await
+    }
+
+    /// Restocks many SKUs in one transaction, without checking the catalog
+    /// (the seeder writes both). At most 500 SKUs.
+    pub(crate) async fn restock_known(
+        &self,
+        warehouse: &ShardId,
+        items: &[(String, i64)],
+    ) -> Result<()> {
+        if items.len() > 500 {
+            return Err(CommerceError::LimitExceeded {
+                what: "restock batch",
+                limit: 500,
+            });
+        }
+        let slots = self.settings().stock_slots;
+        let now_ms = self.now_ms();
+        self.warehouse_db(warehouse)?
+            .run(|tx, _| async move {
+                for (sku, qty) in items {
+                    let (sku, qty) = (sku.as_str(), *qty);
+                    // Spread evenly from a random slot: atomic adds, so a
+                    // restock never conflicts with reservations.
+                    let start = rand::random::<u32>() % slots;
+                    let per_slot = qty / i64::from(slots);
+                    let extra = qty % i64::from(slots);
+                    for i in 0..slots {
+                        let units = per_slot + i64::from(i64::from(i) < extra);
+                        if units > 0 {
+                            tx.add_i64(&keys::stock_slot(sku, (start + i) % slots), units)?;
+                        }
+                    }
+                    tx.add_i64(&keys::received(sku), qty)?;
+                    log(&tx, sku, now_ms, InventoryEvent::Restocked { qty })?;
+                }
+                Ok::<_, CommerceError>(())
+            })
+            .await
+    }
+
+    /// Takes `qty` units of `sku` in `warehouse` for `ttl_ms`, as
+    /// reservation `id`. Idempotent: an existing reservation `id` is given
+    /// back as it is (and a released one is an error, never re-taken).
+    pub async fn reserve(
+        &self,
+        warehouse: &ShardId,
+        id: &str,
+        sku: &str,
+        qty: i64,
+        ttl_ms: u64,
+    ) -> Result<Reservation> {
+        validate_reservation_id(id)?;
+        validate_sku(sku)?;
+        validate_qty(qty)?;
+        let slots = self.settings().stock_slots;
+        let now_ms = self.now_ms();
+        let expires_ms = now_ms.saturating_add(ttl_ms);
+        self.warehouse_db(warehouse)?
+            .run(|tx, _| async move {
+                if let Some(existing) =
+                    get_json::<Reservation>(&tx, &keys::reservation(id), "reservation").await?
+                {
+                    return match existing.state {
+                        ReservationState::Released => {
+                            Err(CommerceError::ReservationReleased { id: id.to_owned() })
+                        }
+                        _ => Ok(existing),
+                    };
+                }
+                // Start at a random slot so concurrent buyers spread out;
+                // read further slots only while short.
+                let start = rand::random::<u32>() % slots;
+                let mut need = qty;
+                let mut takes = Vec::new();
+                for i in 0..slots {
+                    let slot = (start + i) % slots;
+                    let key = keys::stock_slot(sku, slot);
+                    let have = counter(tx.get(&key).await?.as_deref());
+                    if have <= 0 {
+                        continue;
+                    }
+                    let take = have.min(need);
+                    tx.set(&key, &(have - take).to_le_bytes())?;
+                    takes.push((slot, take));
+                    need -= take;
+                    if need == 0 {
+                        break;
+                    }
+                }
+                if need > 0 {
+                    // Nothing is written: the transaction is dropped.
+                    return Err(CommerceError::OutOfStock {
+                        sku: sku.to_owned(),
+                        requested: qty,
+                        available: qty - need,
+                    });
+                }
+                let reservation = Reservation {
+                    id: id.to_owned(),
+                    sku: sku.to_owned(),
+                    qty,
+                    takes,
+                    state: ReservationState::Reserved,
+                    expires_ms,
+                    created_ms: now_ms,
+                    release_reason: None,
+                };
+                set_json(&tx, &keys::reservation(id), &reservation)?;
+                tx.set(&keys::reservation_expiry(expires_ms, id), b"")?;
+                tx.add_i64(&keys::reserved(sku), qty)?;
+                log(
+                    &tx,
+                    sku,
+                    now_ms,
+                    InventoryEvent::Reserved {
+                        reservation: id.to_owned(),
+                        qty,
+                    },
+                )?;
+                Ok(reservation)
+            })
+            .await
+    }
+
+    /// Turns a reservation into a sale. Idempotent.
+    pub async fn commit_reservation(&self, warehouse: &ShardId, id: &str) -> Result<Reservation> {
+        validate_reservation_id(id)?;
+        let now_ms = self.now_ms();
+        self.warehouse_db(warehouse)?
+            .run(|tx, _| async move {
+                let Some(mut r) =
+                    get_json::<Reservation>(&tx, &keys::reservation(id), "reservation").await?
+                else {
+                    return Err(CommerceError::NotFound {
+                        what: "reservation",
+                        id: id.to_owned(),
+                    });
+                };
+                match r.state {
+                    ReservationState::Committed => return Ok(r),
+                    ReservationState::Released => {
+                        return Err(CommerceError::ReservationReleased { id: id.to_owned() });
+                    }
+                    ReservationState::Reserved => {}
+                }
+                r.state = ReservationState::Committed;
+                set_json(&tx, &keys::reservation(id), &r)?;
+                tx.clear(&keys::reservation_expiry(r.expires_ms, id))?;
+                tx.add_i64(&keys::reserved(&r.sku), -r.qty)?;
+                tx.add_i64(&keys::sold(&r.sku), r.qty)?;
+                log(
+                    &tx,
+                    &r.sku,
+                    now_ms,
+                    InventoryEvent::Committed {
+                        reservation: id.to_owned(),
+                        qty: r.qty,
+                    },
+                )?;
+                Ok(r)
+            })
+            .await
+    }
+
+    /// Gives a reservation's units back. Idempotent; releasing an id that
+    /// was never reserved leaves a tombstone, so a late `reserve` with that
+    /// id (a retry racing a compensation) takes nothing. A committed
+    /// reservation is given back only when `return_sold` is set (a checkout
+    /// compensating after part of its stock was committed).
+    pub async fn release_reservation(
+        &self,
+        warehouse: &ShardId,
+        id: &str,
+        sku: &str,
+        reason: &str,
+        return_sold: bool,
+    ) -> Result<Reservation> {
+        validate_reservation_id(id)?;
+        validate_sku(sku)?;
+        let now_ms = self.now_ms();
+        self.warehouse_db(warehouse)?
+            .run(|tx, _| async move {
+                let existing =
+                    get_json::<Reservation>(&tx, &keys::reservation(id), "reservation").await?;
+                let Some(mut r) = existing else {
+                    let tombstone = Reservation {
+                        id: id.to_owned(),
+                        sku: sku.to_owned(),
+                        qty: 0,
+                        takes: Vec::new(),
+                        state: ReservationState::Released,
+                        expires_ms: now_ms,
+                        created_ms: now_ms,
+                        release_reason: Some(reason.to_owned()),
+                    };
+                    set_json(&tx, &keys::reservation(id), &tombstone)?;
+                    return Ok(tombstone);
+                };
+                let event = match r.state {
+                    ReservationState::Released => return Ok(r),
+                    ReservationState::Committed if !return_sold => {
+                        return Err(CommerceError::ReservationCommitted { id: id.to_owned() });
+                    }
+                    ReservationState::Committed => {
+                        tx.add_i64(&keys::sold(&r.sku), -r.qty)?;
+                        InventoryEvent::Returned {
+                            reservation: id.to_owned(),
+                            qty: r.qty,
+                            reason: reason.to_owned(),
+                        }
+                    }
+                    ReservationState::Reserved => {
+                        tx.clear(&keys::reservation_expiry(r.expires_ms, id))?;
+                        tx.add_i64(&keys::reserved(&r.sku), -r.qty)?;
+                        InventoryEvent::Released {
+                            reservation: id.to_owned(),
+                            qty: r.qty,
+                            reason: reason.to_owned(),
+                        }
+                    }
+                };
+                for (slot, units) in &r.takes {
+                    tx.add_i64(&keys::stock_slot(&r.sku, *slot), *units)?;
+                }
+                r.state = ReservationState::Released;
+                r.release_reason = Some(reason.to_owned());
+                set_json(&tx, &keys::reservation(id), &r)?;
+                log(&tx, &r.sku, now_ms, event)?;
+                Ok(r)
+            })
+            .await
+    }
+
+    pub async fn reservation(&self, warehouse: &ShardId, id: &str) -> Result<Option<Reservation>> {
+        validate_reservation_id(id)?;
+        self.warehouse_db(warehouse)?
+            .run(|tx, _| async move {
+                get_json::<Reservation>(&tx, &keys::reservation(id), "reservation").await
+            })
+            .await
+    }
+
+    /// Live stock of `sku` in `warehouse`, read in one snapshot.
+    pub async fn stock(&self, warehouse: &ShardId, sku: &str) -> Result<StockLevel> {
+        validate_sku(sku)?;
+        self.warehouse_db(warehouse)?
+            .run(|tx, _| async move {
+                let mut level = StockLevel::empty(sku, warehouse);
+                let slots = tx
+                    .get_range_all(RangeOption::subspace(&keys::stock_slots(sku)), true)
+                    .await?;
+                level.available = slots.iter().map(|kv| counter(Some(&kv.value))).sum();
+                level.received = get_counter(&tx, &keys::received(sku), true).await?;
+                level.reserved = get_counter(&tx, &keys::reserved(sku), true).await?;
+                level.sold = get_counter(&tx, &keys::sold(sku), true).await?;
+                Ok::<_, CommerceError>(level)
+            })
+            .await
+    }
+
+    /// Stock of `sku` in `warehouse` rebuilt from its event log alone, read
+    /// in pages (each its own transaction: the log is append-only, so pages
+    /// read at different versions still add up to a prefix of it).
+    pub async fn rebuild_stock(&self, warehouse: &ShardId, sku: &str) -> Result<StockLevel> {
+        validate_sku(sku)?;
+        let db = self.warehouse_db(warehouse)?;
+        let mut level = StockLevel::empty(sku, warehouse);
+        let (mut from, end) = keys::inventory_log(sku).range();
+        loop {
+            let start = from.clone();
+            let end_ref = &end;
+            let chunk = db
+                .run(|tx, _| {
+                    let start = start.clone();
+                    async move {
+                        Ok::<_, CommerceError>(
+                            tx.get_range(
+                                &RangeOption::new(start, end_ref.clone())
+                                    .limit(db::MAX_RANGE_BATCH),
+                                true,
+                            )
+                            .await?,
+                        )
+                    }
+                })
+                .await?;
+            for kv in &chunk.kvs {
+                let logged: LoggedEvent = decode(&kv.value, "inventory event")?;
+                level.apply(&logged.event);
+            }
+            match chunk.kvs.last() {
+                Some(last) if chunk.more => from = db::keys::key_after(&last.key),
+                _ => return Ok(level),
+            }
+        }
+    }
+
+    /// Releases reservations of `warehouse` whose TTL passed: at most one
+    /// batch per call. Returns how many were released.
+    pub async fn sweep_expired_reservations(&self, warehouse: &ShardId) -> Result<usize> {
+        let now_ms = self.now_ms();
+        let batch = self.settings().batch;
+        let space = keys::reservation_expiries();
+        let due = self
+            .warehouse_db(warehouse)?
+            .run(|tx, _| {
+                let space = space.clone();
+                async move {
+                    let (begin, _) = space.range();
+                    let end = space.pack(&(now_ms,));
+                    Ok::<_, CommerceError>(
+                        tx.get_range(&RangeOption::new(begin, end).limit(batch), true)
+                            .await?,
+                    )
+                }
+            })
+            .await?;
+        let mut released = 0;
+        for kv in &due.kvs {
+            let (_, id): (u64, String) = space
+                .unpack(&kv.key)
+                .map_err(|_| invalid("expiry key", "does not decode"))?;
+            let Some(r) = self.reservation(warehouse, &id).await? else {
+                continue;
+            };
+            if r.state == ReservationState::Reserved && r.expires_ms <= now_ms {
+                match self
+                    .release_reservation(warehouse, &id, &r.sku, "expired", false)
+                    .await
+                {
+                    Ok(_) => released += 1,
+                    // Committed between the scan and the release: a sale.
+                    Err(CommerceError::ReservationCommitted { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(released)
+    }
+
+    /// Available units of `sku` in every warehouse.
+    pub async fn availability(&self, sku: &str) -> Result<Vec<StockLevel>> {
+        let mut out = Vec::new();
+        for warehouse in self.warehouses() {
+            out.push(self.stock(&warehouse, sku).await?);
+        }
+        Ok(out)
+    }
+}

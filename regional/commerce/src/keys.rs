@@ -1,0 +1,136 @@
+//! Where every record lives: one tuple-encoded subspace per kind of record,
+//! identical on both engines. Values are JSON (records) or little-endian
+//! i64 (counters changed with atomic adds).
+
+use db::Subspace;
+use db::keys::tuple::Versionstamp;
+
+fn space(name: &str) -> Subspace {
+    Subspace::from(name)
+}
+
+// Catalog (in the catalog shard).
+pub(crate) fn product(sku: &str) -> Vec<u8> {
+    space("cat").pack(&("p", sku))
+}
+pub(crate) fn products() -> Subspace {
+    space("cat").subspace(&("p",))
+}
+pub(crate) fn category(slug: &str) -> Vec<u8> {
+    space("cat").pack(&("c", slug))
+}
+pub(crate) fn categories() -> Subspace {
+    space("cat").subspace(&("c",))
+}
+/// Products of one category: `(category, sku) → ()`.
+pub(crate) fn category_member(slug: &str, sku: &str) -> Vec<u8> {
+    space("cat").pack(&("m", slug, sku))
+}
+pub(crate) fn category_members(slug: &str) -> Subspace {
+    space("cat").subspace(&("m", slug))
+}
+/// The catalog version: bumped by every catalog change.
+pub(crate) fn catalog_version() -> Vec<u8> {
+    space("cat").pack(&("v",))
+}
+/// The change feed, ordered by commit versionstamp.
+pub(crate) fn feed() -> Subspace {
+    space("cat").subspace(&("f",))
+}
+pub(crate) fn feed_entry(n: u16) -> Vec<u8> {
+    feed().pack_with_versionstamp(&(Versionstamp::incomplete(n),))
+}
+/// Bumped (atomic add) by every feed append: what long polls watch.
+pub(crate) fn feed_head() -> Vec<u8> {
+    space("cat").pack(&("h",))
+}
+
+// Inventory (in the warehouse's shard).
+pub(crate) fn stock_slot(sku: &str, slot: u32) -> Vec<u8> {
+    space("inv").pack(&("s", sku, slot))
+}
+pub(crate) fn stock_slots(sku: &str) -> Subspace {
+    space("inv").subspace(&("s", sku))
+}
+pub(crate) fn received(sku: &str) -> Vec<u8> {
+    space("inv").pack(&("recv", sku))
+}
+pub(crate) fn reserved(sku: &str) -> Vec<u8> {
+    space("inv").pack(&("resv", sku))
+}
+pub(crate) fn sold(sku: &str) -> Vec<u8> {
+    space("inv").pack(&("sold", sku))
+}
+pub(crate) fn inventory_log(sku: &str) -> Subspace {
+    space("inv").subspace(&("log", sku))
+}
+/// `n` tells apart several entries written by one transaction.
+pub(crate) fn inventory_log_entry(sku: &str, n: u16) -> Vec<u8> {
+    inventory_log(sku).pack_with_versionstamp(&(Versionstamp::incomplete(n),))
+}
+pub(crate) fn reservation(id: &str) -> Vec<u8> {
+    space("inv").pack(&("r", id))
+}
+pub(crate) fn reservation_expiry(expires_ms: u64, id: &str) -> Vec<u8> {
+    space("inv").pack(&("exp", expires_ms, id))
+}
+pub(crate) fn reservation_expiries() -> Subspace {
+    space("inv").subspace(&("exp",))
+}
+
+// Carts, orders, payments, sagas (in the shopper's shard).
+pub(crate) fn cart(id: &str) -> Vec<u8> {
+    space("cart").pack(&("c", id))
+}
+pub(crate) fn cart_expiry(expires_ms: u64, id: &str) -> Vec<u8> {
+    space("cart").pack(&("exp", expires_ms, id))
+}
+pub(crate) fn cart_expiries() -> Subspace {
+    space("cart").subspace(&("exp",))
+}
+pub(crate) fn order(id: &str) -> Vec<u8> {
+    space("ord").pack(&("o", id))
+}
+pub(crate) fn order_by_owner(owner: &str, order_id: &str) -> Vec<u8> {
+    space("ord").pack(&("by", owner, order_id))
+}
+pub(crate) fn orders_by_owner(owner: &str) -> Subspace {
+    space("ord").subspace(&("by", owner))
+}
+pub(crate) fn idempotency(owner: &str, key: &str) -> Vec<u8> {
+    space("idem").pack(&(owner, key))
+}
+pub(crate) fn saga(order_id: &str) -> Vec<u8> {
+    space("saga").pack(&("s", order_id))
+}
+/// Sagas not yet completed or compensated: what recovery scans.
+pub(crate) fn saga_open(order_id: &str) -> Vec<u8> {
+    space("saga").pack(&("open", order_id))
+}
+pub(crate) fn sagas_open() -> Subspace {
+    space("saga").subspace(&("open",))
+}
+pub(crate) fn payment(order_id: &str) -> Vec<u8> {
+    space("pay").pack(&(order_id,))
+}
+
+// Outbox queues and what their consumers keep.
+pub(crate) fn outbox(topic: &str) -> Subspace {
+    space("outbox").subspace(&(topic,))
+}
+/// `n` tells apart several entries written by one transaction.
+pub(crate) fn outbox_entry(topic: &str, n: u16) -> Vec<u8> {
+    outbox(topic).pack_with_versionstamp(&(Versionstamp::incomplete(n),))
+}
+pub(crate) fn notification(order_id: &str, kind: &str) -> Vec<u8> {
+    space("notif").pack(&(order_id, kind))
+}
+pub(crate) fn analytics_counter(name: &str) -> Vec<u8> {
+    space("stats").pack(&("n", name))
+}
+pub(crate) fn analytics_counters() -> Subspace {
+    space("stats").subspace(&("n",))
+}
+pub(crate) fn analytics_seen(event_id: &str) -> Vec<u8> {
+    space("stats").pack(&("seen", event_id))
+}

@@ -1,0 +1,308 @@
+//! Who may call what.
+//!
+//! - Edges sign every call with HMAC-SHA256 over method, path and query,
+//!   timestamp and body digest, with a shared secret
+//!   ([`sign_edge_request`]); the server refuses a signature that is
+//!   missing, wrong, outside the replay window, or already seen.
+//! - Shoppers carry a session token the API issued (`POST /v1/sessions`):
+//!   the shopper id and an expiry, signed with the session key. A session
+//!   reads and changes only its own carts and orders.
+//! - Admin endpoints take the admin token as a bearer token.
+
+use std::collections::{HashMap, VecDeque};
+
+use axum::http::{HeaderMap, StatusCode};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use parking_lot::Mutex;
+use sha2::{Digest, Sha256};
+use topology::ShardedId;
+
+use crate::problem::ApiError;
+
+type HmacSha256 = Hmac<Sha256>;
+
+pub const SIGNATURE_HEADER: &str = "x-meridian-signature";
+pub const TIMESTAMP_HEADER: &str = "x-meridian-timestamp";
+/// A random value per request (16 to 64 of `A-Z a-z 0-9 - _`), so two
+/// identical requests in one second have different signatures and a
+/// replayed one is recognised.
+pub const NONCE_HEADER: &str = "x-meridian-nonce";
+/// Longest session token accepted, in bytes.
+const MAX_TOKEN_LEN: usize = 512;
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn mac(key: &[u8]) -> HmacSha256 {
+    // HMAC takes keys of any length; this cannot fail.
+    <HmacSha256 as Mac>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"))
+}
+
+/// The string an edge signs: method, path with query, timestamp (unix
+/// seconds), nonce and the body's SHA-256, one per line.
+pub fn canonical_request(
+    method: &str,
+    path_and_query: &str,
+    timestamp_s: u64,
+    nonce: &str,
+    body: &[u8],
+) -> String {
+    format!(
+        "{method}\n{path_and_query}\n{timestamp_s}\n{nonce}\n{}",
+        hex(&Sha256::digest(body))
+    )
+}
+
+/// The `x-meridian-signature` value for a request: `v1=<hex hmac>`.
+pub fn sign_edge_request(
+    key: &[u8],
+    method: &str,
+    path_and_query: &str,
+    timestamp_s: u64,
+    nonce: &str,
+    body: &[u8],
+) -> String {
+    let mut m = mac(key);
+    m.update(canonical_request(method, path_and_query, timestamp_s, nonce, body).as_bytes());
+    format!("v1={}", hex(&m.finalize().into_bytes()))
+}
+
+/// Checks edge signatures and remembers the ones seen inside the window.
+#[derive(Debug)]
+pub struct EdgeVerifier {
+    key: Vec<u8>,
+    window_s: u64,
+    seen: Mutex<Seen>,
+    max_seen: usize,
+}
+
+#[derive(Debug, Default)]
+struct Seen {
+    set: HashMap<String, u64>,
+    order: VecDeque<(u64, String)>,
+}
+
+impl EdgeVerifier {
+    pub fn new(key: Vec<u8>, window_s: u64, max_seen: usize) -> Self {
+        EdgeVerifier {
+            key,
+            window_s,
+            seen: Mutex::new(Seen::default()),
+            max_seen: max_seen.max(1),
+        }
+    }
+
+    /// Verifies one request's signature at `now_s`.
+    pub fn verify(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+        now_s: u64,
+    ) -> Result<(), ApiError> {
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let (Some(signature), Some(timestamp), Some(nonce)) = (
+            header(SIGNATURE_HEADER),
+            header(TIMESTAMP_HEADER),
+            header(NONCE_HEADER),
+        ) else {
+            return Err(ApiError::unauthorized(
+                "signature-missing",
+                format!(
+                    "edge calls must carry {SIGNATURE_HEADER}, {TIMESTAMP_HEADER} and {NONCE_HEADER}"
+                ),
+            ));
+        };
+        let nonce_ok = (16..=64).contains(&nonce.len())
+            && nonce
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !nonce_ok {
+            return Err(ApiError::unauthorized(
+                "signature-invalid",
+                "nonce must be 16 to 64 of A-Z a-z 0-9 - _",
+            ));
+        }
+        let timestamp_s: u64 = timestamp.parse().map_err(|_| {
+            ApiError::unauthorized("signature-invalid", "timestamp is not unix seconds")
+        })?;
+        if timestamp_s.abs_diff(now_s) > self.window_s {
+            return Err(ApiError::unauthorized(
+                "signature-expired",
+                format!(
+                    "timestamp is more than {} s from the server's clock",
+                    self.window_s
+                ),
+            ));
+        }
+        let Some(given) = signature.strip_prefix("v1=").filter(|s| s.len() == 64) else {
+            return Err(ApiError::unauthorized(
+                "signature-invalid",
+                "signature is not v1=<64 hex digits>",
+            ));
+        };
+        let Some(given_bytes) = unhex(given) else {
+            return Err(ApiError::unauthorized(
+                "signature-invalid",
+                "signature is not hex",
+            ));
+        };
+        let mut m = mac(&self.key);
+        m.update(canonical_request(method, path_and_query, timestamp_s, nonce, body).as_bytes());
+        // Constant-time comparison.
+        m.verify_slice(&given_bytes).map_err(|_| {
+            ApiError::unauthorized("signature-invalid", "signature does not match the request")
+        })?;
+        self.remember(given, timestamp_s, now_s)
+    }
+
+    /// Refuses a signature already seen inside the window (a replay).
+    fn remember(&self, signature: &str, timestamp_s: u64, now_s: u64) -> Result<(), ApiError> {
+        let mut seen = self.seen.lock();
+        while let Some((ts, _)) = seen.order.front() {
+            if ts.saturating_add(2 * self.window_s) >= now_s {
+                break;
+            }
+            if let Some((_, old)) = seen.order.pop_front() {
+                seen.set.remove(&old);
+            }
+        }
+        if seen.set.contains_key(signature) {
+            return Err(ApiError::unauthorized(
+                "signature-replayed",
+                "this signed request was already received",
+            ));
+        }
+        if seen.set.len() >= self.max_seen {
+            // Forgetting a live signature would let it be replayed: refuse
+            // instead, until the window moves on.
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "replay-cache-full",
+                "Service unavailable",
+                "too many signed requests inside the replay window; retry shortly",
+            ));
+        }
+        seen.set.insert(signature.to_owned(), timestamp_s);
+        seen.order
+            .push_back((timestamp_s.max(now_s), signature.to_owned()));
+        Ok(())
+    }
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// A session's claims.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Claims {
+    /// The shopper id.
+    pub sub: ShardedId,
+    pub exp_ms: u64,
+}
+
+/// Issues and checks session tokens: `<base64url claims>.<base64url hmac>`.
+#[derive(Debug)]
+pub struct Sessions {
+    key: Vec<u8>,
+    ttl_ms: u64,
+}
+
+impl Sessions {
+    pub fn new(key: Vec<u8>, ttl_ms: u64) -> Self {
+        Sessions { key, ttl_ms }
+    }
+
+    pub fn issue(&self, shopper: ShardedId, now_ms: u64) -> (String, Claims) {
+        let claims = Claims {
+            sub: shopper,
+            exp_ms: now_ms.saturating_add(self.ttl_ms),
+        };
+        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap_or_default());
+        let mut m = mac(&self.key);
+        m.update(payload.as_bytes());
+        let sig = URL_SAFE_NO_PAD.encode(m.finalize().into_bytes());
+        (format!("{payload}.{sig}"), claims)
+    }
+
+    /// The shopper of a `Bearer` session token.
+    pub fn verify(&self, headers: &HeaderMap, now_ms: u64) -> Result<ShardedId, ApiError> {
+        let Some(token) = bearer(headers) else {
+            return Err(ApiError::unauthorized(
+                "session-missing",
+                "send the session token as `Authorization: Bearer <token>`",
+            ));
+        };
+        let bad =
+            || ApiError::unauthorized("session-invalid", "session token is malformed or forged");
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(bad());
+        }
+        let (payload, sig) = token.split_once('.').ok_or_else(bad)?;
+        let sig = URL_SAFE_NO_PAD.decode(sig).map_err(|_| bad())?;
+        let mut m = mac(&self.key);
+        m.update(payload.as_bytes());
+        m.verify_slice(&sig).map_err(|_| bad())?;
+        let claims: Claims = URL_SAFE_NO_PAD
+            .decode(payload)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .ok_or_else(bad)?;
+        if claims.exp_ms <= now_ms {
+            return Err(ApiError::unauthorized(
+                "session-expired",
+                "session expired; start a new one",
+            ));
+        }
+        Ok(claims.sub)
+    }
+}
+
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+}
+
+/// Checks the admin bearer token in constant time.
+pub fn check_admin(headers: &HeaderMap, admin_token: Option<&str>) -> Result<(), ApiError> {
+    let Some(expected) = admin_token else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "admin-disabled",
+            "Forbidden",
+            "no admin token is configured",
+        ));
+    };
+    let given = bearer(headers).unwrap_or_default();
+    // Compare HMACs of both under a fixed key: equal-length, constant-time.
+    let digest = |t: &str| {
+        let mut m = mac(b"meridian-admin-compare");
+        m.update(t.as_bytes());
+        m.finalize().into_bytes()
+    };
+    let ok = digest(given)
+        .iter()
+        .zip(digest(expected).iter())
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+        == 0;
+    if ok && !given.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::unauthorized(
+            "admin-token",
+            "admin endpoints need the admin bearer token",
+        ))
+    }
+}

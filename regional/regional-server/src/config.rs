@@ -1,0 +1,232 @@
+//! The regional service's configuration: a TOML file (`deny_unknown_fields`)
+//! plus environment overrides for what differs per deployment (region,
+//! listen address, secrets).
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use commerce::{Settings, SimulatedGatewayConfig};
+use db::StorageConfig;
+use topology::{RegionId, ShardId, Topology};
+
+/// Largest config file read, in bytes.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionalConfig {
+    /// The region this process serves (`MERIDIAN_REGION`).
+    pub region: RegionId,
+    /// Where the API listens (`MERIDIAN_LISTEN`).
+    pub listen: SocketAddr,
+    /// The topology file, relative to this file.
+    pub topology: PathBuf,
+    /// The shard holding the writable catalog.
+    pub catalog_shard: ShardId,
+    /// Shards whose carts and orders this region accepts writes for; by
+    /// default every shard whose home or standby is this region.
+    #[serde(default)]
+    pub served_shards: Option<BTreeSet<ShardId>>,
+    pub storage: StorageConfig,
+    /// Where this region keeps its search index, relative to this file; in
+    /// memory (rebuilt at start) when absent.
+    #[serde(default)]
+    pub search_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub secrets: Secrets,
+    #[serde(default)]
+    pub http: HttpConfig,
+    #[serde(default)]
+    pub payments: SimulatedGatewayConfig,
+    #[serde(default)]
+    pub commerce: Settings,
+    #[serde(default)]
+    pub workers: WorkerConfig,
+}
+
+/// Shared secrets. Prefer the environment over the file:
+/// `MERIDIAN_EDGE_KEY`, `MERIDIAN_SESSION_KEY`, `MERIDIAN_ADMIN_TOKEN`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Secrets {
+    /// HMAC key edges sign requests with.
+    pub edge_key: String,
+    /// HMAC key of session tokens.
+    pub session_key: String,
+    /// Bearer token of the admin endpoints; admin is off when empty.
+    pub admin_token: String,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    pub body_limit_bytes: usize,
+    pub request_timeout_ms: u64,
+    /// How far an edge signature's timestamp may be from the server clock.
+    pub signature_window_s: u64,
+    /// Signatures remembered for replay detection at most.
+    pub max_remembered_signatures: usize,
+    /// Whether shopper and purge-feed calls must be edge-signed.
+    pub require_edge_signature: bool,
+    pub session_ttl_s: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            body_limit_bytes: 64 * 1024,
+            request_timeout_ms: 35_000,
+            signature_window_s: 300,
+            max_remembered_signatures: 1_000_000,
+            require_edge_signature: true,
+            session_ttl_s: 24 * 3600,
+        }
+    }
+}
+
+/// How often the background workers run (each pass handles at most one
+/// batch, see `commerce.batch`).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerConfig {
+    pub outbox_interval_ms: u64,
+    pub recovery_interval_ms: u64,
+    pub sweep_interval_ms: u64,
+    /// The catalog feed is long-polled; this is how long one poll waits.
+    pub feed_wait_ms: u64,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            outbox_interval_ms: 200,
+            recovery_interval_ms: 1_000,
+            sweep_interval_ms: 5_000,
+            feed_wait_ms: 5_000,
+        }
+    }
+}
+
+/// A loaded config: paths resolved, environment applied, validated.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: RegionalConfig,
+    pub topology: Topology,
+    pub served: BTreeSet<ShardId>,
+}
+
+pub fn parse(text: &str) -> anyhow::Result<RegionalConfig> {
+    toml::from_str(text).context("parsing the regional config")
+}
+
+fn read_bounded(path: &Path) -> anyhow::Result<String> {
+    let len = std::fs::metadata(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .len();
+    anyhow::ensure!(
+        len <= MAX_CONFIG_BYTES,
+        "{} is {len} bytes, over the {MAX_CONFIG_BYTES}-byte limit",
+        path.display()
+    );
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// Reads `path`, applies `env` overrides (a lookup, so tests pass their
+/// own), resolves relative paths and checks the result.
+pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Loaded> {
+    let mut config =
+        parse(&read_bounded(path)?).with_context(|| format!("in {}", path.display()))?;
+    if let Some(region) = env("MERIDIAN_REGION") {
+        config.region = region.parse().context("MERIDIAN_REGION")?;
+    }
+    if let Some(listen) = env("MERIDIAN_LISTEN") {
+        config.listen = listen.parse().context("MERIDIAN_LISTEN")?;
+    }
+    if let Some(key) = env("MERIDIAN_EDGE_KEY") {
+        config.secrets.edge_key = key;
+    }
+    if let Some(key) = env("MERIDIAN_SESSION_KEY") {
+        config.secrets.session_key = key;
+    }
+    if let Some(token) = env("MERIDIAN_ADMIN_TOKEN") {
+        config.secrets.admin_token = token;
+    }
+    let base = path.parent().unwrap_or(Path::new("."));
+    let topology_path = base.join(&config.topology);
+    let topology = Topology::from_toml_str(&read_bounded(&topology_path)?)
+        .with_context(|| format!("in {}", topology_path.display()))?;
+    if let StorageConfig::Embedded { dir, .. } = &mut config.storage {
+        *dir = base.join(&*dir);
+    }
+    if let Some(dir) = &mut config.search_dir {
+        *dir = base.join(&*dir);
+    }
+    let served = resolve(&config, &topology)?;
+    Ok(Loaded {
+        config,
+        topology,
+        served,
+    })
+}
+
+/// Checks a config against its topology and gives the shards it serves.
+pub fn resolve(config: &RegionalConfig, topology: &Topology) -> anyhow::Result<BTreeSet<ShardId>> {
+    anyhow::ensure!(
+        topology.region(&config.region).is_some(),
+        "region {} is not in the topology",
+        config.region
+    );
+    anyhow::ensure!(
+        topology.shard(&config.catalog_shard).is_some(),
+        "catalog_shard {} is not in the topology",
+        config.catalog_shard
+    );
+    let served = match &config.served_shards {
+        Some(shards) => {
+            for shard in shards {
+                anyhow::ensure!(
+                    topology.shard(shard).is_some(),
+                    "served shard {shard} is not in the topology"
+                );
+            }
+            shards.clone()
+        }
+        None => topology
+            .shards()
+            .iter()
+            .filter(|s| s.candidates().any(|r| r == &config.region))
+            .map(|s| s.id().clone())
+            .collect(),
+    };
+    anyhow::ensure!(
+        !served.is_empty(),
+        "region {} serves no shard",
+        config.region
+    );
+    for (name, value) in [
+        ("secrets.edge_key", &config.secrets.edge_key),
+        ("secrets.session_key", &config.secrets.session_key),
+    ] {
+        anyhow::ensure!(
+            value.len() >= 16,
+            "{name} must be at least 16 bytes (set it in the file or the environment)"
+        );
+    }
+    config
+        .payments
+        .validate()
+        .map_err(anyhow::Error::msg)
+        .context("[payments]")?;
+    config.commerce.validate().context("[commerce]")?;
+    anyhow::ensure!(
+        (1024..=16 * 1024 * 1024).contains(&config.http.body_limit_bytes),
+        "http.body_limit_bytes must be 1 KiB to 16 MiB"
+    );
+    anyhow::ensure!(
+        (1_000..=300_000).contains(&config.http.request_timeout_ms),
+        "http.request_timeout_ms must be 1000..=300000"
+    );
+    Ok(served)
+}

@@ -1,0 +1,144 @@
+//! The regional service: the commerce domain behind an HTTP API, with its
+//! background workers. One process (or one [`Region`]) per region.
+//!
+//! Tests and the local stack build a [`Region`] in-process with
+//! [`Region::build`] and serve it on a listener bound to port 0 with
+//! [`run`]; the binary does the same from a config file.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod extract;
+pub mod metrics;
+pub mod problem;
+pub mod storage;
+pub mod workers;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use anyhow::Context;
+use commerce::{Clock, Commerce, CommerceParts, PaymentGateway, Settings};
+use db::ShardMap;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use topology::{RegionId, ShardId, Topology};
+
+pub use api::{AppState, app};
+use auth::{EdgeVerifier, Sessions};
+use config::{HttpConfig, Secrets, WorkerConfig};
+
+/// What a region is built from (the parts of a config, opened).
+#[derive(Debug)]
+pub struct RegionParts {
+    pub region: RegionId,
+    pub topology: Arc<Topology>,
+    pub shards: ShardMap,
+    pub served: BTreeSet<ShardId>,
+    pub catalog_shard: ShardId,
+    pub search: Arc<search::SearchIndex>,
+    pub settings: Settings,
+    pub clock: Arc<dyn Clock>,
+    pub gateway: Arc<dyn PaymentGateway>,
+    pub secrets: Secrets,
+    pub http: HttpConfig,
+    pub workers: WorkerConfig,
+}
+
+/// One region's service, ready to serve.
+#[derive(Debug, Clone)]
+pub struct Region {
+    pub commerce: Commerce,
+    pub state: AppState,
+    pub workers: WorkerConfig,
+}
+
+impl Region {
+    pub fn build(parts: RegionParts) -> anyhow::Result<Region> {
+        let commerce = Commerce::new(CommerceParts {
+            shards: parts.shards,
+            topology: parts.topology,
+            region: parts.region,
+            served: parts.served,
+            catalog_shard: parts.catalog_shard,
+            settings: parts.settings,
+            clock: parts.clock,
+            gateway: parts.gateway,
+            search: parts.search,
+        })
+        .context("building the commerce domain")?;
+        let edge = parts.http.require_edge_signature.then(|| {
+            Arc::new(EdgeVerifier::new(
+                parts.secrets.edge_key.clone().into_bytes(),
+                parts.http.signature_window_s,
+                parts.http.max_remembered_signatures,
+            ))
+        });
+        let sessions = Arc::new(Sessions::new(
+            parts.secrets.session_key.clone().into_bytes(),
+            parts.http.session_ttl_s.saturating_mul(1000),
+        ));
+        let admin_token = (!parts.secrets.admin_token.is_empty())
+            .then(|| Arc::from(parts.secrets.admin_token.as_str()));
+        let state = AppState {
+            commerce: commerce.clone(),
+            edge,
+            sessions,
+            admin_token,
+            http: parts.http,
+        };
+        Ok(Region {
+            commerce,
+            state,
+            workers: parts.workers,
+        })
+    }
+
+    /// Builds a region from a loaded config, opening its storage, search
+    /// index and simulated payment gateway.
+    pub fn from_config(loaded: &config::Loaded, shards: ShardMap) -> anyhow::Result<Region> {
+        let c = &loaded.config;
+        let search = search::SearchIndex::open_or_create(c.search_dir.as_deref())
+            .context("opening the search index")?;
+        tracing::info!(seed = c.payments.seed, "simulated payment gateway");
+        Region::build(RegionParts {
+            region: c.region.clone(),
+            topology: Arc::new(loaded.topology.clone()),
+            shards,
+            served: loaded.served.clone(),
+            catalog_shard: c.catalog_shard.clone(),
+            search: Arc::new(search),
+            settings: c.commerce.clone(),
+            clock: Arc::new(commerce::SystemClock),
+            gateway: Arc::new(commerce::SimulatedGateway::new(c.payments.clone())),
+            secrets: c.secrets.clone(),
+            http: c.http.clone(),
+            workers: c.workers.clone(),
+        })
+    }
+}
+
+/// Serves `region` on `listener` with its workers until `shutdown` turns
+/// true; then stops accepting, lets requests finish and stops the workers.
+pub async fn run(
+    region: Region,
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let mut workers = workers::spawn(&region.commerce, &region.workers, shutdown.clone());
+    let router = app(region.state.clone());
+    let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
+        while !*shutdown.borrow() {
+            if shutdown.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+    let result = serve.await.context("serving the regional API");
+    // The workers watch the same signal; wait for them (bounded).
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while workers.join_next().await.is_some() {}
+    })
+    .await;
+    result
+}

@@ -1,0 +1,407 @@
+//! Checkout: no oversell under concurrency, every saga ends completed or
+//! compensated after a crash at any step, a retried payment charges once.
+
+use commerce::SimulatedGatewayConfig;
+use commerce::checkout::{CrashPoint, SagaState};
+use commerce::orders::OrderStatus;
+use commerce::outbox::{MessageKind, Topic};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use topology::ShardedId;
+
+use crate::fixture::{Fixture, Options, shard};
+
+/// Checks the inventory invariant and the event-log rebuild of `sku`
+/// everywhere, and returns the live level in `warehouse`.
+async fn audit(fx: &Fixture, warehouse: &str, sku: &str) -> Value {
+    for w in ["us", "eu", "ap"] {
+        let r = fx
+            .admin(Method::GET, &format!("/v1/admin/stock/{w}/{sku}"), None)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), StatusCode::OK);
+        let audit: Value = r.json().await.expect("json");
+        assert_eq!(audit["consistent"], true, "{audit}");
+        assert_eq!(audit["live"], audit["rebuilt"], "{audit}");
+    }
+    let r = fx
+        .admin(
+            Method::GET,
+            &format!("/v1/admin/stock/{warehouse}/{sku}"),
+            None,
+        )
+        .send()
+        .await
+        .expect("send");
+    let audit: Value = r.json().await.expect("json");
+    audit["live"].clone()
+}
+
+#[tokio::test]
+async fn two_hundred_checkouts_of_fifty_units_sell_exactly_fifty() {
+    let fx = Fixture::start().await;
+    fx.catalog(&[("HOT-1", "Flash sale lamp", 2500)]).await;
+    fx.restock("us", "HOT-1", 50).await;
+    let mut carts = Vec::new();
+    for i in 0..200 {
+        let shard = ["us", "eu", "ap"][i % 3];
+        carts.push(fx.cart_with(shard, "HOT-1", 1).await);
+    }
+    let mut tasks = Vec::new();
+    for (i, (token, cart)) in carts.iter().enumerate() {
+        let request = fx
+            .signed(
+                Method::POST,
+                "/v1/checkout",
+                Some(&serde_json::json!({ "cart_id": cart })),
+                Some(token),
+            )
+            .header("idempotency-key", format!("flash-{i}"));
+        tasks.push(tokio::spawn(async move {
+            let r = request.send().await.expect("send");
+            let status = r.status();
+            (status, r.json::<Value>().await.expect("json"))
+        }));
+    }
+    let (mut confirmed, mut failed) = (Vec::new(), 0);
+    for task in tasks {
+        let (status, body) = task.await.expect("task");
+        match status {
+            StatusCode::CREATED => {
+                assert_eq!(body["status"], "confirmed");
+                confirmed.push(body["id"].as_str().expect("id").to_owned());
+            }
+            StatusCode::CONFLICT => {
+                assert_eq!(
+                    body["type"], "urn:meridian:problem:checkout-failed",
+                    "{body}"
+                );
+                assert!(
+                    body["detail"]
+                        .as_str()
+                        .expect("detail")
+                        .contains("out of stock"),
+                    "{body}"
+                );
+                failed += 1;
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!(confirmed.len(), 50);
+    assert_eq!(failed, 150);
+    let live = audit(&fx, "us", "HOT-1").await;
+    assert_eq!(live["available"], 0);
+    assert_eq!(live["reserved"], 0);
+    assert_eq!(live["sold"], 50);
+    assert_eq!(live["received"], 50);
+    assert_eq!(fx.gateway.stats().captures, 50);
+    assert_eq!(fx.gateway.stats().authorizations, 50);
+    for s in ["us", "eu", "ap"] {
+        assert!(
+            fx.region
+                .commerce
+                .open_sagas(&shard(s), 10)
+                .await
+                .expect("open")
+                .is_empty()
+        );
+    }
+    // Every acknowledged order is there, confirmed, for its owner.
+    for (token, _) in carts.iter().take(3) {
+        let r = fx
+            .signed(Method::GET, "/v1/orders?limit=100", None, Some(token))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    for id in &confirmed {
+        let id: ShardedId = id.parse().expect("id");
+        let saga = fx.region.commerce.saga(&id).await.expect("saga");
+        assert_eq!(saga.state, SagaState::Completed);
+    }
+}
+
+/// Crash points along the happy path: every one ends completed.
+const HAPPY_CRASHES: &[CrashPoint] = &[
+    CrashPoint {
+        state: SagaState::Created,
+        persisted: true,
+    },
+    CrashPoint {
+        state: SagaState::Reserved,
+        persisted: false,
+    },
+    CrashPoint {
+        state: SagaState::Reserved,
+        persisted: true,
+    },
+    CrashPoint {
+        state: SagaState::Authorized,
+        persisted: false,
+    },
+    CrashPoint {
+        state: SagaState::Authorized,
+        persisted: true,
+    },
+    CrashPoint {
+        state: SagaState::StockCommitted,
+        persisted: false,
+    },
+    CrashPoint {
+        state: SagaState::StockCommitted,
+        persisted: true,
+    },
+    CrashPoint {
+        state: SagaState::Completed,
+        persisted: false,
+    },
+];
+
+#[tokio::test]
+async fn a_saga_crashed_after_any_step_is_completed_by_recovery() {
+    let fx = Fixture::start_with(Options {
+        workers: false,
+        ..Default::default()
+    })
+    .await;
+    fx.catalog(&[("LAMP-1", "Desk lamp", 4000)]).await;
+    fx.restock("eu", "LAMP-1", 100).await;
+    let lease_ms = fx.region.commerce.settings().saga_lease_ms;
+    for (n, point) in HAPPY_CRASHES.iter().enumerate() {
+        let (token, cart) = fx.cart_with("us", "LAMP-1", 2).await;
+        fx.region.commerce.faults().arm_crash(*point);
+        let (status, body) = fx.checkout(&token, &cart, &format!("crash-{n}")).await;
+        assert_eq!(
+            status,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "{point:?}: {body}"
+        );
+        // Nothing resumes it while the crashed runner's lease holds.
+        assert_eq!(
+            fx.region
+                .commerce
+                .recover_sagas(&shard("us"))
+                .await
+                .expect("recover"),
+            0
+        );
+        fx.clock.advance_ms(lease_ms + 1);
+        assert_eq!(
+            fx.region
+                .commerce
+                .recover_sagas(&shard("us"))
+                .await
+                .expect("recover"),
+            1,
+            "{point:?}"
+        );
+        assert!(
+            fx.region
+                .commerce
+                .open_sagas(&shard("us"), 10)
+                .await
+                .expect("open")
+                .is_empty(),
+            "{point:?}"
+        );
+        // The shopper's retry finds the same, confirmed order.
+        let (status, order) = fx.checkout(&token, &cart, &format!("crash-{n}")).await;
+        assert_eq!(status, StatusCode::CREATED, "{point:?}: {order}");
+        assert_eq!(order["status"], "confirmed");
+    }
+    let live = audit(&fx, "eu", "LAMP-1").await;
+    let orders = HAPPY_CRASHES.len() as i64;
+    assert_eq!(live["sold"], 2 * orders);
+    assert_eq!(live["reserved"], 0);
+    assert_eq!(live["available"], 100 - 2 * orders);
+    let stats = fx.gateway.stats();
+    assert_eq!(stats.authorizations, orders as u64);
+    assert_eq!(stats.captures, orders as u64);
+    assert_eq!(stats.voids, 0);
+}
+
+#[tokio::test]
+async fn a_failing_saga_crashed_while_compensating_is_compensated_by_recovery() {
+    let fx = Fixture::start_with(Options {
+        workers: false,
+        payments: SimulatedGatewayConfig {
+            decline_rate: 1.0,
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await;
+    fx.catalog(&[("LAMP-1", "Desk lamp", 4000)]).await;
+    fx.restock("us", "LAMP-1", 10).await;
+    let lease_ms = fx.region.commerce.settings().saga_lease_ms;
+    let points = [
+        CrashPoint {
+            state: SagaState::Compensating,
+            persisted: false,
+        },
+        CrashPoint {
+            state: SagaState::Compensating,
+            persisted: true,
+        },
+        CrashPoint {
+            state: SagaState::Compensated,
+            persisted: false,
+        },
+    ];
+    for (n, point) in points.iter().enumerate() {
+        let (token, cart) = fx.cart_with("eu", "LAMP-1", 3).await;
+        fx.region.commerce.faults().arm_crash(*point);
+        let (status, body) = fx.checkout(&token, &cart, &format!("decline-{n}")).await;
+        assert_eq!(
+            status,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "{point:?}: {body}"
+        );
+        fx.clock.advance_ms(lease_ms + 1);
+        assert_eq!(
+            fx.region
+                .commerce
+                .recover_sagas(&shard("eu"))
+                .await
+                .expect("recover"),
+            1
+        );
+        let (status, problem) = fx.checkout(&token, &cart, &format!("decline-{n}")).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+        assert!(
+            problem["detail"]
+                .as_str()
+                .expect("detail")
+                .contains("declined"),
+            "{problem}"
+        );
+        let order_id: ShardedId = problem["order_id"]
+            .as_str()
+            .expect("order id")
+            .parse()
+            .expect("id");
+        let saga = fx.region.commerce.saga(&order_id).await.expect("saga");
+        assert_eq!(saga.state, SagaState::Compensated);
+    }
+    // All stock is back, nothing sold, nothing charged.
+    let live = audit(&fx, "us", "LAMP-1").await;
+    assert_eq!(live["available"], 10);
+    assert_eq!(live["sold"], 0);
+    assert_eq!(live["reserved"], 0);
+    assert_eq!(fx.gateway.stats().captures, 0);
+    assert!(
+        fx.region
+            .commerce
+            .open_sagas(&shard("eu"), 10)
+            .await
+            .expect("open")
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_checkout_retried_five_times_after_a_payment_timeout_charges_once() {
+    let fx = Fixture::start_with(Options {
+        workers: false,
+        ..Default::default()
+    })
+    .await;
+    fx.catalog(&[("LAMP-1", "Desk lamp", 4000)]).await;
+    fx.restock("us", "LAMP-1", 5).await;
+    let (token, cart) = fx.cart_with("us", "LAMP-1", 1).await;
+    // Every gateway call of the first attempt takes effect but times out.
+    let attempts = fx.region.commerce.settings().payment_attempts;
+    fx.gateway.force_timeouts(attempts);
+    let (status, first) = fx.checkout(&token, &cart, "pay-once").await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{first}");
+    assert_eq!(first["status"], "pending");
+    let mut ids = vec![first["id"].clone()];
+    for _ in 0..4 {
+        let (status, order) = fx.checkout(&token, &cart, "pay-once").await;
+        assert_eq!(status, StatusCode::CREATED, "{order}");
+        ids.push(order["id"].clone());
+    }
+    assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+    let stats = fx.gateway.stats();
+    assert_eq!(stats.authorizations, 1, "{stats:?}");
+    assert_eq!(stats.captures, 1, "{stats:?}");
+    assert_eq!(stats.timeouts, u64::from(attempts));
+    let live = audit(&fx, "us", "LAMP-1").await;
+    assert_eq!(live["sold"], 1);
+    // The same key for another cart is refused, and charges nothing.
+    let other = fx.new_cart(&token).await;
+    let (status, problem) = fx.checkout(&token, &other, "pay-once").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(fx.gateway.stats().authorizations, 1);
+    // The order is listed for its shopper.
+    let r = fx
+        .signed(Method::GET, "/v1/orders", None, Some(&token))
+        .send()
+        .await
+        .expect("send");
+    let page: Value = r.json().await.expect("json");
+    assert_eq!(page["orders"].as_array().expect("orders").len(), 1);
+    assert_eq!(page["orders"][0]["id"], ids[0]);
+}
+
+#[tokio::test]
+async fn confirmed_orders_reach_the_outbox_consumers_once() {
+    let fx = Fixture::start_with(Options {
+        workers: false,
+        ..Default::default()
+    })
+    .await;
+    fx.catalog(&[("LAMP-1", "Desk lamp", 4000)]).await;
+    fx.restock("ap", "LAMP-1", 5).await;
+    let (token, cart) = fx.cart_with("ap", "LAMP-1", 2).await;
+    let (status, order) = fx.checkout(&token, &cart, "outbox-1").await;
+    assert_eq!(status, StatusCode::CREATED, "{order}");
+    let ap = shard("ap");
+    let c = &fx.region.commerce;
+    assert_eq!(
+        c.outbox_backlog(&ap, Topic::Notifications, 10)
+            .await
+            .expect("backlog"),
+        1
+    );
+    assert_eq!(
+        c.drain_outbox(&ap, Topic::Notifications)
+            .await
+            .expect("drain"),
+        1
+    );
+    assert_eq!(
+        c.drain_outbox(&ap, Topic::Analytics).await.expect("drain"),
+        1
+    );
+    assert_eq!(
+        c.drain_outbox(&ap, Topic::Analytics).await.expect("drain"),
+        0
+    );
+    let id = order["id"].as_str().expect("id");
+    let note = c
+        .notification(&ap, id, MessageKind::OrderConfirmed)
+        .await
+        .expect("read");
+    assert!(note.is_some());
+    let counters = c.analytics(&ap).await.expect("analytics");
+    assert_eq!(counters.get("order_confirmed"), Some(&1));
+    assert_eq!(counters.get("revenue_minor_USD"), Some(&8000));
+    // The cart was emptied by the confirming transaction.
+    let r = fx
+        .signed(
+            Method::GET,
+            &format!("/v1/carts/{cart}"),
+            None,
+            Some(&token),
+        )
+        .send()
+        .await
+        .expect("send");
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["lines"], serde_json::json!([]));
+    let _ = OrderStatus::Confirmed;
+}
