@@ -16,6 +16,35 @@ pub struct MeridianConfig {
     /// The topology file, relative to this file.
     pub topology: PathBuf,
     pub storage: StorageConfig,
+    /// Each region's service config, relative to this file. `up` runs them
+    /// all in this process over the one storage above.
+    #[serde(default)]
+    pub regions: Vec<PathBuf>,
+    /// The routing layer's config, relative to this file.
+    #[serde(default)]
+    pub routing: Option<PathBuf>,
+    #[serde(default)]
+    pub seed: SeedConfig,
+}
+
+/// The demo catalog `up` writes when the catalog is empty.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SeedConfig {
+    /// Products to generate; 0 seeds nothing.
+    pub products: usize,
+    pub seed: u64,
+    pub max_stock: i64,
+}
+
+impl Default for SeedConfig {
+    fn default() -> Self {
+        SeedConfig {
+            products: 10_000,
+            seed: 42,
+            max_stock: 200,
+        }
+    }
 }
 
 /// A loaded config with its paths resolved.
@@ -23,6 +52,11 @@ pub struct MeridianConfig {
 pub struct Loaded {
     pub topology: Topology,
     pub storage: StorageConfig,
+    /// Region config files, resolved.
+    pub regions: Vec<PathBuf>,
+    /// The routing config file, resolved.
+    pub routing: Option<PathBuf>,
+    pub seed: SeedConfig,
 }
 
 pub fn parse(text: &str) -> anyhow::Result<MeridianConfig> {
@@ -70,5 +104,11 @@ pub fn load(path: &Path) -> anyhow::Result<Loaded> {
             retry,
         },
     };
-    Ok(Loaded { topology, storage })
+    Ok(Loaded {
+        topology,
+        storage,
+        regions: config.regions.iter().map(|r| base.join(r)).collect(),
+        routing: config.routing.as_ref().map(|r| base.join(r)),
+        seed: config.seed,
+    })
 }

@@ -4,5 +4,6 @@
 //! runs.
 
 pub mod config;
+pub mod platform;
 
 pub use regional_server::storage::open as open_storage;

@@ -1,13 +1,11 @@
-//! `meridian`: the operator's CLI. Today it opens the storage of every geo
-//! shard of the configured topology and proves each one takes a
-//! transaction; the regional services, edges and routing layer join `up` as
-//! they are built.
+//! `meridian`: the operator's CLI. `up` starts the local platform in one
+//! process: every region's commerce service over the embedded engine, the
+//! demo catalog, and the routing layer (health checks, API, DNS).
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use db::Subspace;
 use topology::{ShardId, ShardedId};
 
 #[derive(Debug, Parser)]
@@ -22,7 +20,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Start the platform on this machine (today: the storage of every shard).
+    /// Start the platform on this machine: regions, demo catalog, routing.
     Up {
         /// The platform config.
         #[arg(long, default_value = "infra/local/meridian.toml")]
@@ -47,46 +45,61 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn up(config: PathBuf) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,meridian=info,regional_server=info".into()),
+        )
+        .init();
     let loaded = meridian::config::load(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
-        let shards = meridian::open_storage(&loaded.storage, &loaded.topology)?;
-        println!("meridian: {} regions, {} shards", loaded.topology.regions().len(), shards.len());
-        let boots = Subspace::from_bytes(b"\x02meridian".to_vec()).subspace(&("boots",));
-        for shard in loaded.topology.shards() {
-            let db = shards.get(shard.id())?;
-            let key = boots.pack(&(shard.id().as_str(),));
-            let (count, info) = db
-                .run_with_info(|tx, _| {
-                    let key = key.clone();
-                    async move {
-                        tx.add_i64(&key, 1)?;
-                        tx.get(&key).await
-                    }
-                })
-                .await
-                .with_context(|| format!("smoke transaction on shard {}", shard.id()))?;
-            let count = count
-                .and_then(|v| <[u8; 8]>::try_from(v).ok())
-                .map_or(0, i64::from_le_bytes);
-            let standbys: Vec<&str> = shard.standbys().iter().map(|r| r.as_str()).collect();
+        let mut platform =
+            meridian::platform::start(&loaded, meridian::platform::StartOptions::default()).await?;
+        println!(
+            "meridian is up: {} regions, {} shards on the {} engine",
+            platform.regions.len(),
+            loaded.topology.shards().len(),
+            platform.regions[0]
+                .2
+                .commerce
+                .shards()
+                .iter()
+                .next()
+                .map_or("?", |(_, db)| db.engine()),
+        );
+        for (name, addr, region) in &platform.regions {
+            let served: Vec<&str> = region
+                .commerce
+                .served()
+                .iter()
+                .map(|s| s.as_str())
+                .collect();
             println!(
-                "  shard {:<4} engine {:<12} home {:<14} standbys [{}]  commit version {}  boots {}",
-                shard.id().as_str(),
-                db.engine(),
-                shard.home().as_str(),
-                standbys.join(", "),
-                info.version.unwrap_or_default(),
-                count
+                "  region {name:<14} http://{addr}  serves shards [{}]",
+                served.join(", ")
+            );
+        }
+        if let (Some(api), Some(dns)) = (platform.routing_api, platform.dns) {
+            println!("  routing API    http://{api}/v1/table");
+            println!(
+                "  DNS            {dns} (udp+tcp)  try: dig @{} -p {} api.shop.example",
+                dns.ip(),
+                dns.port()
             );
         }
         println!(
-            "storage is up. The regional services, edges and routing layer are not built yet; \
-             see README.md for what works today."
+            "Try: curl 'http://{}/v1/search?q=wool&limit=3'   (Ctrl-C stops)",
+            platform.regions[0].1
         );
-        Ok(())
+        tokio::select! {
+            result = platform.wait() => result?,
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        println!("stopping");
+        platform.stop().await
     })
 }

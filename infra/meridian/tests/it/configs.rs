@@ -41,6 +41,11 @@ fn every_config_in_infra_parses() {
                 dns_authority::DnsConfig::from_toml_str(&text)
                     .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
             }
+            Some(name) if file.parent().is_some_and(|p| p.ends_with("regions")) => {
+                let loaded = regional_server::config::load(file, |_| None)
+                    .unwrap_or_else(|e| panic!("{}: {e:#}", file.display()));
+                assert_eq!(format!("{}.toml", loaded.config.region), name);
+            }
             Some("meridian.toml") => {
                 meridian::config::load(file)
                     .unwrap_or_else(|e| panic!("{}: {e:#}", file.display()));
@@ -105,4 +110,81 @@ async fn local_config_opens_every_shard() {
     };
     let shards = meridian::open_storage(&storage, &loaded.topology).unwrap();
     assert_eq!(shards.len(), loaded.topology.shards().len());
+}
+
+/// `meridian up` on the local config (with ephemeral ports and a fresh data
+/// directory): every region serves the seeded catalog, search answers, and
+/// the routing layer sees every region healthy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_starts_every_region_seeded_and_routed() {
+    let mut loaded = meridian::config::load(&infra_dir().join("local/meridian.toml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    if let db::StorageConfig::Embedded {
+        dir: data,
+        durability,
+        ..
+    } = &mut loaded.storage
+    {
+        *data = dir.path().to_path_buf();
+        // The seed writes thousands of records; fsync is not what this
+        // test is about.
+        *durability = db::Durability::Buffer;
+    }
+    loaded.seed.products = 10_000;
+    let platform = meridian::platform::start(
+        &loaded,
+        meridian::platform::StartOptions {
+            ephemeral_ports: true,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(platform.regions.len(), 3);
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    for (name, addr, region) in &platform.regions {
+        assert_eq!(region.commerce.search_index().num_docs(), 10_000, "{name}");
+        let product: serde_json::Value = client
+            .get(format!("http://{addr}/v1/products/MRD-009999"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(product["sku"], "MRD-009999", "{name}: {product}");
+        let found: serde_json::Value = client
+            .get(format!("http://{addr}/v1/search?q=wool&limit=5"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(found["total"].as_u64().unwrap() > 0, "{name}: {found}");
+    }
+    // The routing layer probes the regions' /readyz and finds them healthy.
+    let api = platform.routing_api.unwrap();
+    let mut healthy = 0;
+    for _ in 0..100 {
+        let table: serde_json::Value = client
+            .get(format!("http://{api}/v1/table"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        healthy = table["regions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["health"] == "healthy")
+            .count();
+        if healthy == 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(healthy, 3);
+    platform.stop().await.unwrap();
 }

@@ -1,0 +1,171 @@
+//! The local platform, in one process: every region's service over one
+//! shared storage (one embedded store per shard), the demo catalog, and the
+//! routing layer (health checks, routing API, DNS) probing the regions.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use anyhow::Context;
+use regional_server::Region;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use topology::RegionId;
+
+use crate::config::Loaded;
+
+/// How `start` binds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StartOptions {
+    /// Bind every server on an ephemeral port of 127.0.0.1 instead of the
+    /// configured addresses (tests).
+    pub ephemeral_ports: bool,
+}
+
+/// A running platform; dropping it does not stop it, [`Platform::stop`] does.
+#[derive(Debug)]
+pub struct Platform {
+    pub regions: Vec<(RegionId, SocketAddr, Region)>,
+    pub routing_api: Option<SocketAddr>,
+    pub dns: Option<SocketAddr>,
+    shutdown: watch::Sender<bool>,
+    tasks: JoinSet<anyhow::Result<()>>,
+}
+
+/// Environment overrides a region may take when several share a process:
+/// secrets yes, but not one listen address or region name for all.
+fn shared_env(name: &str) -> Option<String> {
+    match name {
+        "MERIDIAN_REGION" | "MERIDIAN_LISTEN" => None,
+        _ => std::env::var(name).ok(),
+    }
+}
+
+/// Opens storage, seeds the demo catalog if the catalog is empty, and
+/// starts every region and the routing layer.
+pub async fn start(loaded: &Loaded, options: StartOptions) -> anyhow::Result<Platform> {
+    anyhow::ensure!(!loaded.regions.is_empty(), "the config names no region");
+    let shards = crate::open_storage(&loaded.storage, &loaded.topology)?;
+    let (shutdown, stop) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    let mut regions = Vec::new();
+    for path in &loaded.regions {
+        let region_config = regional_server::config::load(path, shared_env)
+            .with_context(|| format!("loading {}", path.display()))?;
+        let region = Region::from_config(&region_config, shards.clone())?;
+        let addr = if options.ephemeral_ports {
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)
+        } else {
+            region_config.config.listen
+        };
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr} for {}", region_config.config.region))?;
+        let local = listener.local_addr()?;
+        regions.push((
+            region_config.config.region.clone(),
+            local,
+            region.clone(),
+            listener,
+        ));
+    }
+
+    let first = &regions[0].2.commerce;
+    if loaded.seed.products > 0 && first.catalog_version().await? == 0 {
+        seed(first, loaded).await?;
+    }
+    // Index the catalog before serving, so search answers from the start.
+    for (_, _, region, _) in &regions {
+        region.commerce.rebuild_search().await?;
+    }
+
+    let mut running = Vec::new();
+    for (name, local, region, listener) in regions {
+        tasks.spawn(regional_server::run(region.clone(), listener, stop.clone()));
+        running.push((name, local, region));
+    }
+
+    let (mut routing_api, mut dns) = (None, None);
+    if let Some(path) = &loaded.routing {
+        let mut routing = routing::server::load(path)?;
+        let sockets = if options.ephemeral_ports {
+            // Point the health checks at where the regions really listen.
+            for endpoint in &mut routing.config.regions {
+                if let Some((_, addr, _)) = running.iter().find(|(n, _, _)| n == &endpoint.name) {
+                    endpoint.base_url = format!("http://{addr}");
+                }
+            }
+            routing::server::Sockets::bind_ephemeral(IpAddr::V4(Ipv4Addr::LOCALHOST)).await?
+        } else {
+            routing::server::Sockets::bind(&routing.config).await?
+        };
+        routing_api = Some(sockets.api.local_addr()?);
+        dns = Some(SocketAddr::new(
+            sockets.api.local_addr()?.ip(),
+            sockets.dns_port()?,
+        ));
+        let mut stop = stop.clone();
+        tasks.spawn(routing::server::run(routing, sockets, None, async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }));
+    }
+    Ok(Platform {
+        regions: running,
+        routing_api,
+        dns,
+        shutdown,
+        tasks,
+    })
+}
+
+async fn seed(commerce: &commerce::Commerce, loaded: &Loaded) -> anyhow::Result<()> {
+    let total = loaded.seed.products;
+    let bar = indicatif::ProgressBar::new(total as u64).with_style(
+        indicatif::ProgressStyle::with_template(
+            "seeding the demo catalog {bar:40} {pos}/{len} products",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let report = commerce
+        .seed_demo(
+            commerce::seed::SeedOptions {
+                products: total,
+                seed: loaded.seed.seed,
+                max_stock: loaded.seed.max_stock,
+            },
+            |done| bar.set_position(done as u64),
+        )
+        .await
+        .context("seeding the demo catalog")?;
+    bar.finish_and_clear();
+    println!(
+        "seeded {} categories, {} products, {} units of stock (seed {})",
+        report.categories, report.products, report.stock_units, loaded.seed.seed
+    );
+    Ok(())
+}
+
+impl Platform {
+    /// Stops every server and worker and waits for them (bounded).
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(true);
+        let drained = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(result) = self.tasks.join_next().await {
+                result.context("platform task")??;
+            }
+            Ok::<_, anyhow::Error>(())
+        })
+        .await;
+        match drained {
+            Ok(result) => result,
+            Err(_) => anyhow::bail!("the platform did not stop within 30 s"),
+        }
+    }
+
+    /// Waits until a task fails (or all end).
+    pub async fn wait(&mut self) -> anyhow::Result<()> {
+        while let Some(result) = self.tasks.join_next().await {
+            result.context("platform task")??;
+        }
+        Ok(())
+    }
+}
