@@ -112,9 +112,29 @@ pub struct CrashPoint {
 #[derive(Debug, Default)]
 pub struct Faults {
     crash: Mutex<Option<CrashPoint>>,
+    outbox_crash: std::sync::atomic::AtomicBool,
 }
 
 impl Faults {
+    /// The next outbox pass "crashes" after its consumers ran and before
+    /// it deletes the batch, so the batch is delivered again.
+    pub fn arm_outbox_crash(&self) {
+        self.outbox_crash
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub(crate) fn check_outbox(&self) -> Result<()> {
+        if self
+            .outbox_crash
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(CommerceError::InjectedCrash {
+                step: "an outbox batch's delivery, before deleting it",
+            });
+        }
+        Ok(())
+    }
+
     pub fn arm_crash(&self, point: CrashPoint) {
         *self.crash.lock() = Some(point);
     }

@@ -104,6 +104,7 @@ impl Commerce {
             let message: Message = decode(&kv.value, "outbox message")?;
             self.consume(shard, topic, &message).await?;
         }
+        self.faults().check_outbox()?;
         // Delivered: delete exactly the entries read (newer ones stay).
         let entries = &chunk.kvs;
         db.run(|tx, _| async move {

@@ -106,3 +106,41 @@ async fn health_readiness_and_metrics() {
         "{metrics}"
     );
 }
+
+#[test]
+fn the_environment_overrides_the_config_file() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../infra/local/regions/eu-west.toml");
+    let plain = regional_server::config::load(&path, |_| None).expect("load");
+    assert_eq!(plain.config.region.as_str(), "eu-west");
+    let overridden = regional_server::config::load(&path, |name| match name {
+        "MERIDIAN_REGION" => Some("ap-southeast".into()),
+        "MERIDIAN_LISTEN" => Some("127.0.0.1:9999".into()),
+        "MERIDIAN_EDGE_KEY" => Some("an-edge-key-from-the-environment".into()),
+        "MERIDIAN_ADMIN_TOKEN" => Some("env-admin".into()),
+        _ => None,
+    })
+    .expect("load");
+    assert_eq!(overridden.config.region.as_str(), "ap-southeast");
+    assert_eq!(overridden.config.listen.port(), 9999);
+    assert_eq!(
+        overridden.config.secrets.edge_key,
+        "an-edge-key-from-the-environment"
+    );
+    assert_eq!(overridden.config.secrets.admin_token, "env-admin");
+    // A short secret is refused, naming the setting.
+    let err = regional_server::config::load(&path, |name| {
+        (name == "MERIDIAN_SESSION_KEY").then(|| "short".into())
+    })
+    .expect_err("short key");
+    assert!(
+        format!("{err:#}").contains("secrets.session_key"),
+        "{err:#}"
+    );
+    // So is an unknown region.
+    let err = regional_server::config::load(&path, |name| {
+        (name == "MERIDIAN_REGION").then(|| "mars".into())
+    })
+    .expect_err("unknown region");
+    assert!(format!("{err:#}").contains("mars"), "{err:#}");
+}

@@ -403,5 +403,85 @@ async fn confirmed_orders_reach_the_outbox_consumers_once() {
         .expect("send");
     let body: Value = r.json().await.expect("json");
     assert_eq!(body["lines"], serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn a_shoppers_orders_page_newest_first() {
+    let fx = Fixture::start_with(Options {
+        workers: false,
+        ..Default::default()
+    })
+    .await;
+    fx.catalog(&[("PEN-1", "Pen", 150)]).await;
+    fx.restock("eu", "PEN-1", 100).await;
+    let (token, _) = fx.session("eu").await;
+    let mut placed = Vec::new();
+    for n in 0..7 {
+        let cart = fx.new_cart(&token).await;
+        let r = fx
+            .signed(
+                Method::POST,
+                &format!("/v1/carts/{cart}/items"),
+                Some(&serde_json::json!({ "sku": "PEN-1", "qty": 1 })),
+                Some(&token),
+            )
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), StatusCode::OK);
+        // Ids are ulids: a later millisecond sorts after.
+        fx.clock.advance_ms(5);
+        let (status, order) = fx.checkout(&token, &cart, &format!("page-{n}")).await;
+        assert_eq!(status, StatusCode::CREATED, "{order}");
+        placed.push(order["id"].as_str().expect("id").to_owned());
+    }
+    let mut listed = Vec::new();
+    let mut before: Option<String> = None;
+    for _ in 0..10 {
+        let path = match &before {
+            Some(b) => format!("/v1/orders?limit=3&before={b}"),
+            None => "/v1/orders?limit=3".to_owned(),
+        };
+        let page: Value = fx
+            .signed(Method::GET, &path, None, Some(&token))
+            .send()
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("json");
+        for order in page["orders"].as_array().expect("orders") {
+            assert_eq!(order["status"], "confirmed");
+            listed.push(order["id"].as_str().expect("id").to_owned());
+        }
+        match page["next"].as_str() {
+            Some(next) => before = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    placed.reverse();
+    assert_eq!(listed, placed);
+    // Another shopper sees none of them.
+    let (other, _) = fx.session("eu").await;
+    let page: Value = fx
+        .signed(Method::GET, "/v1/orders", None, Some(&other))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(page["orders"], serde_json::json!([]));
+    let r = fx
+        .signed(
+            Method::GET,
+            &format!("/v1/orders/{}", placed[0]),
+            None,
+            Some(&other),
+        )
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
     let _ = OrderStatus::Confirmed;
 }
