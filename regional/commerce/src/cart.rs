@@ -34,6 +34,15 @@ pub struct Cart {
     pub created_ms: u64,
     pub updated_ms: u64,
     pub expires_ms: u64,
+    /// The order checking this cart out, while its saga runs: a second
+    /// checkout of the cart (another idempotency key) is refused meanwhile.
+    #[serde(default)]
+    pub checkout_order: Option<String>,
+    /// The last write's operation id, so a write retried after an unknown
+    /// commit outcome is not applied twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(ignore)]
+    pub last_op: Option<u64>,
 }
 
 /// A change to a cart.
@@ -140,6 +149,8 @@ impl Commerce {
             created_ms: now_ms,
             updated_ms: now_ms,
             expires_ms: now_ms.saturating_add(self.settings().cart_ttl_s.saturating_mul(1000)),
+            checkout_order: None,
+            last_op: None,
         };
         let db = self.owned_db(&id)?;
         let record = &cart;
@@ -191,8 +202,9 @@ impl Commerce {
         let ttl_ms = self.settings().cart_ttl_s.saturating_mul(1000);
         let key = id.to_string();
         let key = &key;
+        let op: u64 = rand::random();
         self.owned_db(id)?
-            .run(|tx, _| async move {
+            .run(|tx, maybe_committed| async move {
                 let Some(mut cart) = get_json::<Cart>(&tx, &keys::cart(key), "cart").await? else {
                     return Err(CommerceError::NotFound {
                         what: "cart",
@@ -206,7 +218,12 @@ impl Commerce {
                     });
                 }
                 check_owner(owner, &cart.owner, "cart")?;
+                if maybe_committed.0 && cart.last_op == Some(op) {
+                    // An earlier attempt committed this very change.
+                    return Ok(cart);
+                }
                 change.apply(&mut cart)?;
+                cart.last_op = Some(op);
                 tx.clear(&keys::cart_expiry(cart.expires_ms, key))?;
                 cart.version += 1;
                 cart.updated_ms = now_ms;
@@ -252,18 +269,35 @@ impl Commerce {
             .await
     }
 
-    /// Empties a cart after its checkout (in the caller's transaction).
-    pub(crate) async fn clear_cart_in(
+    /// Ends a cart's checkout (in the caller's transaction): on success
+    /// the ordered units leave the cart (lines added meanwhile stay); either
+    /// way the cart can be checked out again.
+    pub(crate) async fn finish_cart_checkout(
         tx: &db::Transaction,
-        cart_id: &str,
+        order: &crate::orders::Order,
+        confirmed: bool,
         now_ms: u64,
     ) -> Result<()> {
-        if let Some(mut cart) = get_json::<Cart>(tx, &keys::cart(cart_id), "cart").await? {
-            cart.lines.clear();
-            cart.version += 1;
-            cart.updated_ms = now_ms;
-            set_json(tx, &keys::cart(cart_id), &cart)?;
+        let Some(mut cart) = get_json::<Cart>(tx, &keys::cart(&order.cart_id), "cart").await?
+        else {
+            return Ok(());
+        };
+        if confirmed {
+            for line in &order.lines {
+                if let Some(i) = cart.lines.iter().position(|l| l.sku == line.sku) {
+                    cart.lines[i].qty -= line.qty;
+                    if cart.lines[i].qty <= 0 {
+                        cart.lines.remove(i);
+                    }
+                }
+            }
         }
+        if cart.checkout_order.as_deref() == Some(order.id.as_str()) {
+            cart.checkout_order = None;
+        }
+        cart.version += 1;
+        cart.updated_ms = now_ms;
+        set_json(tx, &keys::cart(&order.cart_id), &cart)?;
         Ok(())
     }
 }

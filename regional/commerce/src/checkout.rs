@@ -34,6 +34,8 @@ use crate::{Commerce, get_json, keys, set_json};
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 128;
 /// Saga steps one run takes at most (the longest path has 5).
 const MAX_STEPS_PER_RUN: usize = 8;
+/// Longest recovery waits between runs of a parked saga.
+const MAX_PARK_MS: u64 = 60_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -75,6 +77,14 @@ pub struct Saga {
     /// Runs that have worked on it (the first, then recoveries).
     pub runs: u32,
     pub updated_ms: u64,
+    /// Runs that ended with the outcome still unknown (a payment call that
+    /// kept timing out): recovery waits longer after each.
+    #[serde(default)]
+    pub parked_runs: u32,
+    /// Recovery leaves the saga alone until then (a shopper's retry does
+    /// not wait).
+    #[serde(default)]
+    pub next_attempt_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -259,6 +269,8 @@ impl Commerce {
             lease_until_ms: now_ms + self.settings().saga_lease_ms,
             runs: 1,
             updated_ms: now_ms,
+            parked_runs: 0,
+            next_attempt_ms: 0,
         };
         let (order_ref, saga_ref, idem_ref, cart_version) =
             (&order, &saga, &idem_key, cart.version);
@@ -274,15 +286,29 @@ impl Commerce {
                     }
                     return Ok(existing.order_id);
                 }
-                let current =
+                let Some(mut cart) =
                     get_json::<crate::cart::Cart>(&tx, &keys::cart(&order_ref.cart_id), "cart")
-                        .await?;
-                if current.map(|c| c.version) != Some(cart_version) {
+                        .await?
+                else {
+                    return Err(CommerceError::NotFound {
+                        what: "cart",
+                        id: order_ref.cart_id.clone(),
+                    });
+                };
+                if let Some(other) = &cart.checkout_order {
+                    return Err(CommerceError::CartInCheckout {
+                        order_id: other.clone(),
+                    });
+                }
+                if cart.version != cart_version {
                     return Err(invalid(
                         "cart",
                         "changed while checking out; check out again",
                     ));
                 }
+                cart.checkout_order = Some(order_ref.id.clone());
+                cart.version += 1;
+                set_json(&tx, &keys::cart(&order_ref.cart_id), &cart)?;
                 set_json(&tx, &keys::order(&order_ref.id), order_ref)?;
                 tx.set(&keys::order_by_owner(&order_ref.owner, &order_ref.id), b"")?;
                 set_json(&tx, &keys::saga(&order_ref.id), saga_ref)?;
@@ -338,6 +364,10 @@ impl Commerce {
                         id: order_id.to_owned(),
                     });
                 };
+                if saga.lease_holder == token {
+                    // An earlier attempt of this transaction committed.
+                    return Ok(true);
+                }
                 if saga.state.is_terminal() || saga.lease_until_ms > now_ms {
                     return Ok(false);
                 }
@@ -392,7 +422,7 @@ impl Commerce {
             let Next::To(new) = next else {
                 // Unknown outcome: free the lease so a retry of the request
                 // or the recovery worker can resume at once.
-                self.release_lease(db, order_id, token).await?;
+                self.park(db, order_id, token).await?;
                 break;
             };
             self.faults().check(new.state, false)?;
@@ -424,6 +454,10 @@ impl Commerce {
             let Some(current) = get_json::<Saga>(&tx, &keys::saga(order_id), "saga").await? else {
                 return Ok(None);
             };
+            if current == *new {
+                // An earlier attempt of this transaction committed.
+                return Ok(Some(current));
+            }
             if current.state != from || current.lease_holder != token {
                 return Ok(None);
             }
@@ -437,11 +471,12 @@ impl Commerce {
             match new.state {
                 SagaState::Completed => {
                     finish_order(&tx, order, OrderStatus::Confirmed, None, now_ms).await?;
-                    Commerce::clear_cart_in(&tx, &order.cart_id, now_ms).await?;
+                    Commerce::finish_cart_checkout(&tx, order, true, now_ms).await?;
                 }
                 SagaState::Compensated => {
                     finish_order(&tx, order, OrderStatus::Failed, new.failure.clone(), now_ms)
                         .await?;
+                    Commerce::finish_cart_checkout(&tx, order, false, now_ms).await?;
                 }
                 _ => {}
             }
@@ -450,12 +485,22 @@ impl Commerce {
         .await
     }
 
-    async fn release_lease(&self, db: &Database, order_id: &str, token: u64) -> Result<()> {
+    /// Frees the lease of a saga whose outcome is unknown for now, so a
+    /// shopper's retry resumes it at once, and tells recovery to wait: 100 ms
+    /// doubling per parked run, at most a minute.
+    async fn park(&self, db: &Database, order_id: &str, token: u64) -> Result<()> {
+        let now_ms = self.now_ms();
         db.run(|tx, _| async move {
             if let Some(mut saga) = get_json::<Saga>(&tx, &keys::saga(order_id), "saga").await?
                 && saga.lease_holder == token
             {
+                saga.lease_holder = 0;
                 saga.lease_until_ms = 0;
+                saga.parked_runs = saga.parked_runs.saturating_add(1);
+                let wait_ms = 100u64
+                    .saturating_mul(1 << saga.parked_runs.min(10))
+                    .min(MAX_PARK_MS);
+                saga.next_attempt_ms = now_ms.saturating_add(wait_ms);
                 set_json(&tx, &keys::saga(order_id), &saga)?;
             }
             Ok::<_, CommerceError>(())
@@ -481,16 +526,14 @@ impl Commerce {
         new.reservations.clear();
         for (i, line) in order.lines.iter().enumerate() {
             let id = reservation_id(&order.id, i);
-            // A run that crashed may have reserved already: find it first,
-            // so a retry never holds stock twice.
+            // A run that crashed (or a runner whose lease ran out) may have
+            // reserved already: find it first, so a retry never holds stock
+            // twice. A released record is a warehouse given up on.
             let mut found = None;
             for w in &warehouses {
-                if let Some(r) = self.reservation(w, &id).await? {
-                    if r.state == crate::inventory::ReservationState::Released {
-                        new.failure = Some(format!("reservation of {} was released", line.sku));
-                        new.state = SagaState::Compensating;
-                        return Ok(Next::To(new));
-                    }
+                if let Some(r) = self.reservation(w, &id).await?
+                    && r.state != crate::inventory::ReservationState::Released
+                {
                     found = Some(w.clone());
                     break;
                 }
@@ -502,8 +545,15 @@ impl Commerce {
                             found = Some(w.clone());
                             break;
                         }
-                        Err(CommerceError::OutOfStock { .. }) => {}
-                        Err(CommerceError::ReservationReleased { .. }) => break,
+                        Err(CommerceError::OutOfStock { .. }) => {
+                            // Leave a tombstone before trying the next
+                            // warehouse: a stalled runner's late reserve
+                            // here then takes nothing, so a line never
+                            // holds stock in two warehouses.
+                            self.release_reservation(w, &id, &line.sku, "tried elsewhere", false)
+                                .await?;
+                        }
+                        Err(CommerceError::ReservationReleased { .. }) => {}
                         Err(e) => return Err(e),
                     }
                 }
@@ -533,6 +583,11 @@ impl Commerce {
             reference: order.id.clone(),
         };
         let mut new = saga.clone();
+        if order.total.amount_minor == 0 {
+            // Nothing to charge.
+            new.state = SagaState::Authorized;
+            return Ok(Next::To(new));
+        }
         match self
             .with_payment_retries(|| self.gateway().authorize(&request))
             .await
@@ -571,7 +626,10 @@ impl Commerce {
 
     async fn step_capture(&self, saga: &Saga) -> Result<Next> {
         let Some(authorization) = &saga.authorization else {
-            return Err(invalid("saga", "stock committed without an authorization"));
+            // A free order: nothing to capture.
+            let mut new = saga.clone();
+            new.state = SagaState::Completed;
+            return Ok(Next::To(new));
         };
         let key = format!("{}/capture", saga.order_id);
         match self
@@ -591,17 +649,7 @@ impl Commerce {
     }
 
     async fn step_compensate(&self, order: &Order, saga: &Saga) -> Result<Next> {
-        if let Some(authorization) = &saga.authorization {
-            let key = format!("{}/void", saga.order_id);
-            match self
-                .with_payment_retries(|| async { self.gateway().void(authorization, &key).await })
-                .await
-            {
-                Ok(Some(())) => {}
-                Ok(None) | Err(GatewayError::Timeout) => return Ok(Next::Later),
-                Err(e) => return Err(e.into()),
-            }
-        }
+        // Stock first: giving it back is idempotent and needs no gateway.
         let reason = saga.failure.as_deref().unwrap_or("checkout failed");
         let buyer: ShardedId = order
             .id
@@ -612,6 +660,21 @@ impl Commerce {
             for w in self.warehouse_order(buyer.shard()) {
                 self.release_reservation(&w, &id, &line.sku, reason, true)
                     .await?;
+            }
+        }
+        if let Some(authorization) = &saga.authorization {
+            let key = format!("{}/void", saga.order_id);
+            match self
+                .with_payment_retries(|| async { self.gateway().void(authorization, &key).await })
+                .await
+            {
+                Ok(Some(())) => {}
+                Ok(None) | Err(GatewayError::Timeout) => return Ok(Next::Later),
+                // The gateway holds nothing under this authorization (it
+                // expired or was voided): nothing is left to give back.
+                Err(e) => {
+                    tracing::warn!(order = %saga.order_id, error = %e, "void refused; treating the authorization as released")
+                }
             }
         }
         let mut new = saga.clone();
@@ -646,27 +709,68 @@ impl Commerce {
         let db = self.shards().get(shard)?;
         let batch = self.settings().batch;
         let space = keys::sagas_open();
-        let space = &space;
+        let (start, end) = space.range();
+        // Scan from where the last pass stopped, wrapping around, so sagas
+        // parked at the head of the index cannot starve the others.
+        let from = self
+            .inner
+            .recovery_cursors
+            .lock()
+            .get(shard)
+            .cloned()
+            .unwrap_or_else(|| start.clone());
+        let (from, end) = (&from, &end);
         let open = db
             .run(|tx, _| async move {
                 Ok::<_, CommerceError>(
-                    tx.get_range(&RangeOption::subspace(space).limit(batch), true)
-                        .await?,
+                    tx.get_range(
+                        &RangeOption::new(from.clone(), end.clone()).limit(batch),
+                        true,
+                    )
+                    .await?,
                 )
             })
             .await?;
+        let next = match open.kvs.last() {
+            Some(last) if open.more => db::keys::key_after(&last.key),
+            _ => start,
+        };
+        self.inner
+            .recovery_cursors
+            .lock()
+            .insert(shard.clone(), next);
         let mut resumed = 0;
         let now_ms = self.now_ms();
         for kv in &open.kvs {
-            let (order_id,): (String,) = space
-                .unpack(&kv.key)
-                .map_err(|_| invalid("saga index key", "does not decode"))?;
-            let saga = self.load_saga(db, &order_id).await?;
-            if saga.state.is_terminal() || saga.lease_until_ms > now_ms {
+            let Ok((order_id,)) = space.unpack::<(String,)>(&kv.key) else {
+                tracing::error!(shard = %shard, "undecodable key in the open-saga index; skipped");
+                continue;
+            };
+            let saga = match self.load_saga(db, &order_id).await {
+                Ok(saga) => saga,
+                Err(e) => {
+                    tracing::error!(order = %order_id, error = %e, "open saga unreadable; skipped");
+                    continue;
+                }
+            };
+            if saga.state.is_terminal()
+                || saga.lease_until_ms > now_ms
+                || saga.next_attempt_ms > now_ms
+            {
                 continue;
             }
             match self.drive(db, &order_id).await {
-                Ok(_) => resumed += 1,
+                Ok(_) => {
+                    // Count only progress, so the worker does not spin on a
+                    // saga whose outcome is still unknown.
+                    if self
+                        .load_saga(db, &order_id)
+                        .await
+                        .is_ok_and(|after| after.state != saga.state)
+                    {
+                        resumed += 1;
+                    }
+                }
                 Err(e) => {
                     tracing::warn!(order = %order_id, error = %e, "saga recovery failed; retried next pass")
                 }

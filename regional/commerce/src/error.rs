@@ -35,6 +35,9 @@ pub enum CommerceError {
     IdempotencyKeyReused,
     #[error("cart is empty")]
     EmptyCart,
+    /// The cart is being checked out (by another request).
+    #[error("cart is being checked out as order {order_id}")]
+    CartInCheckout { order_id: String },
     #[error("{what} would exceed its limit of {limit}")]
     LimitExceeded { what: &'static str, limit: u64 },
     /// A stored record does not decode: never expected, never hidden.

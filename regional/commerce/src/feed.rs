@@ -74,7 +74,7 @@ impl Cursor {
         if text.is_empty() {
             return Ok(Cursor(None));
         }
-        if text.len() != 24 {
+        if text.len() != 24 || !text.is_ascii() {
             return Err(invalid("cursor", "must be empty or 24 hex digits"));
         }
         let mut bytes = [0u8; 12];
@@ -193,7 +193,7 @@ impl Commerce {
             let (page, watch) = db
                 .run(|tx, _| async move {
                     let (page, _) = read_page(&tx, after, limit).await?;
-                    let watch = if page.events.is_empty() && wait_ms > 0 {
+                    let watch = if page.events.is_empty() && !page.reset && wait_ms > 0 {
                         tx.get(&keys::feed_head()).await?;
                         Some(tx.watch(&keys::feed_head())?)
                     } else {
@@ -220,7 +220,9 @@ impl Commerce {
         let batch = self.settings().batch;
         self.catalog_db()?
             .run(|tx, _| async move {
-                let appended = get_counter(&tx, &keys::feed_head(), false).await?;
+                // A snapshot read: appends bump the head all the time and
+                // must not abort the trimmer.
+                let appended = get_counter(&tx, &keys::feed_head(), true).await?;
                 let trimmed = get_counter(&tx, &trimmed_count_key(), false).await?;
                 let excess = appended - trimmed - retention;
                 if excess <= 0 {

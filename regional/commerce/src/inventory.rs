@@ -164,9 +164,13 @@ fn validate_reservation_id(id: &str) -> Result<()> {
 }
 
 fn log(tx: &Transaction, sku: &str, at_ms: u64, event: InventoryEvent) -> Result<()> {
+    log_n(tx, sku, 0, at_ms, event)
+}
+
+fn log_n(tx: &Transaction, sku: &str, n: u16, at_ms: u64, event: InventoryEvent) -> Result<()> {
     set_versionstamped_json(
         tx,
-        &keys::inventory_log_entry(sku, 0),
+        &keys::inventory_log_entry(sku, n),
         &LoggedEvent { at_ms, event },
     )
 }
@@ -200,8 +204,9 @@ impl Commerce {
         let now_ms = self.now_ms();
         self.warehouse_db(warehouse)?
             .run(|tx, _| async move {
-                for (sku, qty) in items {
+                for (n, (sku, qty)) in items.iter().enumerate() {
                     let (sku, qty) = (sku.as_str(), *qty);
+                    let n = u16::try_from(n).unwrap_or(u16::MAX);
                     // Spread evenly from a random slot: atomic adds, so a
                     // restock never conflicts with reservations.
                     let start = rand::random::<u32>() % slots;
@@ -214,7 +219,8 @@ impl Commerce {
                         }
                     }
                     tx.add_i64(&keys::received(sku), qty)?;
-                    log(&tx, sku, now_ms, InventoryEvent::Restocked { qty })?;
+                    // `n` keeps two entries of one SKU in a batch apart.
+                    log_n(&tx, sku, n, now_ms, InventoryEvent::Restocked { qty })?;
                 }
                 Ok::<_, CommerceError>(())
             })
@@ -500,13 +506,30 @@ impl Commerce {
             .await?;
         let mut released = 0;
         for kv in &due.kvs {
-            let (_, id): (u64, String) = space
-                .unpack(&kv.key)
-                .map_err(|_| invalid("expiry key", "does not decode"))?;
-            let Some(r) = self.reservation(warehouse, &id).await? else {
+            // One bad entry must not stop the sweep of every entry behind
+            // it: log it and go on (an orphaned or undecodable index entry
+            // is cleared).
+            let Ok((_, id)) = space.unpack::<(u64, String)>(&kv.key) else {
+                tracing::error!(warehouse = %warehouse, "undecodable reservation expiry key; cleared");
+                self.clear_expiry_entry(warehouse, &kv.key).await?;
                 continue;
             };
-            if r.state == ReservationState::Reserved && r.expires_ms <= now_ms {
+            let r = match self.reservation(warehouse, &id).await {
+                Ok(Some(r)) => r,
+                Ok(None) => {
+                    self.clear_expiry_entry(warehouse, &kv.key).await?;
+                    continue;
+                }
+                Err(e) => {
+                    tracing::error!(reservation = %id, error = %e, "reservation unreadable; skipped");
+                    continue;
+                }
+            };
+            if r.state != ReservationState::Reserved {
+                self.clear_expiry_entry(warehouse, &kv.key).await?;
+                continue;
+            }
+            if r.expires_ms <= now_ms {
                 match self
                     .release_reservation(warehouse, &id, &r.sku, "expired", false)
                     .await
@@ -514,11 +537,22 @@ impl Commerce {
                     Ok(_) => released += 1,
                     // Committed between the scan and the release: a sale.
                     Err(CommerceError::ReservationCommitted { .. }) => {}
-                    Err(e) => return Err(e),
+                    Err(e) => {
+                        tracing::error!(reservation = %id, error = %e, "releasing an expired reservation failed; retried next pass");
+                    }
                 }
             }
         }
         Ok(released)
+    }
+
+    async fn clear_expiry_entry(&self, warehouse: &ShardId, key: &[u8]) -> Result<()> {
+        self.warehouse_db(warehouse)?
+            .run(|tx, _| async move {
+                tx.clear(key)?;
+                Ok::<_, CommerceError>(())
+            })
+            .await
     }
 
     /// Available units of `sku` in every warehouse.

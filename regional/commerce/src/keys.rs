@@ -122,6 +122,10 @@ pub(crate) fn outbox(topic: &str) -> Subspace {
 pub(crate) fn outbox_entry(topic: &str, n: u16) -> Vec<u8> {
     outbox(topic).pack_with_versionstamp(&(Versionstamp::incomplete(n),))
 }
+/// Where an undecodable outbox entry is kept (by its original key).
+pub(crate) fn outbox_dead(topic: &str, original_key: &[u8]) -> Vec<u8> {
+    space("outbox-dead").pack(&(topic, original_key))
+}
 pub(crate) fn notification(order_id: &str, kind: &str) -> Vec<u8> {
     space("notif").pack(&(order_id, kind))
 }

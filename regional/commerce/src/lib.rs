@@ -95,6 +95,15 @@ impl Settings {
         if self.payment_attempts == 0 || self.payment_attempts > 20 {
             return Err(error::invalid("payment_attempts", "must be 1..=20"));
         }
+        if !(100..=3_600_000).contains(&self.saga_lease_ms) {
+            return Err(error::invalid("saga_lease_ms", "must be 100..=3600000"));
+        }
+        if self.reservation_ttl_s == 0 || self.reservation_ttl_s > 7 * 24 * 3600 {
+            return Err(error::invalid("reservation_ttl_s", "must be 1 s to 7 days"));
+        }
+        if self.cart_ttl_s == 0 || self.cart_ttl_s > 365 * 24 * 3600 {
+            return Err(error::invalid("cart_ttl_s", "must be 1 s to a year"));
+        }
         if self.feed_retention == 0 {
             return Err(error::invalid("feed_retention", "must be at least 1"));
         }
@@ -138,6 +147,8 @@ struct Inner {
     search: Arc<search::SearchIndex>,
     cache: ProductCache,
     faults: Faults,
+    /// Where each shard's next saga-recovery pass starts.
+    recovery_cursors: parking_lot::Mutex<std::collections::BTreeMap<ShardId, Vec<u8>>>,
 }
 
 impl Commerce {
@@ -160,6 +171,7 @@ impl Commerce {
                 search: parts.search,
                 cache: ProductCache::new(cache::DEFAULT_CAPACITY),
                 faults: Faults::default(),
+                recovery_cursors: Default::default(),
             }),
         })
     }

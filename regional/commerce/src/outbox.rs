@@ -101,8 +101,24 @@ impl Commerce {
             return Ok(0);
         }
         for kv in &chunk.kvs {
-            let message: Message = decode(&kv.value, "outbox message")?;
-            self.consume(shard, topic, &message).await?;
+            match decode::<Message>(&kv.value, "outbox message") {
+                Ok(message) => self.consume(shard, topic, &message).await?,
+                // Never expected; parked aside so it cannot block the
+                // queue, and kept for an operator.
+                Err(e) => {
+                    tracing::error!(topic = topic.name(), error = %e, "undecodable outbox message moved to the dead-letter space");
+                    let dead = keys::outbox_dead(topic.name(), &kv.key);
+                    let value = &kv.value;
+                    db.run(|tx, _| {
+                        let dead = dead.clone();
+                        async move {
+                            tx.set(&dead, value)?;
+                            Ok::<_, CommerceError>(())
+                        }
+                    })
+                    .await?;
+                }
+            }
         }
         self.faults().check_outbox()?;
         // Delivered: delete exactly the entries read (newer ones stay).

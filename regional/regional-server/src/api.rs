@@ -264,7 +264,9 @@ fn parse_shard(state: &AppState, text: &str) -> Result<ShardId, ApiError> {
     Ok(shard)
 }
 
-fn with_cart_version(cart: Cart, status: StatusCode) -> Response {
+fn with_cart_version(mut cart: Cart, status: StatusCode) -> Response {
+    // Internal: the write-retry marker is not part of the API.
+    cart.last_op = None;
     let version =
         HeaderValue::from_str(&cart.version.to_string()).unwrap_or(HeaderValue::from_static("0"));
     let etag = HeaderValue::from_str(&format!("\"{}\"", cart.version))

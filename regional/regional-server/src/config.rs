@@ -225,6 +225,21 @@ pub fn resolve(config: &RegionalConfig, topology: &Topology) -> anyhow::Result<B
         "http.body_limit_bytes must be 1 KiB to 16 MiB"
     );
     anyhow::ensure!(
+        (100..=commerce::feed::MAX_WAIT_MS).contains(&config.workers.feed_wait_ms),
+        "workers.feed_wait_ms must be 100..={}",
+        commerce::feed::MAX_WAIT_MS
+    );
+    for (name, ms) in [
+        ("outbox_interval_ms", config.workers.outbox_interval_ms),
+        ("recovery_interval_ms", config.workers.recovery_interval_ms),
+        ("sweep_interval_ms", config.workers.sweep_interval_ms),
+    ] {
+        anyhow::ensure!(
+            (10..=600_000).contains(&ms),
+            "workers.{name} must be 10..=600000"
+        );
+    }
+    anyhow::ensure!(
         (1_000..=300_000).contains(&config.http.request_timeout_ms),
         "http.request_timeout_ms must be 1000..=300000"
     );

@@ -35,7 +35,7 @@ fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,tantivy=warn".into()),
+                .unwrap_or_else(|_| "info,tantivy=warn,lsm_tree=warn,fjall=warn".into()),
         )
         .init();
     let cli = Cli::parse();

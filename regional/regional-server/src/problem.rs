@@ -135,6 +135,13 @@ impl From<CommerceError> for ApiError {
                 "Idempotency key reused",
                 detail,
             ),
+            E::CartInCheckout { order_id } => Self::new(
+                StatusCode::CONFLICT,
+                "cart-in-checkout",
+                "Cart is being checked out",
+                detail.clone(),
+            )
+            .with_order(order_id.clone()),
             E::EmptyCart => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "empty-cart",

@@ -485,3 +485,111 @@ async fn a_shoppers_orders_page_newest_first() {
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     let _ = OrderStatus::Confirmed;
 }
+
+#[tokio::test]
+async fn a_cart_in_checkout_cannot_be_checked_out_again_under_another_key() {
+    let fx = Fixture::start_with(Options {
+        workers: false,
+        payments: SimulatedGatewayConfig {
+            decline_rate: 0.0,
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await;
+    fx.catalog(&[("LAMP-1", "Desk lamp", 4000), ("FREE-1", "Sticker", 0)])
+        .await;
+    fx.restock("us", "LAMP-1", 5).await;
+    fx.restock("us", "FREE-1", 5).await;
+    let (token, cart) = fx.cart_with("us", "LAMP-1", 1).await;
+    // The first checkout stays pending (payment outcome unknown)...
+    fx.gateway
+        .force_timeouts(fx.region.commerce.settings().payment_attempts);
+    let (status, first) = fx.checkout(&token, &cart, "key-a").await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{first}");
+    // ...so a double submit under a new key is refused, naming the order.
+    let (status, problem) = fx.checkout(&token, &cart, "key-b").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    assert_eq!(problem["type"], "urn:meridian:problem:cart-in-checkout");
+    assert_eq!(problem["order_id"], first["id"]);
+    // A line added meanwhile survives the checkout's completion.
+    let r = fx
+        .signed(
+            Method::POST,
+            &format!("/v1/carts/{cart}/items"),
+            Some(&serde_json::json!({ "sku": "FREE-1", "qty": 2 })),
+            Some(&token),
+        )
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), StatusCode::OK);
+    let (status, done) = fx.checkout(&token, &cart, "key-a").await;
+    assert_eq!(status, StatusCode::CREATED, "{done}");
+    let cart_now: Value = fx
+        .signed(
+            Method::GET,
+            &format!("/v1/carts/{cart}"),
+            None,
+            Some(&token),
+        )
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        cart_now["lines"],
+        serde_json::json!([{ "sku": "FREE-1", "qty": 2 }])
+    );
+    // And the cart checks out again: a free order needs no payment.
+    let (status, free) = fx.checkout(&token, &cart, "key-c").await;
+    assert_eq!(status, StatusCode::CREATED, "{free}");
+    assert_eq!(free["total"]["amount_minor"], 0);
+    assert_eq!(fx.gateway.stats().authorizations, 1);
+    assert_eq!(fx.gateway.stats().captures, 1);
+}
+
+#[tokio::test]
+async fn recovery_backs_off_from_a_saga_whose_payment_stays_unknown() {
+    let fx = Fixture::start_with(Options {
+        workers: false,
+        ..Default::default()
+    })
+    .await;
+    fx.catalog(&[("LAMP-1", "Desk lamp", 4000)]).await;
+    fx.restock("us", "LAMP-1", 5).await;
+    let (token, cart) = fx.cart_with("us", "LAMP-1", 1).await;
+    let attempts = fx.region.commerce.settings().payment_attempts;
+    fx.gateway.force_timeouts(attempts * 3);
+    let (status, _) = fx.checkout(&token, &cart, "unknown").await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let us = shard("us");
+    let c = &fx.region.commerce;
+    // Parked: recovery waits before trying again, and a try that learns
+    // nothing new does not count as progress.
+    assert_eq!(c.recover_sagas(&us).await.expect("recover"), 0);
+    assert_eq!(fx.gateway.stats().timeouts, u64::from(attempts));
+    fx.clock.advance_ms(250);
+    assert_eq!(c.recover_sagas(&us).await.expect("recover"), 0);
+    assert_eq!(fx.gateway.stats().timeouts, u64::from(attempts) * 2);
+    assert_eq!(c.recover_sagas(&us).await.expect("recover"), 0);
+    assert_eq!(
+        fx.gateway.stats().timeouts,
+        u64::from(attempts) * 2,
+        "retried without waiting"
+    );
+    // Once the gateway answers, recovery completes it.
+    fx.clock.advance_ms(60_000);
+    assert_eq!(
+        c.recover_sagas(&us).await.expect("recover"),
+        0,
+        "still timing out"
+    );
+    fx.clock.advance_ms(60_000);
+    assert_eq!(c.recover_sagas(&us).await.expect("recover"), 1);
+    assert!(c.open_sagas(&us, 10).await.expect("open").is_empty());
+    assert_eq!(fx.gateway.stats().authorizations, 1);
+    assert_eq!(fx.gateway.stats().captures, 1);
+}

@@ -356,6 +356,18 @@ async fn bad_inputs_get_problems_and_change_nothing() {
         .await
         .expect("send");
     problem(r, StatusCode::UNPROCESSABLE_ENTITY).await;
+    // 24 bytes that are not 24 ASCII characters.
+    let r = fx
+        .signed(
+            Method::GET,
+            &format!("/v1/purge?after={}", "%E2%82%AC".repeat(8)),
+            None,
+            None,
+        )
+        .send()
+        .await
+        .expect("send");
+    problem(r, StatusCode::UNPROCESSABLE_ENTITY).await;
 
     // Nothing changed: the cart, the product, the stock.
     let after = cart_state(&fx, &token, &cart).await;
