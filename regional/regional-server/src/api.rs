@@ -135,6 +135,18 @@ fn routers(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
+        // A bug must still answer problem+json, never drop the connection.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "Internal error",
+                    "internal error",
+                )
+                .into_response()
+            },
+        ))
         .with_state(state);
     (router, doc)
 }
