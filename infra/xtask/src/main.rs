@@ -10,6 +10,11 @@
 //! - `cargo xtask bench-dns`: installs dnsperf and Knot DNS if missing, then
 //!   the DNS authority's benchmark against Knot (not part of `test`: it
 //!   needs packages CI does not, and its figures need a quiet machine).
+//! - `cargo xtask bench-regional [-- ARGS]`: installs PostgreSQL if
+//!   missing, then the regional service's benchmark (HTTP API, hot-SKU
+//!   reservations, and a private PostgreSQL cluster as the reference);
+//!   ARGS go to the benchmark (`--secs N --clients N --products N
+//!   --skip-pg`).
 
 use std::process::Command;
 
@@ -23,6 +28,10 @@ const DEBIAN_PACKAGES: &[&str] = &["libclang-dev", "dnsutils"];
 /// knot for the reference authority (`knotd`), dnsutils for `dig`, which
 /// the benchmark asks for the answers Knot's zone must give.
 const BENCH_DNS_PACKAGES: &[&str] = &["dnsperf", "knot", "dnsutils"];
+/// Debian packages the regional benchmark needs: postgresql, whose server
+/// binaries (`/usr/lib/postgresql/<version>/bin`) it runs a private
+/// cluster with, as the hot-SKU reference.
+const BENCH_REGIONAL_PACKAGES: &[&str] = &["postgresql"];
 /// Targets the portable crates must build for.
 const WASM_TARGETS: &[&str] = &["wasm32-unknown-unknown", "wasm32-wasip2"];
 /// Crates that must build for wasm32 (no I/O, no async runtime).
@@ -34,7 +43,8 @@ fn main() -> anyhow::Result<()> {
         "test" => test(),
         "bench" => cargo(&["bench", "-p", "db-embedded", "--bench", "engine"]),
         "bench-dns" => bench_dns(),
-        _ => bail!("usage: cargo xtask <test|bench|bench-dns>"),
+        "bench-regional" => bench_regional(),
+        _ => bail!("usage: cargo xtask <test|bench|bench-dns|bench-regional>"),
     }
 }
 
@@ -161,6 +171,37 @@ fn bench_dns() -> anyhow::Result<()> {
         stop_knot_service()?;
     }
     cargo(&["bench", "-p", "routing", "--bench", "dns"])
+}
+
+/// Stops the cluster Debian's postgresql starts on install where services
+/// may start (`main`, on port 5432): a daemon nobody asked for, taking
+/// memory from the benchmark, which runs its own cluster on a free
+/// 127.0.0.1 port.
+fn stop_postgresql_service() -> anyhow::Result<()> {
+    if !succeeds("pgrep", &["-x", "postgres"]) {
+        return Ok(());
+    }
+    let stop = if succeeds("sh", &["-c", "[ -d /run/systemd/system ]"]) {
+        ["systemctl", "stop", "postgresql"]
+    } else {
+        ["service", "postgresql", "stop"]
+    };
+    as_root(&stop)
+}
+
+fn bench_regional() -> anyhow::Result<()> {
+    let installed = ensure_debian_packages(BENCH_REGIONAL_PACKAGES)?;
+    if installed.contains(&"postgresql") {
+        stop_postgresql_service()?;
+    }
+    // `cargo xtask bench-regional -- --secs 5`: the benchmark's own args.
+    let extra: Vec<String> = std::env::args().skip(2).skip_while(|a| a == "--").collect();
+    let mut args = vec!["bench", "-p", "regional-server", "--bench", "api"];
+    if !extra.is_empty() {
+        args.push("--");
+        args.extend(extra.iter().map(String::as_str));
+    }
+    cargo(&args)
 }
 
 fn ensure_wasm_targets() -> anyhow::Result<()> {

@@ -231,12 +231,13 @@ async fn bad_inputs_get_problems_and_change_nothing() {
         .expect("send");
     let p = problem(r, StatusCode::UNAUTHORIZED).await;
     assert_eq!(p["type"], "urn:meridian:problem:signature-expired");
-    // Replayed: the first use counts, the second is refused.
+    // Replayed: the first use counts, the second is refused and changes
+    // nothing (the cart keeps the one unit the first added).
     let r = fx
         .signed(
-            Method::GET,
-            &format!("/v1/carts/{cart}"),
-            None,
+            Method::PUT,
+            &format!("{items}/SKU-1"),
+            Some(&json!({ "qty": 3 })),
             Some(&token),
         )
         .build()
@@ -246,12 +247,26 @@ async fn bad_inputs_get_problems_and_change_nothing() {
         fx.client.execute(r).await.expect("send").status(),
         StatusCode::OK
     );
+    let restore = fx
+        .signed(
+            Method::PUT,
+            &format!("{items}/SKU-1"),
+            Some(&json!({ "qty": 2 })),
+            Some(&token),
+        )
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(restore.status(), StatusCode::OK);
     let p = problem(
         fx.client.execute(replay).await.expect("send"),
         StatusCode::UNAUTHORIZED,
     )
     .await;
     assert_eq!(p["type"], "urn:meridian:problem:signature-replayed");
+    let now = cart_state(&fx, &token, &cart).await;
+    assert_eq!(now["lines"], json!([{ "sku": "SKU-1", "qty": 2 }]));
+    let version_after_replay_test = now["version"].clone();
     // Missing, forged and foreign sessions.
     let r = fx
         .signed(Method::GET, &format!("/v1/carts/{cart}"), None, None)
@@ -371,7 +386,7 @@ async fn bad_inputs_get_problems_and_change_nothing() {
 
     // Nothing changed: the cart, the product, the stock.
     let after = cart_state(&fx, &token, &cart).await;
-    assert_eq!(before["version"], after["version"]);
+    assert_eq!(version_after_replay_test, after["version"]);
     assert_eq!(before["lines"], after["lines"]);
     let product = fx
         .signed(Method::GET, "/v1/products/SKU-1", None, None)
