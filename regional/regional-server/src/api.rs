@@ -409,7 +409,7 @@ struct SearchParams {
     category: Option<String>,
     price_min_minor: Option<i64>,
     price_max_minor: Option<i64>,
-    /// `relevance` (default), `price_asc`, `price_desc`.
+    /// `relevance` (default), `price_asc`, `price_desc`, `title_asc`.
     sort: Option<String>,
     #[serde(default)]
     offset: usize,
@@ -444,10 +444,13 @@ async fn search(
         None | Some("relevance") => search::Sort::Relevance,
         Some("price_asc") => search::Sort::PriceAsc,
         Some("price_desc") => search::Sort::PriceDesc,
+        Some("title_asc") => search::Sort::TitleAsc,
         Some(other) => {
             return Err(CommerceError::Invalid {
                 field: "sort",
-                reason: format!("unknown sort {other:?}; use relevance, price_asc or price_desc"),
+                reason: format!(
+                    "unknown sort {other:?}; use relevance, price_asc, price_desc or title_asc"
+                ),
             }
             .into());
         }

@@ -109,6 +109,15 @@ async fn search_filters_sorts_and_pages_the_demo_catalog() {
     skus.sort();
     skus.dedup();
     assert_eq!(skus.len(), total, "pages overlap");
+    // By title.
+    let (_, titled) = get_json(&fx, "/v1/search?category=kitchen&sort=title_asc&limit=50").await;
+    let titles: Vec<String> = titled["hits"]
+        .as_array()
+        .expect("hits")
+        .iter()
+        .map(|h| h["title"].as_str().expect("title").to_owned())
+        .collect();
+    assert!(titles.windows(2).all(|w| w[0] <= w[1]), "{titles:?}");
     // Price range, inclusive.
     let (_, ranged) = get_json(
         &fx,
