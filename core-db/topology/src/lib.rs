@@ -17,6 +17,7 @@
 mod id;
 mod names;
 pub mod routing;
+pub mod signing;
 mod topology;
 
 pub use id::{IdError, ShardedId, UlidDecodeError};

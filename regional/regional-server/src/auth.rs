@@ -1,8 +1,8 @@
 //! Who may call what.
 //!
 //! - Edges sign every call with HMAC-SHA256 over method, path and query,
-//!   timestamp and body digest, with a shared secret
-//!   ([`sign_edge_request`]); the server refuses a signature that is
+//!   timestamp, nonce and body digest, with a shared secret
+//!   ([`topology::signing`]); the server refuses a signature that is
 //!   missing, wrong, outside the replay window, or already seen.
 //! - Shoppers carry a session token the API issued (`POST /v1/sessions`):
 //!   the shopper id and an expiry, signed with the session key. A session
@@ -16,59 +16,23 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use parking_lot::Mutex;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use topology::ShardedId;
 
 use crate::problem::ApiError;
 
 type HmacSha256 = Hmac<Sha256>;
 
-pub const SIGNATURE_HEADER: &str = "x-meridian-signature";
-pub const TIMESTAMP_HEADER: &str = "x-meridian-timestamp";
-/// A random value per request (16 to 64 of `A-Z a-z 0-9 - _`), so two
-/// identical requests in one second have different signatures and a
-/// replayed one is recognised.
-pub const NONCE_HEADER: &str = "x-meridian-nonce";
+pub use topology::signing::{
+    NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign as sign_edge_request,
+};
 /// Longest session token accepted, in bytes.
 const MAX_TOKEN_LEN: usize = 512;
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 fn mac(key: &[u8]) -> HmacSha256 {
     // HMAC takes keys of any length; this cannot fail.
     <HmacSha256 as Mac>::new_from_slice(key)
         .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"))
-}
-
-/// The string an edge signs: method, path with query, timestamp (unix
-/// seconds), nonce and the body's SHA-256, one per line.
-pub fn canonical_request(
-    method: &str,
-    path_and_query: &str,
-    timestamp_s: u64,
-    nonce: &str,
-    body: &[u8],
-) -> String {
-    format!(
-        "{method}\n{path_and_query}\n{timestamp_s}\n{nonce}\n{}",
-        hex(&Sha256::digest(body))
-    )
-}
-
-/// The `x-meridian-signature` value for a request: `v1=<hex hmac>`.
-pub fn sign_edge_request(
-    key: &[u8],
-    method: &str,
-    path_and_query: &str,
-    timestamp_s: u64,
-    nonce: &str,
-    body: &[u8],
-) -> String {
-    let mut m = mac(key);
-    m.update(canonical_request(method, path_and_query, timestamp_s, nonce, body).as_bytes());
-    format!("v1={}", hex(&m.finalize().into_bytes()))
 }
 
 /// Checks edge signatures and remembers the ones seen inside the window.
@@ -120,11 +84,7 @@ impl EdgeVerifier {
                 ),
             ));
         };
-        let nonce_ok = (16..=64).contains(&nonce.len())
-            && nonce
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if !nonce_ok {
+        if !topology::signing::nonce_is_valid(nonce) {
             return Err(ApiError::unauthorized(
                 "signature-invalid",
                 "nonce must be 16 to 64 of A-Z a-z 0-9 - _",
@@ -154,12 +114,21 @@ impl EdgeVerifier {
                 "signature is not hex",
             ));
         };
-        let mut m = mac(&self.key);
-        m.update(canonical_request(method, path_and_query, timestamp_s, nonce, body).as_bytes());
         // Constant-time comparison.
-        m.verify_slice(&given_bytes).map_err(|_| {
-            ApiError::unauthorized("signature-invalid", "signature does not match the request")
-        })?;
+        if !topology::signing::verify(
+            &self.key,
+            method,
+            path_and_query,
+            timestamp_s,
+            nonce,
+            body,
+            &given_bytes,
+        ) {
+            return Err(ApiError::unauthorized(
+                "signature-invalid",
+                "signature does not match the request",
+            ));
+        }
         // Only a request that changes something is worth replaying: a
         // replayed read returns what its eavesdropper already saw. Reads are
         // bounded by the timestamp window alone, which keeps the replay
