@@ -35,7 +35,7 @@ const BENCH_REGIONAL_PACKAGES: &[&str] = &["postgresql"];
 /// Targets the portable crates must build for.
 const WASM_TARGETS: &[&str] = &["wasm32-unknown-unknown", "wasm32-wasip2"];
 /// Crates that must build for wasm32 (no I/O, no async runtime).
-const WASM_CRATES: &[&str] = &["topology"];
+const WASM_CRATES: &[&str] = &["topology", "edge-core"];
 
 fn main() -> anyhow::Result<()> {
     let task = std::env::args().nth(1).unwrap_or_default();

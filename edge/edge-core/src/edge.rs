@@ -1,0 +1,879 @@
+//! The edge's request flow over the platform's capabilities ([`Host`]):
+//! rate limit, classify, serve static assets, answer cacheable reads from
+//! the cache (fresh, stale-while-revalidate, stale-if-error, 304), forward
+//! writes and private reads to the region that owns the data with the
+//! edge signature, fail over once to the next serving region, and keep
+//! the shopper's cart version token.
+
+use topology::routing::RoutingTable;
+
+use crate::classify::{Route, Target, classify, session_shard};
+use crate::entry::{Entry, Freshness, MAX_BODY_BYTES};
+use crate::http::{Request, Response};
+use crate::origin::{self, Failure};
+use crate::policy::{self, CachePolicy};
+use crate::ratelimit::{Bucket, RateLimit};
+use crate::token;
+
+/// What the platform gives the edge. Implemented by each adapter (Spin's
+/// key-value store and outbound HTTP, a Worker's KV and fetch, the local
+/// host); edge-core does no I/O of its own.
+#[expect(
+    async_fn_in_trait,
+    reason = "edge-core runs inside single-threaded wasm components and Workers: no Send bound is wanted"
+)]
+pub trait Host {
+    fn now_ms(&self) -> u64;
+    /// A fresh random nonce (16 to 64 of `A-Z a-z 0-9 - _`).
+    fn nonce(&self) -> String;
+    async fn get(&self, key: &str) -> Option<Vec<u8>>;
+    async fn set(&self, key: &str, value: &[u8]);
+    async fn fetch(&self, request: Outbound) -> Result<Response, Failure>;
+}
+
+/// A request to an origin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outbound {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// The edge's settings (from Spin variables, Worker vars, or the host's
+/// config).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EdgeConfig {
+    /// This POP's name, reported in `x-edge-pop`.
+    pub pop: String,
+    pub latitude: f64,
+    pub longitude: f64,
+    /// The HMAC key edge calls are signed with.
+    pub edge_key: Vec<u8>,
+    /// The routing API, e.g. `http://127.0.0.1:7000`.
+    pub routing_url: String,
+    /// A stored routing table older than this is fetched again (a POP
+    /// with a long-poll watcher keeps it current well before).
+    pub table_max_age_ms: u64,
+    pub rate_limit: RateLimit,
+}
+
+/// Work to do after the response is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deferred {
+    /// Fetch this read again and store it (stale-while-revalidate).
+    Revalidate(Request),
+}
+
+/// A response and what to do after sending it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handled {
+    pub response: Response,
+    pub deferred: Vec<Deferred>,
+}
+
+impl From<Response> for Handled {
+    fn from(response: Response) -> Self {
+        Handled {
+            response,
+            deferred: Vec::new(),
+        }
+    }
+}
+
+/// Key-value keys the edge uses.
+pub mod kv {
+    /// The stored routing table.
+    pub const TABLE: &str = "rt1";
+    /// The purge feed cursor.
+    pub const PURGE_CURSOR: &str = "pc1";
+    /// A tag's purge generation.
+    pub fn tag(tag: &str) -> String {
+        format!("t1:{tag}")
+    }
+    /// A client's rate-limit bucket.
+    pub fn bucket(client: &str) -> String {
+        format!("r1:{client}")
+    }
+}
+
+/// Every entry carries this tag, so one purge of it drops everything (a
+/// purge feed reset).
+pub const ALL_TAG: &str = "all";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredTable {
+    fetched_ms: u64,
+    table: RoutingTable,
+}
+
+/// The edge: configuration over a host.
+#[derive(Debug)]
+pub struct Edge<H> {
+    pub host: H,
+    pub config: EdgeConfig,
+}
+
+impl<H: Host> Edge<H> {
+    pub fn new(host: H, config: EdgeConfig) -> Self {
+        Edge { host, config }
+    }
+
+    /// Handles one request.
+    pub async fn handle(&self, req: Request) -> Handled {
+        if let Err(retry_after_s) = self.rate_limit(&req).await {
+            return Response::problem(
+                429,
+                "rate-limited",
+                "Too many requests",
+                "slow down and retry",
+            )
+            .with_header("retry-after", retry_after_s.to_string())
+            .into();
+        }
+        let route = classify(&req);
+        let handled = match &route {
+            Route::Health => Response::new(200)
+                .with_header("content-type", "application/json")
+                .with_body_json(&serde_json::json!({ "status": "ok", "pop": self.config.pop }))
+                .into(),
+            Route::NotFound => {
+                Response::problem(404, "not-found", "Not found", "no such route at the edge").into()
+            }
+            Route::MethodNotAllowed => Response::problem(
+                405,
+                "method-not-allowed",
+                "Method not allowed",
+                "this route does not take that method",
+            )
+            .into(),
+            Route::Static { path } => match crate::assets::serve(path) {
+                Some(response) => self.conditional(&req, response).into(),
+                None => Response::problem(404, "not-found", "Not found", "no such asset").into(),
+            },
+            Route::Write { target, cart } => {
+                let response = self.forward(&req, target, true).await;
+                if let Some(cart) = cart {
+                    self.after_cart_write(&req, cart, response).await.into()
+                } else {
+                    response.into()
+                }
+            }
+            Route::PrivateRead { target } => self.forward(&req, target, false).await.into(),
+            _ => self.cached(&req, &route).await,
+        };
+        let mut handled = handled;
+        handled
+            .response
+            .set_header("x-edge-pop", self.config.pop.clone());
+        handled
+    }
+
+    /// Runs work deferred by [`Edge::handle`].
+    pub async fn run_deferred(&self, deferred: Deferred) {
+        match deferred {
+            Deferred::Revalidate(req) => {
+                let route = classify(&req);
+                if let (Some(policy), Some(key)) =
+                    (policy::policy(&route), policy::cache_key(&route, &req))
+                {
+                    let _ = self.fill(&req, &route, policy, &key).await;
+                }
+            }
+        }
+    }
+
+    async fn rate_limit(&self, req: &Request) -> Result<(), u64> {
+        let now_ms = self.host.now_ms();
+        let key = kv::bucket(&req.client);
+        let limit = self.config.rate_limit;
+        let mut bucket = self
+            .host
+            .get(&key)
+            .await
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|t| Bucket::decode(&t))
+            .unwrap_or_else(|| Bucket::full(&limit, now_ms));
+        let outcome = bucket.take(&limit, now_ms);
+        self.host.set(&key, bucket.encode().as_bytes()).await;
+        outcome
+    }
+
+    /// A tag's purge generation (0 before any purge).
+    async fn generation(&self, tag: &str) -> u64 {
+        self.host
+            .get(&kv::tag(tag))
+            .await
+            .and_then(|v| String::from_utf8(v).ok())
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Purges every entry carrying any of `tags` (bumps their generations).
+    pub async fn purge(&self, tags: &[String]) {
+        for tag in tags {
+            let next = self.generation(tag).await + 1;
+            self.host
+                .set(&kv::tag(tag), next.to_string().as_bytes())
+                .await;
+        }
+    }
+
+    async fn generations(&self, route: &Route, req: &Request) -> Vec<(String, u64)> {
+        let mut tags = policy::tags(route, req);
+        tags.push(ALL_TAG.to_owned());
+        let mut out = Vec::with_capacity(tags.len());
+        for tag in tags {
+            let generation = self.generation(&tag).await;
+            out.push((tag, generation));
+        }
+        out
+    }
+
+    /// A cached read: hit, stale, or filled from the origin.
+    async fn cached(&self, req: &Request, route: &Route) -> Handled {
+        let (Some(policy), Some(key)) = (policy::policy(route), policy::cache_key(route, req))
+        else {
+            return self.forward(req, &read_target(route), false).await.into();
+        };
+        let now_ms = self.host.now_ms();
+        let current = self.generations(route, req).await;
+        let entry = self
+            .host
+            .get(&key)
+            .await
+            .and_then(|bytes| Entry::decode(&bytes).ok())
+            .filter(|e| current.iter().all(|t| e.tags.contains(t)))
+            .filter(|e| match route {
+                Route::CartRead { cart } => {
+                    e.cart_version.unwrap_or(0) >= token::required_version(req, cart)
+                }
+                _ => true,
+            });
+        let freshness = entry.as_ref().map(|e| e.freshness(now_ms));
+        match (entry, freshness) {
+            (Some(e), Some(Freshness::Fresh)) => self.entry_response(req, &e, "HIT", now_ms).into(),
+            (Some(e), Some(Freshness::StaleWhileRevalidate)) => Handled {
+                response: self.entry_response(req, &e, "STALE", now_ms),
+                deferred: vec![Deferred::Revalidate(req.clone())],
+            },
+            (stale, _) => match self.fill(req, route, policy, &key).await {
+                Ok(response) => self.conditional(req, response).into(),
+                Err(error) => match stale {
+                    Some(e) if e.freshness(now_ms) != Freshness::Expired => self
+                        .entry_response(req, &e, "STALE-IF-ERROR", now_ms)
+                        .into(),
+                    _ => error.into(),
+                },
+            },
+        }
+    }
+
+    /// Fetches a cacheable read from its origin and stores a 200. An error
+    /// (no answer, 5xx) is `Err` with the response to give if nothing stale
+    /// can be served instead.
+    async fn fill(
+        &self,
+        req: &Request,
+        route: &Route,
+        policy: CachePolicy,
+        key: &str,
+    ) -> Result<Response, Response> {
+        // Generations are read before the fetch: a purge during it makes
+        // the stored entry invalid at once.
+        let generations = self.generations(route, req).await;
+        let response = self.forward(req, &read_target(route), false).await;
+        if response.status >= 500 {
+            return Err(response);
+        }
+        if response.status != 200 || response.body.len() > MAX_BODY_BYTES {
+            return Ok(response);
+        }
+        let now_ms = self.host.now_ms();
+        let entry = Entry {
+            status: 200,
+            content_type: response
+                .header("content-type")
+                .unwrap_or("application/json")
+                .to_owned(),
+            etag: policy::etag(&response.body),
+            stored_ms: now_ms,
+            policy,
+            tags: generations,
+            cart_version: match route {
+                Route::CartRead { .. } => token::version_of(&response.body),
+                _ => None,
+            },
+            body: response.body,
+        };
+        self.host.set(key, &entry.encode()).await;
+        Ok(self.entry_response(req, &entry, "MISS", now_ms))
+    }
+
+    fn entry_response(&self, req: &Request, e: &Entry, state: &str, now_ms: u64) -> Response {
+        let mut response = Response::new(e.status);
+        response.set_header("content-type", e.content_type.clone());
+        response.set_header("etag", e.etag.clone());
+        response.set_header("cache-control", e.policy.cache_control());
+        response.set_header("age", e.age_s(now_ms).to_string());
+        response.set_header("x-cache", state);
+        if let Some(version) = e.cart_version {
+            response.set_header(token::HEADER, version.to_string());
+        }
+        response.body = e.body.clone();
+        self.conditional(req, response)
+    }
+
+    /// Turns a 200 into a 304 when the shopper's validator matches.
+    fn conditional(&self, req: &Request, mut response: Response) -> Response {
+        if response.status == 200
+            && let Some(etag) = response.header("etag").map(str::to_owned)
+            && policy::not_modified(req, &etag)
+        {
+            response.status = 304;
+            response.body.clear();
+        }
+        response
+    }
+
+    /// After a cart write: give the shopper the new version (cookie and
+    /// header) and store the new cart in this POP's cache.
+    async fn after_cart_write(
+        &self,
+        req: &Request,
+        cart: &topology::ShardedId,
+        mut response: Response,
+    ) -> Response {
+        if !(200..300).contains(&response.status) {
+            return response;
+        }
+        let Some(version) = token::version_of(&response.body) else {
+            return response;
+        };
+        response.set_header(token::HEADER, version.to_string());
+        response.set_header("set-cookie", token::set_cookie(&cart.to_string(), version));
+        let read = Request {
+            method: "GET".into(),
+            path: format!("/v1/carts/{cart}"),
+            query: None,
+            headers: req.headers.clone(),
+            body: Vec::new(),
+            client: req.client.clone(),
+        };
+        let route = Route::CartRead { cart: cart.clone() };
+        if let (Some(policy), Some(key)) =
+            (policy::policy(&route), policy::cache_key(&route, &read))
+        {
+            let entry = Entry {
+                status: 200,
+                content_type: "application/json".into(),
+                etag: policy::etag(&response.body),
+                stored_ms: self.host.now_ms(),
+                policy,
+                tags: self.generations(&route, &read).await,
+                cart_version: Some(version),
+                body: response.body.clone(),
+            };
+            self.host.set(&key, &entry.encode()).await;
+        }
+        response
+    }
+
+    /// The routing table: the stored one while young enough, else fetched
+    /// (and stored); a stale one when the routing API does not answer.
+    pub async fn table(&self) -> Option<RoutingTable> {
+        let now_ms = self.host.now_ms();
+        let stored: Option<StoredTable> = self
+            .host
+            .get(kv::TABLE)
+            .await
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        if let Some(s) = &stored
+            && now_ms.saturating_sub(s.fetched_ms) < self.config.table_max_age_ms
+        {
+            return stored.map(|s| s.table);
+        }
+        let fetched = self
+            .host
+            .fetch(Outbound {
+                method: "GET".into(),
+                url: format!("{}/v1/table", self.config.routing_url.trim_end_matches('/')),
+                headers: vec![("accept".into(), "application/json".into())],
+                body: Vec::new(),
+            })
+            .await;
+        match fetched {
+            Ok(r) if r.status == 200 => match serde_json::from_slice::<RoutingTable>(&r.body) {
+                Ok(table) => {
+                    self.store_table(&table).await;
+                    Some(table)
+                }
+                Err(_) => stored.map(|s| s.table),
+            },
+            _ => stored.map(|s| s.table),
+        }
+    }
+
+    /// Stores a routing table (from a fetch or a long-poll watcher).
+    pub async fn store_table(&self, table: &RoutingTable) {
+        let stored = StoredTable {
+            fetched_ms: self.host.now_ms(),
+            table: table.clone(),
+        };
+        if let Ok(bytes) = serde_json::to_vec(&stored) {
+            self.host.set(kv::TABLE, &bytes).await;
+        }
+    }
+
+    /// Sends `req` to the region(s) for `target`, signed; fails over once.
+    async fn forward(&self, req: &Request, target: &Target, is_write: bool) -> Response {
+        let Some(table) = self.table().await else {
+            return Response::problem(
+                503,
+                "no-routing-table",
+                "Service unavailable",
+                "the edge has no routing table yet",
+            );
+        };
+        let urls = match target {
+            Target::Shard(shard) => origin::for_shard(&table, shard),
+            Target::SessionShard => match session_shard(req) {
+                Some(shard) => origin::for_shard(&table, &shard),
+                // No session: the region answers 401 whichever it is.
+                None => origin::nearest(&table, self.config.latitude, self.config.longitude),
+            },
+            Target::Nearest => origin::nearest(&table, self.config.latitude, self.config.longitude),
+        };
+        if urls.is_empty() {
+            return Response::problem(
+                503,
+                "no-region",
+                "Service unavailable",
+                "no region serves this data right now",
+            );
+        }
+        let has_key = req.header("idempotency-key").is_some();
+        let mut last = None;
+        for (i, base) in urls.iter().enumerate() {
+            let more = i + 1 < urls.len();
+            let outcome = self.host.fetch(self.signed(req, base)).await;
+            let failure = match &outcome {
+                Ok(r) if r.status == 503 => Some(Failure::Unavailable),
+                // The request timed out inside the region: it may have
+                // been applied.
+                Ok(r) if r.status == 504 => Some(Failure::Timeout),
+                // This region does not serve the shard (any more): nothing
+                // was applied.
+                Ok(r) if r.status == 421 => Some(Failure::Connect),
+                Ok(_) => None,
+                Err(f) => Some(*f),
+            };
+            match failure {
+                None => return outcome.unwrap_or_else(|_| Response::new(502)),
+                Some(f) if more && origin::may_retry(f, is_write, has_key) => {
+                    last = Some(outcome);
+                }
+                Some(_) => {
+                    return match outcome {
+                        Ok(r) => r,
+                        Err(Failure::Timeout) => Response::problem(
+                            504,
+                            "origin-timeout",
+                            "Gateway timeout",
+                            "the region did not answer in time",
+                        ),
+                        Err(_) => Response::problem(
+                            502,
+                            "origin-unreachable",
+                            "Bad gateway",
+                            "the region could not be reached",
+                        ),
+                    };
+                }
+            }
+        }
+        match last {
+            Some(Ok(r)) => r,
+            _ => Response::problem(
+                502,
+                "origin-unreachable",
+                "Bad gateway",
+                "no region could be reached",
+            ),
+        }
+    }
+
+    fn signed(&self, req: &Request, base: &str) -> Outbound {
+        let path = req.path_and_query();
+        let now_s = self.host.now_ms() / 1000;
+        let nonce = self.host.nonce();
+        let signature = topology::signing::sign(
+            &self.config.edge_key,
+            &req.method,
+            &path,
+            now_s,
+            &nonce,
+            &req.body,
+        );
+        let mut headers: Vec<(String, String)> = req
+            .headers
+            .iter()
+            .filter(|(n, _)| FORWARDED_HEADERS.contains(&n.to_ascii_lowercase().as_str()))
+            .cloned()
+            .collect();
+        headers.push((
+            topology::signing::TIMESTAMP_HEADER.into(),
+            now_s.to_string(),
+        ));
+        headers.push((topology::signing::NONCE_HEADER.into(), nonce));
+        headers.push((topology::signing::SIGNATURE_HEADER.into(), signature));
+        Outbound {
+            method: req.method.clone(),
+            url: format!("{}{path}", base.trim_end_matches('/')),
+            headers,
+            body: req.body.clone(),
+        }
+    }
+}
+
+/// Request headers passed on to the origin (others stay at the edge).
+const FORWARDED_HEADERS: &[&str] = &[
+    "authorization",
+    "content-type",
+    "accept",
+    "idempotency-key",
+    "if-match",
+];
+
+fn read_target(route: &Route) -> Target {
+    match route {
+        Route::CartRead { cart } => Target::Shard(cart.shard().clone()),
+        _ => Target::Nearest,
+    }
+}
+
+impl Response {
+    fn with_body_json(mut self, value: &serde_json::Value) -> Self {
+        self.body = serde_json::to_vec(value).unwrap_or_default();
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::{Cell, RefCell};
+    use std::collections::HashMap;
+
+    use futures::executor::block_on;
+    use topology::routing::{Health, RegionStatus, ShardRoute};
+
+    use super::*;
+
+    type Origin = Box<dyn FnMut(&Outbound) -> Result<Response, Failure>>;
+
+    struct FakeHost {
+        now_ms: Cell<u64>,
+        kv: RefCell<HashMap<String, Vec<u8>>>,
+        origin: RefCell<Origin>,
+        calls: RefCell<Vec<Outbound>>,
+        nonces: Cell<u64>,
+    }
+
+    impl Host for FakeHost {
+        fn now_ms(&self) -> u64 {
+            self.now_ms.get()
+        }
+        fn nonce(&self) -> String {
+            self.nonces.set(self.nonces.get() + 1);
+            format!("nonce-{:016}", self.nonces.get())
+        }
+        async fn get(&self, key: &str) -> Option<Vec<u8>> {
+            self.kv.borrow().get(key).cloned()
+        }
+        async fn set(&self, key: &str, value: &[u8]) {
+            self.kv.borrow_mut().insert(key.to_owned(), value.to_vec());
+        }
+        async fn fetch(&self, request: Outbound) -> Result<Response, Failure> {
+            if request.url.ends_with("/v1/table") {
+                let body = serde_json::to_vec(&table()).unwrap();
+                return Ok(Response {
+                    status: 200,
+                    headers: vec![],
+                    body,
+                });
+            }
+            self.calls.borrow_mut().push(request.clone());
+            (self.origin.borrow_mut())(&request)
+        }
+    }
+
+    fn region(name: &str, url: &str) -> RegionStatus {
+        RegionStatus {
+            name: name.parse().unwrap(),
+            latitude: 50.0,
+            longitude: 0.0,
+            health: Health::Healthy,
+            base_url: url.into(),
+            addresses: vec![],
+            probe_latency_ms: None,
+        }
+    }
+
+    fn table() -> RoutingTable {
+        RoutingTable {
+            version: 1,
+            regions: vec![
+                region("us-east", "http://us"),
+                region("eu-west", "http://eu"),
+            ],
+            shards: vec![ShardRoute {
+                shard: "us".parse().unwrap(),
+                home: "us-east".parse().unwrap(),
+                standbys: vec!["eu-west".parse().unwrap()],
+                active: Some("us-east".parse().unwrap()),
+            }],
+        }
+    }
+
+    fn edge(origin: Origin) -> Edge<FakeHost> {
+        Edge::new(
+            FakeHost {
+                now_ms: Cell::new(1_000_000),
+                kv: RefCell::default(),
+                origin: RefCell::new(origin),
+                calls: RefCell::default(),
+                nonces: Cell::new(0),
+            },
+            EdgeConfig {
+                pop: "test-pop".into(),
+                latitude: 50.0,
+                longitude: 0.0,
+                edge_key: b"edge-key".to_vec(),
+                routing_url: "http://routing".into(),
+                table_max_age_ms: 1_000,
+                rate_limit: RateLimit {
+                    per_s: 1_000.0,
+                    burst: 1_000.0,
+                },
+            },
+        )
+    }
+
+    fn json(status: u16, body: &str) -> Result<Response, Failure> {
+        Ok(Response {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: body.as_bytes().to_vec(),
+        })
+    }
+
+    fn get(path: &str) -> Request {
+        Request {
+            method: "GET".into(),
+            path: path.into(),
+            client: "1.2.3.4".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn miss_then_hit_then_304_and_purge() {
+        let served = std::rc::Rc::new(Cell::new(0));
+        let counter = served.clone();
+        let e = edge(Box::new(move |_| {
+            counter.set(counter.get() + 1);
+            json(200, &format!("{{\"sku\":\"A-1\",\"n\":{}}}", counter.get()))
+        }));
+        let first = block_on(e.handle(get("/v1/products/A-1"))).response;
+        assert_eq!(first.header("x-cache"), Some("MISS"));
+        let second = block_on(e.handle(get("/v1/products/A-1"))).response;
+        assert_eq!(second.header("x-cache"), Some("HIT"));
+        assert_eq!(second.body, first.body);
+        assert_eq!(served.get(), 1);
+        let mut conditional = get("/v1/products/A-1");
+        conditional
+            .headers
+            .push(("if-none-match".into(), first.header("etag").unwrap().into()));
+        let not_modified = block_on(e.handle(conditional)).response;
+        assert_eq!(not_modified.status, 304);
+        assert!(not_modified.body.is_empty());
+        // A purge of the product's tag makes the next read a miss.
+        block_on(e.purge(&["product:A-1".to_owned()]));
+        let third = block_on(e.handle(get("/v1/products/A-1"))).response;
+        assert_eq!(third.header("x-cache"), Some("MISS"));
+        assert_eq!(served.get(), 2);
+        // The signature covers what was sent.
+        let call = e.host.calls.borrow()[0].clone();
+        let header = |n: &str| call.headers.iter().find(|(k, _)| k == n).unwrap().1.clone();
+        let sig = header("x-meridian-signature");
+        let raw: Vec<u8> = (0..32)
+            .map(|i| u8::from_str_radix(&sig[3 + 2 * i..5 + 2 * i], 16).unwrap())
+            .collect();
+        assert!(topology::signing::verify(
+            b"edge-key",
+            "GET",
+            "/v1/products/A-1",
+            header("x-meridian-timestamp").parse().unwrap(),
+            &header("x-meridian-nonce"),
+            b"",
+            &raw
+        ));
+    }
+
+    #[test]
+    fn stale_while_revalidate_and_stale_if_error() {
+        let fail = std::rc::Rc::new(Cell::new(false));
+        let failing = fail.clone();
+        let e = edge(Box::new(move |_| {
+            if failing.get() {
+                Err(Failure::Connect)
+            } else {
+                json(200, "{\"q\":1}")
+            }
+        }));
+        assert_eq!(
+            block_on(e.handle(get("/v1/search")))
+                .response
+                .header("x-cache"),
+            Some("MISS")
+        );
+        // Past the 30 s TTL, inside the 60 s stale-while-revalidate window.
+        e.host.now_ms.set(e.host.now_ms.get() + 31_000);
+        let stale = block_on(e.handle(get("/v1/search")));
+        assert_eq!(stale.response.header("x-cache"), Some("STALE"));
+        assert_eq!(stale.deferred.len(), 1);
+        for d in stale.deferred {
+            block_on(e.run_deferred(d));
+        }
+        assert_eq!(
+            block_on(e.handle(get("/v1/search")))
+                .response
+                .header("x-cache"),
+            Some("HIT")
+        );
+        // Past stale-while-revalidate, the origin down: stale-if-error.
+        e.host.now_ms.set(e.host.now_ms.get() + 120_000);
+        fail.set(true);
+        let r = block_on(e.handle(get("/v1/search"))).response;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("x-cache"), Some("STALE-IF-ERROR"));
+        // Past stale-if-error too: the error.
+        e.host.now_ms.set(e.host.now_ms.get() + 4_000_000);
+        let r = block_on(e.handle(get("/v1/search"))).response;
+        assert_eq!(r.status, 502);
+    }
+
+    #[test]
+    fn a_cached_cart_older_than_the_shoppers_token_is_not_served() {
+        let version = std::rc::Rc::new(Cell::new(3u64));
+        let v = version.clone();
+        let e = edge(Box::new(move |_| {
+            json(200, &format!("{{\"version\":{}}}", v.get()))
+        }));
+        let path = "/v1/carts/us.01ARZ3NDEKTSV4RRFFQ69G5FAV";
+        assert_eq!(
+            block_on(e.handle(get(path))).response.header("x-cache"),
+            Some("MISS")
+        );
+        assert_eq!(
+            block_on(e.handle(get(path))).response.header("x-cache"),
+            Some("HIT")
+        );
+        // The shopper wrote version 4 through another POP.
+        version.set(4);
+        let mut with_token = get(path);
+        with_token
+            .headers
+            .push(("x-cart-version".into(), "4".into()));
+        let r = block_on(e.handle(with_token.clone())).response;
+        assert_eq!(r.header("x-cache"), Some("MISS"));
+        assert_eq!(r.header("x-cart-version"), Some("4"));
+        assert_eq!(
+            block_on(e.handle(with_token)).response.header("x-cache"),
+            Some("HIT")
+        );
+    }
+
+    #[test]
+    fn writes_fail_over_once_and_only_when_safe() {
+        let e = edge(Box::new(|req| {
+            if req.url.starts_with("http://us") {
+                Err(Failure::Connect)
+            } else {
+                json(200, "{\"version\":2}")
+            }
+        }));
+        let mut write = get("/v1/carts/us.01ARZ3NDEKTSV4RRFFQ69G5FAV/items");
+        write.method = "POST".into();
+        write.body = b"{\"sku\":\"A-1\",\"qty\":1}".to_vec();
+        let r = block_on(e.handle(write.clone())).response;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("x-cart-version"), Some("2"));
+        assert!(
+            r.header("set-cookie")
+                .unwrap()
+                .starts_with("mrd_cv=us.01ARZ3NDEKTSV4RRFFQ69G5FAV:2;")
+        );
+        let urls: Vec<String> = e
+            .host
+            .calls
+            .borrow()
+            .iter()
+            .map(|c| c.url.clone())
+            .collect();
+        assert_eq!(urls.len(), 2);
+        assert!(urls[0].starts_with("http://us") && urls[1].starts_with("http://eu"));
+        // The write is now in this POP's cache: a read is a hit.
+        let read = block_on(e.handle(get("/v1/carts/us.01ARZ3NDEKTSV4RRFFQ69G5FAV"))).response;
+        assert_eq!(read.header("x-cache"), Some("HIT"));
+
+        // A timeout may have applied the write: no retry without a key…
+        let e = edge(Box::new(|req| {
+            if req.url.starts_with("http://us") {
+                Err(Failure::Timeout)
+            } else {
+                json(200, "{\"version\":2}")
+            }
+        }));
+        let r = block_on(e.handle(write.clone())).response;
+        assert_eq!(r.status, 504);
+        assert_eq!(e.host.calls.borrow().len(), 1);
+        // …and one retry with one.
+        write.headers.push(("idempotency-key".into(), "k-1".into()));
+        let r = block_on(e.handle(write)).response;
+        assert_eq!(r.status, 200);
+        assert_eq!(e.host.calls.borrow().len(), 3);
+    }
+
+    #[test]
+    fn rate_limited_clients_get_429_with_retry_after() {
+        let mut e = edge(Box::new(|_| json(200, "{}")));
+        e.config.rate_limit = RateLimit {
+            per_s: 1.0,
+            burst: 2.0,
+        };
+        assert_eq!(block_on(e.handle(get("/healthz"))).response.status, 200);
+        assert_eq!(block_on(e.handle(get("/healthz"))).response.status, 200);
+        let r = block_on(e.handle(get("/healthz"))).response;
+        assert_eq!(r.status, 429);
+        assert_eq!(r.header("retry-after"), Some("1"));
+        assert_eq!(r.header("content-type"), Some("application/problem+json"));
+        let mut other = get("/healthz");
+        other.client = "5.6.7.8".into();
+        assert_eq!(block_on(e.handle(other)).response.status, 200);
+    }
+
+    #[test]
+    fn static_assets_and_unknown_routes() {
+        let e = edge(Box::new(|_| json(200, "{}")));
+        let css = block_on(e.handle(get("/assets/app.css"))).response;
+        assert_eq!(css.status, 200);
+        assert_eq!(
+            css.header("cache-control"),
+            Some("public, max-age=31536000, immutable")
+        );
+        let missing = block_on(e.handle(get("/v1/admin/products/A")));
+        assert_eq!(missing.response.status, 404);
+        assert!(e.host.calls.borrow().is_empty());
+    }
+}

@@ -1,0 +1,91 @@
+//! Plain request and response types: the adapters (Spin, Workers, the local
+//! host) convert their platform's types to and from these.
+
+/// An incoming request.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Request {
+    /// Uppercase, e.g. `GET`.
+    pub method: String,
+    /// The path, without the query, e.g. `/v1/products/MRD-000001`.
+    pub path: String,
+    /// The raw query string without `?`, if any.
+    pub query: Option<String>,
+    /// Header names in lowercase.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// Who is asking (client address), for rate limits.
+    pub client: String,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The path and query as sent to an origin.
+    pub fn path_and_query(&self) -> String {
+        match &self.query {
+            Some(q) if !q.is_empty() => format!("{}?{q}", self.path),
+            _ => self.path.clone(),
+        }
+    }
+}
+
+/// A response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Response {
+    pub status: u16,
+    /// Header names in lowercase.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn new(status: u16) -> Self {
+        Response {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Sets a header, replacing any of the same name.
+    pub fn set_header(&mut self, name: &str, value: impl Into<String>) {
+        let name = name.to_ascii_lowercase();
+        self.headers.retain(|(n, _)| *n != name);
+        self.headers.push((name, value.into()));
+    }
+
+    pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.set_header(name, value);
+        self
+    }
+
+    /// An RFC 9457 problem+json response.
+    pub fn problem(status: u16, kind: &str, title: &str, detail: &str) -> Self {
+        let body = serde_json::json!({
+            "type": format!("urn:meridian:problem:{kind}"),
+            "title": title,
+            "status": status,
+            "detail": detail,
+        });
+        Response {
+            status,
+            headers: vec![(
+                "content-type".to_owned(),
+                "application/problem+json".to_owned(),
+            )],
+            body: serde_json::to_vec(&body).unwrap_or_default(),
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! Meridian's portable edge logic. No I/O and no platform SDK: the Spin
+//! component, the Cloudflare Worker and the local host give it their
+//! capabilities through [`edge::Host`] and convert their HTTP types to
+//! [`http::Request`] and [`http::Response`]. Builds for wasm32.
+//!
+//! - [`classify`]: what a request is and where it must go;
+//! - [`policy`] and [`entry`]: cache policy per route (TTL,
+//!   stale-while-revalidate, stale-if-error), cache keys, purge tags,
+//!   `Cache-Control` / `ETag` / 304, the stored entry;
+//! - [`token`]: the cart version token (read-your-writes across POPs);
+//! - [`origin`]: region choice from the routing table and the failover rule;
+//! - [`ratelimit`]: per-client token buckets;
+//! - [`edge`]: the request flow over those;
+//! - [`assets`]: the storefront's static files.
+
+pub mod assets;
+pub mod classify;
+pub mod edge;
+pub mod entry;
+pub mod http;
+pub mod origin;
+pub mod policy;
+pub mod ratelimit;
+pub mod token;
+
+pub use edge::{Deferred, Edge, EdgeConfig, Handled, Host, Outbound};
