@@ -152,6 +152,14 @@ impl<H: Host> Edge<H> {
                 None => Response::problem(404, "not-found", "Not found", "no such asset").into(),
             },
             Route::Write { target, cart } => {
+                let mut req = req.clone();
+                if cart.is_some() && req.header("idempotency-key").is_none() {
+                    // Cart writes are deduplicated by key in the cart's
+                    // shard: with one, a write that timed out may safely be
+                    // sent to the standby.
+                    let key = format!("edge-{}", self.host.nonce());
+                    req.headers.push(("idempotency-key".into(), key));
+                }
                 let response = self.forward(&req, target, true).await;
                 if let Some(cart) = cart {
                     self.after_cart_write(&req, cart, response).await.into()
@@ -827,7 +835,8 @@ mod tests {
         let read = block_on(e.handle(get("/v1/carts/us.01ARZ3NDEKTSV4RRFFQ69G5FAV"))).response;
         assert_eq!(read.header("x-cache"), Some("HIT"));
 
-        // A timeout may have applied the write: no retry without a key…
+        // A cart write that timed out goes to the standby once, with the
+        // idempotency key the edge gave it (the cart's shard dedups it).
         let e = edge(Box::new(|req| {
             if req.url.starts_with("http://us") {
                 Err(Failure::Timeout)
@@ -836,13 +845,37 @@ mod tests {
             }
         }));
         let r = block_on(e.handle(write.clone())).response;
-        assert_eq!(r.status, 504);
-        assert_eq!(e.host.calls.borrow().len(), 1);
-        // …and one retry with one.
-        write.headers.push(("idempotency-key".into(), "k-1".into()));
-        let r = block_on(e.handle(write)).response;
         assert_eq!(r.status, 200);
-        assert_eq!(e.host.calls.borrow().len(), 3);
+        let calls = e.host.calls.borrow().clone();
+        assert_eq!(calls.len(), 2);
+        let key = |c: &Outbound| {
+            c.headers
+                .iter()
+                .find(|(n, _)| n == "idempotency-key")
+                .map(|(_, v)| v.clone())
+        };
+        assert!(key(&calls[0]).is_some());
+        assert_eq!(
+            key(&calls[0]),
+            key(&calls[1]),
+            "the retry carries the same key"
+        );
+        // A checkout without a key (the shopper's to give) is not retried
+        // after a timeout: it may have been applied.
+        let mut checkout = get("/v1/checkout");
+        checkout.method = "POST".into();
+        checkout.body = b"{}".to_vec();
+        let before = e.host.calls.borrow().len();
+        let r = block_on(e.handle(checkout.clone())).response;
+        assert_eq!(r.status, 504);
+        assert_eq!(e.host.calls.borrow().len() - before, 1);
+        // With the shopper's key it is, once.
+        checkout
+            .headers
+            .push(("idempotency-key".into(), "k-1".into()));
+        let r = block_on(e.handle(checkout)).response;
+        assert_eq!(r.status, 200);
+        assert_eq!(e.host.calls.borrow().len() - before, 3);
     }
 
     #[test]

@@ -38,12 +38,20 @@ pub struct Cart {
     /// checkout of the cart (another idempotency key) is refused meanwhile.
     #[serde(default)]
     pub checkout_order: Option<String>,
-    /// The last write's operation id, so a write retried after an unknown
-    /// commit outcome is not applied twice.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The last writes' operation ids (the request's `Idempotency-Key`, or
+    /// a random id) with the version each produced, newest last, at most
+    /// [`MAX_RECENT_OPS`]: a write repeated with the same id (an edge
+    /// retrying it on another region after a timeout, or a commit whose
+    /// outcome was unknown) is not applied twice.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schema(ignore)]
-    pub last_op: Option<u64>,
+    pub recent_ops: Vec<(String, u64)>,
 }
+
+/// Operation ids a cart remembers.
+pub const MAX_RECENT_OPS: usize = 32;
+/// Longest operation id, in bytes.
+pub const MAX_OP_ID_LEN: usize = 128;
 
 /// A change to a cart.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,7 +158,7 @@ impl Commerce {
             updated_ms: now_ms,
             expires_ms: now_ms.saturating_add(self.settings().cart_ttl_s.saturating_mul(1000)),
             checkout_order: None,
-            last_op: None,
+            recent_ops: Vec::new(),
         };
         let db = self.owned_db(&id)?;
         let record = &cart;
@@ -187,13 +195,26 @@ impl Commerce {
     }
 
     /// Applies `change` to `owner`'s cart `id`; returns the new cart.
+    /// `op_id` (the request's `Idempotency-Key`) makes a repeat of the same
+    /// write return the cart without applying it again.
     pub async fn change_cart(
         &self,
         owner: &ShardedId,
         id: &ShardedId,
         change: &CartChange,
+        op_id: Option<&str>,
     ) -> Result<Cart> {
         change.validate()?;
+        if let Some(op) = op_id
+            && (op.is_empty()
+                || op.len() > MAX_OP_ID_LEN
+                || !op.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            return Err(invalid(
+                "Idempotency-Key",
+                format!("must be 1 to {MAX_OP_ID_LEN} visible ASCII characters"),
+            ));
+        }
         if !matches!(change, CartChange::Remove { .. }) {
             // Only SKUs of the catalog go in a cart (read through the cache).
             self.product(change.sku()).await?;
@@ -202,9 +223,13 @@ impl Commerce {
         let ttl_ms = self.settings().cart_ttl_s.saturating_mul(1000);
         let key = id.to_string();
         let key = &key;
-        let op: u64 = rand::random();
+        let op = match op_id {
+            Some(op) => format!("k:{op}"),
+            None => format!("r:{:032x}", rand::random::<u128>()),
+        };
+        let op = &op;
         self.owned_db(id)?
-            .run(|tx, maybe_committed| async move {
+            .run(|tx, _| async move {
                 let Some(mut cart) = get_json::<Cart>(&tx, &keys::cart(key), "cart").await? else {
                     return Err(CommerceError::NotFound {
                         what: "cart",
@@ -218,14 +243,17 @@ impl Commerce {
                     });
                 }
                 check_owner(owner, &cart.owner, "cart")?;
-                if maybe_committed.0 && cart.last_op == Some(op) {
-                    // An earlier attempt committed this very change.
+                if cart.recent_ops.iter().any(|(o, _)| o == op) {
+                    // This very write was applied already.
                     return Ok(cart);
                 }
                 change.apply(&mut cart)?;
-                cart.last_op = Some(op);
                 tx.clear(&keys::cart_expiry(cart.expires_ms, key))?;
                 cart.version += 1;
+                cart.recent_ops.push((op.clone(), cart.version));
+                if cart.recent_ops.len() > MAX_RECENT_OPS {
+                    cart.recent_ops.remove(0);
+                }
                 cart.updated_ms = now_ms;
                 cart.expires_ms = now_ms.saturating_add(ttl_ms);
                 tx.set(&keys::cart_expiry(cart.expires_ms, key), b"")?;

@@ -172,8 +172,10 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
     let timeout = Duration::from_millis(state.http.request_timeout_ms);
     let response = match tokio::time::timeout(timeout, next.run(req)).await {
         Ok(response) => response,
+        // 504, not 503: the request may have been applied, and an edge must
+        // not send it to another region without an idempotency key.
         Err(_) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::GATEWAY_TIMEOUT,
             "timeout",
             "Request timed out",
             "the request took longer than the server's limit",
@@ -261,6 +263,21 @@ fn parse_id(state: &AppState, text: &str, what: &'static str) -> Result<ShardedI
     Ok(id)
 }
 
+/// A write's `Idempotency-Key`, if it has one.
+fn op_id(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    headers
+        .get("idempotency-key")
+        .map(|v| {
+            v.to_str().map_err(|_| {
+                ApiError::from(CommerceError::Invalid {
+                    field: "Idempotency-Key",
+                    reason: "must be visible ASCII".into(),
+                })
+            })
+        })
+        .transpose()
+}
+
 fn parse_shard(state: &AppState, text: &str) -> Result<ShardId, ApiError> {
     let shard: ShardId = text
         .parse()
@@ -277,8 +294,8 @@ fn parse_shard(state: &AppState, text: &str) -> Result<ShardId, ApiError> {
 }
 
 fn with_cart_version(mut cart: Cart, status: StatusCode) -> Response {
-    // Internal: the write-retry marker is not part of the API.
-    cart.last_op = None;
+    // Internal: the write-deduplication ids are not part of the API.
+    cart.recent_ops.clear();
     let version =
         HeaderValue::from_str(&cart.version.to_string()).unwrap_or(HeaderValue::from_static("0"));
     let etag = HeaderValue::from_str(&format!("\"{}\"", cart.version))
@@ -563,6 +580,7 @@ async fn add_cart_item(
                 sku: body.sku,
                 qty: body.qty,
             },
+            op_id(&headers)?,
         )
         .await?;
     Ok(with_cart_version(cart, StatusCode::OK))
@@ -582,7 +600,12 @@ async fn set_cart_item(
     let id = parse_id(&state, &cart_id, "cart")?;
     let cart = state
         .commerce
-        .change_cart(&owner, &id, &CartChange::Set { sku, qty: body.qty })
+        .change_cart(
+            &owner,
+            &id,
+            &CartChange::Set { sku, qty: body.qty },
+            op_id(&headers)?,
+        )
         .await?;
     Ok(with_cart_version(cart, StatusCode::OK))
 }
@@ -600,7 +623,7 @@ async fn remove_cart_item(
     let id = parse_id(&state, &cart_id, "cart")?;
     let cart = state
         .commerce
-        .change_cart(&owner, &id, &CartChange::Remove { sku })
+        .change_cart(&owner, &id, &CartChange::Remove { sku }, op_id(&headers)?)
         .await?;
     Ok(with_cart_version(cart, StatusCode::OK))
 }

@@ -181,3 +181,53 @@ async fn abandoned_carts_expire_through_the_sweep() {
         .expect("send");
     assert_eq!(r.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_write_repeated_with_its_idempotency_key_applies_once() {
+    let fx = Fixture::start_with(crate::fixture::Options {
+        workers: false,
+        ..Default::default()
+    })
+    .await;
+    fx.catalog(&[("A-1", "Apple", 100)]).await;
+    let (token, cart) = fx.cart_with("eu", "A-1", 1).await;
+    let path = format!("/v1/carts/{cart}/items");
+    let mut versions = Vec::new();
+    for _ in 0..3 {
+        // As an edge retrying on the standby after a timeout would.
+        let r = fx
+            .signed(
+                Method::POST,
+                &path,
+                Some(&json!({ "sku": "A-1", "qty": 2 })),
+                Some(&token),
+            )
+            .header("idempotency-key", "edge-retry-1")
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), StatusCode::OK);
+        let body: Value = r.json().await.expect("json");
+        assert_eq!(body["lines"][0]["qty"], 3, "{body}");
+        assert!(
+            body.get("recent_ops").is_none(),
+            "internal ids leaked: {body}"
+        );
+        versions.push(body["version"].clone());
+    }
+    assert!(versions.iter().all(|v| *v == versions[0]), "{versions:?}");
+    // Another key is another write.
+    let r = fx
+        .signed(
+            Method::POST,
+            &path,
+            Some(&json!({ "sku": "A-1", "qty": 2 })),
+            Some(&token),
+        )
+        .header("idempotency-key", "edge-retry-2")
+        .send()
+        .await
+        .expect("send");
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["lines"][0]["qty"], 5);
+}
