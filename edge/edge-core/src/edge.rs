@@ -97,6 +97,10 @@ pub mod kv {
     }
 }
 
+/// Longest long poll the edge asks for (the routing API and the purge feed
+/// both cap at 30 s).
+pub const MAX_POLL_MS: u64 = 30_000;
+
 /// Every entry carries this tag, so one purge of it drops everything (a
 /// purge feed reset).
 pub const ALL_TAG: &str = "all";
@@ -431,6 +435,93 @@ impl<H: Host> Edge<H> {
         if let Ok(bytes) = serde_json::to_vec(&stored) {
             self.host.set(kv::TABLE, &bytes).await;
         }
+    }
+
+    /// One long poll of the routing API: waits (up to `timeout_ms`) for a
+    /// table newer than the stored one and stores it. A POP's watcher calls
+    /// it in a loop, so a failover reaches the edge within milliseconds.
+    /// Returns the stored version.
+    pub async fn watch_table(&self, timeout_ms: u64) -> Option<u64> {
+        let since = self.table().await.map_or(0, |t| t.version);
+        let fetched = self
+            .host
+            .fetch(Outbound {
+                method: "GET".into(),
+                url: format!(
+                    "{}/v1/table/watch?since={since}&timeout_ms={}",
+                    self.config.routing_url.trim_end_matches('/'),
+                    timeout_ms.min(MAX_POLL_MS)
+                ),
+                headers: vec![("accept".into(), "application/json".into())],
+                body: Vec::new(),
+            })
+            .await;
+        match fetched {
+            Ok(r) if r.status == 200 => {
+                let table: RoutingTable = serde_json::from_slice(&r.body).ok()?;
+                // Versions only grow; a table older than the stored one
+                // (another watcher was faster) is not stored over it.
+                if table.version >= since {
+                    self.store_table(&table).await;
+                }
+                Some(table.version.max(since))
+            }
+            _ => None,
+        }
+    }
+
+    /// One long poll of the purge feed (catalog change events) from the
+    /// nearest serving region: applies the events' tags and stores the
+    /// cursor. A reset (the edge fell behind the feed) purges everything.
+    /// Returns the events applied, `None` when no region answered.
+    pub async fn sync_purge(&self, wait_ms: u64) -> Option<usize> {
+        let table = self.table().await?;
+        let cursor = self
+            .host
+            .get(kv::PURGE_CURSOR)
+            .await
+            .and_then(|c| String::from_utf8(c).ok())
+            .unwrap_or_default();
+        let request = Request {
+            method: "GET".into(),
+            path: "/v1/purge".into(),
+            query: Some(format!(
+                "after={cursor}&limit=1000&wait_ms={}",
+                wait_ms.min(MAX_POLL_MS)
+            )),
+            ..Default::default()
+        };
+        for base in origin::nearest(&table, self.config.latitude, self.config.longitude) {
+            let Ok(response) = self.host.fetch(self.signed(&request, &base)).await else {
+                continue;
+            };
+            if response.status != 200 {
+                continue;
+            }
+            #[derive(serde::Deserialize)]
+            struct Event {
+                tags: Vec<String>,
+            }
+            #[derive(serde::Deserialize)]
+            struct Page {
+                events: Vec<Event>,
+                cursor: String,
+                reset: bool,
+            }
+            let page: Page = serde_json::from_slice(&response.body).ok()?;
+            if page.reset {
+                self.purge(&[ALL_TAG.to_owned()]).await;
+            }
+            let mut tags: Vec<String> = page.events.iter().flat_map(|e| e.tags.clone()).collect();
+            tags.sort();
+            tags.dedup();
+            self.purge(&tags).await;
+            self.host
+                .set(kv::PURGE_CURSOR, page.cursor.as_bytes())
+                .await;
+            return Some(page.events.len());
+        }
+        None
     }
 
     /// Sends `req` to the region(s) for `target`, signed; fails over once.
@@ -908,5 +999,66 @@ mod tests {
         let missing = block_on(e.handle(get("/v1/admin/products/A")));
         assert_eq!(missing.response.status, 404);
         assert!(e.host.calls.borrow().is_empty());
+    }
+
+    #[test]
+    fn purge_feed_sync_applies_tags_and_keeps_the_cursor() {
+        let e = edge(Box::new(|req| {
+            if req.url.contains("/v1/purge") {
+                let body = if req.url.contains("after=&") {
+                    r#"{"events":[{"cursor":"c1","tags":["product:A-1","category:x"]}],"cursor":"c1","reset":false}"#
+                } else {
+                    r#"{"events":[],"cursor":"c1","reset":true}"#
+                };
+                json(200, body)
+            } else {
+                json(200, "{\"sku\":\"A-1\"}")
+            }
+        }));
+        assert_eq!(
+            block_on(e.handle(get("/v1/products/A-1")))
+                .response
+                .header("x-cache"),
+            Some("MISS")
+        );
+        assert_eq!(
+            block_on(e.handle(get("/v1/products/A-1")))
+                .response
+                .header("x-cache"),
+            Some("HIT")
+        );
+        assert_eq!(block_on(e.sync_purge(0)), Some(1));
+        assert_eq!(
+            block_on(e.handle(get("/v1/products/A-1")))
+                .response
+                .header("x-cache"),
+            Some("MISS")
+        );
+        assert_eq!(block_on(e.host.get(kv::PURGE_CURSOR)), Some(b"c1".to_vec()));
+        // The next poll resumes after the cursor; a reset purges everything.
+        assert_eq!(
+            block_on(e.handle(get("/v1/categories")))
+                .response
+                .header("x-cache"),
+            Some("MISS")
+        );
+        assert_eq!(block_on(e.sync_purge(0)), Some(0));
+        assert_eq!(
+            block_on(e.handle(get("/v1/categories")))
+                .response
+                .header("x-cache"),
+            Some("MISS")
+        );
+        let last = e
+            .host
+            .calls
+            .borrow()
+            .iter()
+            .rev()
+            .find(|c| c.url.contains("/v1/purge"))
+            .unwrap()
+            .url
+            .clone();
+        assert!(last.contains("after=c1&"), "{last}");
     }
 }
