@@ -231,6 +231,17 @@ impl<H: Host> Edge<H> {
         }
     }
 
+    /// Purges entries carrying `tag` stored before catalog version
+    /// `version`: the tag's generation becomes that version (never lower),
+    /// and later fills ask the origin for at least it.
+    pub async fn purge_to_version(&self, tag: &str, version: u64) {
+        if version > self.generation(tag).await {
+            self.host
+                .set(&kv::tag(tag), version.to_string().as_bytes())
+                .await;
+        }
+    }
+
     async fn generations(&self, route: &Route, req: &Request) -> Vec<(String, u64)> {
         let mut tags = policy::tags(route, req);
         tags.push(ALL_TAG.to_owned());
@@ -294,7 +305,20 @@ impl<H: Host> Edge<H> {
         // Generations are read before the fetch: a purge during it makes
         // the stored entry invalid at once.
         let generations = self.generations(route, req).await;
-        let response = self.forward(req, &read_target(route), false).await;
+        // The newest catalog version a purge named for these tags: the
+        // origin must not answer from a cache older than that.
+        let min_version = generations
+            .iter()
+            .filter(|(tag, _)| tag != ALL_TAG)
+            .map(|(_, g)| *g)
+            .max()
+            .unwrap_or(0);
+        let mut req = req.clone();
+        if min_version > 0 {
+            req.headers
+                .push(("x-meridian-min-version".into(), min_version.to_string()));
+        }
+        let response = self.forward(&req, &read_target(route), false).await;
         if response.status >= 500 {
             return Err(response);
         }
@@ -319,7 +343,7 @@ impl<H: Host> Edge<H> {
             body: response.body,
         };
         self.host.set(key, &entry.encode()).await;
-        Ok(self.entry_response(req, &entry, "MISS", now_ms))
+        Ok(self.entry_response(&req, &entry, "MISS", now_ms))
     }
 
     fn entry_response(&self, req: &Request, e: &Entry, state: &str, now_ms: u64) -> Response {
@@ -501,6 +525,7 @@ impl<H: Host> Edge<H> {
             #[derive(serde::Deserialize)]
             struct Event {
                 tags: Vec<String>,
+                version: u64,
             }
             #[derive(serde::Deserialize)]
             struct Page {
@@ -512,10 +537,11 @@ impl<H: Host> Edge<H> {
             if page.reset {
                 self.purge(&[ALL_TAG.to_owned()]).await;
             }
-            let mut tags: Vec<String> = page.events.iter().flat_map(|e| e.tags.clone()).collect();
-            tags.sort();
-            tags.dedup();
-            self.purge(&tags).await;
+            for event in &page.events {
+                for tag in &event.tags {
+                    self.purge_to_version(tag, event.version).await;
+                }
+            }
             self.host
                 .set(kv::PURGE_CURSOR, page.cursor.as_bytes())
                 .await;
@@ -637,6 +663,7 @@ impl<H: Host> Edge<H> {
 
 /// Request headers passed on to the origin (others stay at the edge).
 const FORWARDED_HEADERS: &[&str] = &[
+    "x-meridian-min-version",
     "authorization",
     "content-type",
     "accept",
@@ -1006,7 +1033,7 @@ mod tests {
         let e = edge(Box::new(|req| {
             if req.url.contains("/v1/purge") {
                 let body = if req.url.contains("after=&") {
-                    r#"{"events":[{"cursor":"c1","tags":["product:A-1","category:x"]}],"cursor":"c1","reset":false}"#
+                    r#"{"events":[{"cursor":"c1","version":7,"tags":["product:A-1","category:x"]}],"cursor":"c1","reset":false}"#
                 } else {
                     r#"{"events":[],"cursor":"c1","reset":true}"#
                 };

@@ -239,6 +239,26 @@ fn test() -> anyhow::Result<()> {
             cargo(&["build", "-p", krate, "--target", target])?;
         }
     }
+    // The edge component, as Spin would run it: edge-host's tests load
+    // this very file.
+    cargo(&[
+        "clippy",
+        "-p",
+        "edge-spin",
+        "--target",
+        "wasm32-wasip2",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
+    cargo(&[
+        "build",
+        "-p",
+        "edge-spin",
+        "--target",
+        "wasm32-wasip2",
+        "--release",
+    ])?;
     let mut totals = Totals::default();
     cargo_test(&[], &mut totals)?;
     if std::env::var_os("FDB_CLUSTER_FILE").is_some() {

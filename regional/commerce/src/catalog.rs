@@ -444,6 +444,23 @@ impl Commerce {
         Ok(product)
     }
 
+    /// A product no older than catalog version `min_version`: from the
+    /// cache when its copy is that recent, else from the catalog shard (an
+    /// edge that saw a purge for the product may ask before this region
+    /// applied the same event to its cache).
+    pub async fn product_at_least(&self, sku: &str, min_version: u64) -> Result<Product> {
+        validate_sku(sku)?;
+        if let Some(product) = self.cache().get(sku)
+            && product.version >= min_version
+        {
+            return Ok((*product).clone());
+        }
+        let generation = self.cache().generation();
+        let product = self.product_uncached(sku).await?;
+        self.cache().insert_if_current(generation, product.clone());
+        Ok(product)
+    }
+
     /// A product read from the catalog shard, bypassing the cache.
     pub async fn product_uncached(&self, sku: &str) -> Result<Product> {
         let found =

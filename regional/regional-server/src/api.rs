@@ -357,15 +357,24 @@ async fn create_session(
 
 // ---- catalog ----
 
-/// One product (served from this region's cache when hot).
+/// One product (served from this region's cache when hot). An edge that
+/// has seen catalog version N for this product sends
+/// `x-meridian-min-version: N`: a cached copy older than that is not used.
 #[utoipa::path(get, path = "/v1/products/{sku}", tag = "catalog",
-    params(("sku" = String, Path, description = "The product's SKU")),
+    params(("sku" = String, Path, description = "The product's SKU"),
+           ("x-meridian-min-version" = Option<u64>, Header, description = "Least catalog version the caller accepts")),
     responses((status = 200, body = Product), (status = 404, body = Problem), (status = 422, body = Problem)))]
 async fn get_product(
     State(state): State<AppState>,
+    headers: HeaderMap,
     ApiPath(sku): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    match state.commerce.product(&sku).await {
+    let min_version: u64 = headers
+        .get("x-meridian-min-version")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    match state.commerce.product_at_least(&sku, min_version).await {
         Ok(product) => {
             let etag = format!("\"v{}\"", product.version);
             let mut response = Json(product).into_response();

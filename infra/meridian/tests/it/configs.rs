@@ -46,6 +46,10 @@ fn every_config_in_infra_parses() {
                     .unwrap_or_else(|e| panic!("{}: {e:#}", file.display()));
                 assert_eq!(format!("{}.toml", loaded.config.region), name);
             }
+            Some("edge.toml") => {
+                edge_host::HostConfig::from_toml_str(&text)
+                    .unwrap_or_else(|e| panic!("{}: {e:#}", file.display()));
+            }
             Some("meridian.toml") => {
                 meridian::config::load(file)
                     .unwrap_or_else(|e| panic!("{}: {e:#}", file.display()));

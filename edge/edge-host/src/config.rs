@@ -1,0 +1,156 @@
+//! The edge host's configuration (`infra/local/edge.toml`): the component
+//! file, the routing API, the edge signing key, and the POPs.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use edge_core::EdgeConfig;
+use edge_core::ratelimit::RateLimit;
+
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostConfig {
+    /// The component (`edge_spin.wasm`), relative to the config file.
+    pub component: PathBuf,
+    /// The routing API, e.g. `http://127.0.0.1:7000`.
+    pub routing_url: String,
+    /// The key edges sign region calls with (`MERIDIAN_EDGE_KEY` overrides).
+    pub edge_key: String,
+    #[serde(default = "default_max_instances")]
+    pub max_instances: u32,
+    /// Entries each POP's store keeps at most.
+    #[serde(default = "default_max_kv_entries")]
+    pub max_kv_entries: usize,
+    #[serde(default = "default_table_max_age_ms")]
+    pub table_max_age_ms: u64,
+    #[serde(default)]
+    pub rate_limit: RateLimitConfig,
+    pub pops: Vec<PopConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    pub per_s: f64,
+    pub burst: f64,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        let d = RateLimit::default();
+        RateLimitConfig {
+            per_s: d.per_s,
+            burst: d.burst,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PopConfig {
+    pub name: String,
+    pub listen: SocketAddr,
+    pub latitude: f64,
+    pub longitude: f64,
+    /// Extra Spin variables for this POP.
+    #[serde(default)]
+    pub variables: BTreeMap<String, String>,
+}
+
+fn default_max_instances() -> u32 {
+    256
+}
+fn default_max_kv_entries() -> usize {
+    100_000
+}
+fn default_table_max_age_ms() -> u64 {
+    5_000
+}
+
+/// Largest config file read, in bytes.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+impl HostConfig {
+    pub fn from_toml_str(text: &str) -> anyhow::Result<Self> {
+        let config: HostConfig = toml::from_str(text).context("parsing the edge host config")?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads `path` (component path resolved against its directory) and
+    /// applies `MERIDIAN_EDGE_KEY` from `env`.
+    pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let len = std::fs::metadata(path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .len();
+        anyhow::ensure!(len <= MAX_CONFIG_BYTES, "{} is too large", path.display());
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let mut config =
+            Self::from_toml_str(&text).with_context(|| format!("in {}", path.display()))?;
+        if let Some(key) = env("MERIDIAN_EDGE_KEY") {
+            config.edge_key = key;
+        }
+        config.component = path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(&config.component);
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(!self.pops.is_empty(), "no POP configured");
+        anyhow::ensure!(
+            self.edge_key.len() >= 16,
+            "edge_key must be at least 16 bytes"
+        );
+        anyhow::ensure!(
+            (1..=10_000).contains(&self.max_instances),
+            "max_instances must be 1..=10000"
+        );
+        anyhow::ensure!(
+            self.max_kv_entries >= 16,
+            "max_kv_entries must be at least 16"
+        );
+        let mut names = std::collections::BTreeSet::new();
+        for pop in &self.pops {
+            anyhow::ensure!(names.insert(&pop.name), "POP {} appears twice", pop.name);
+        }
+        Ok(())
+    }
+
+    /// The Spin variables a POP's component reads.
+    pub fn variables_for(&self, pop: &PopConfig) -> HashMap<String, String> {
+        let mut v: HashMap<String, String> = HashMap::from([
+            ("pop".into(), pop.name.clone()),
+            ("latitude".into(), pop.latitude.to_string()),
+            ("longitude".into(), pop.longitude.to_string()),
+            ("routing_url".into(), self.routing_url.clone()),
+            ("edge_key".into(), self.edge_key.clone()),
+            ("table_max_age_ms".into(), self.table_max_age_ms.to_string()),
+            ("rate_per_s".into(), self.rate_limit.per_s.to_string()),
+            ("rate_burst".into(), self.rate_limit.burst.to_string()),
+        ]);
+        v.extend(pop.variables.clone());
+        v
+    }
+
+    /// The same settings as edge-core sees them (for the native watchers).
+    pub fn edge_config(&self, pop: &PopConfig) -> EdgeConfig {
+        EdgeConfig {
+            pop: pop.name.clone(),
+            latitude: pop.latitude,
+            longitude: pop.longitude,
+            edge_key: self.edge_key.clone().into_bytes(),
+            routing_url: self.routing_url.clone(),
+            table_max_age_ms: self.table_max_age_ms,
+            rate_limit: RateLimit {
+                per_s: self.rate_limit.per_s,
+                burst: self.rate_limit.burst,
+            },
+        }
+    }
+}

@@ -1,0 +1,353 @@
+//! The local edge host: runs the very component file Spin would run
+//! (`edge_spin.wasm`, spin-sdk 5.2, WASI 0.2) on wasmtime, one instance per
+//! request from a pre-instantiated component and the pooling allocator. It
+//! provides the component's imports: WASI 0.2 and `wasi:http` from
+//! wasmtime-wasi(-http), and Spin's key-value store and variables from host
+//! bindings generated (`bindgen!`) from the WIT pinned in `wit/`.
+//!
+//! One process runs several POPs, each with its own listen address, its
+//! own key-value store (its cache) and its own variables. Each POP also
+//! runs two watchers on the same edge-core code, natively: a long poll of
+//! the routing table and a long poll of the regions' purge feed, both
+//! writing into the POP's store, so a failover or a catalog change reaches
+//! the POP within milliseconds.
+
+pub mod config;
+mod spin_imports;
+mod watchers;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use parking_lot::Mutex;
+use tokio::sync::watch;
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+pub use config::{HostConfig, PopConfig};
+
+/// wasmtime 48 has its own error type; at this crate's boundary it becomes
+/// an `anyhow::Error` with its full chain in the message.
+fn wt(e: wasmtime::Error) -> anyhow::Error {
+    anyhow::anyhow!("{e:?}")
+}
+
+/// One POP's key-value store: bounded, oldest-arbitrary eviction (it is a
+/// cache; the bound is what matters).
+#[derive(Debug)]
+pub struct KvStore {
+    map: Mutex<HashMap<String, Vec<u8>>>,
+    max_entries: usize,
+}
+
+impl KvStore {
+    pub fn new(max_entries: usize) -> Self {
+        KvStore {
+            map: Mutex::new(HashMap::new()),
+            max_entries: max_entries.max(16),
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<Vec<u8>> {
+        self.map.lock().get(key).cloned()
+    }
+
+    pub fn set(&self, key: &str, value: &[u8]) {
+        let mut map = self.map.lock();
+        if map.len() >= self.max_entries && !map.contains_key(key) {
+            // Drop a cache entry; keep the routing table and tag
+            // generations (dropping a generation could resurrect a purged
+            // entry, so those are never evicted).
+            let victim = map
+                .keys()
+                .find(|k| k.starts_with("c1:") || k.starts_with("r1:"))
+                .cloned();
+            if let Some(victim) = victim {
+                map.remove(&victim);
+            }
+        }
+        map.insert(key.to_owned(), value.to_vec());
+    }
+
+    pub fn delete(&self, key: &str) {
+        self.map.lock().remove(key);
+    }
+
+    pub fn contains(&self, key: &str) -> bool {
+        self.map.lock().contains_key(key)
+    }
+
+    pub fn keys(&self) -> Vec<String> {
+        self.map.lock().keys().cloned().collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What one POP's requests share.
+#[derive(Debug)]
+pub struct PopState {
+    pub name: String,
+    pub kv: KvStore,
+    /// The Spin variables the component reads.
+    pub variables: HashMap<String, String>,
+}
+
+/// Per-request store data.
+pub(crate) struct RequestState {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    pop: Arc<PopState>,
+}
+
+impl WasiView for RequestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for RequestState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            // Outgoing requests go out for real (hyper).
+            hooks: Default::default(),
+        }
+    }
+}
+
+/// The compiled component, ready to instantiate.
+pub struct EdgeHost {
+    engine: Engine,
+    pre: ProxyPre<RequestState>,
+}
+
+impl std::fmt::Debug for EdgeHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EdgeHost")
+    }
+}
+
+impl EdgeHost {
+    /// Compiles `component` and links its imports. `max_instances` bounds
+    /// concurrent requests' instances (the pooling allocator's slots).
+    pub fn load(component: &Path, max_instances: u32) -> anyhow::Result<Self> {
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(max_instances)
+            .total_memories(max_instances)
+            .total_tables(max_instances)
+            .max_memory_size(64 << 20);
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config).map_err(wt)?;
+        let component = Component::from_file(&engine, component)
+            .map_err(wt)
+            .with_context(|| format!("compiling {}", component.display()))?;
+        let mut linker: Linker<RequestState> = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(wt)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(wt)?;
+        spin_imports::add_to_linker(&mut linker).map_err(wt)?;
+        let pre = ProxyPre::new(linker.instantiate_pre(&component).map_err(wt)?).map_err(wt)?;
+        Ok(EdgeHost { engine, pre })
+    }
+
+    /// Runs one request in a fresh instance.
+    async fn handle(
+        &self,
+        pop: Arc<PopState>,
+        peer: SocketAddr,
+        mut req: hyper::Request<hyper::body::Incoming>,
+    ) -> anyhow::Result<hyper::Response<HyperOutgoingBody>> {
+        // What Spin tells a component about its client; never what the
+        // client claims.
+        req.headers_mut().remove("spin-client-addr");
+        if let Ok(value) = hyper::header::HeaderValue::from_str(&peer.to_string()) {
+            req.headers_mut().insert("spin-client-addr", value);
+        }
+        let mut store = Store::new(
+            &self.engine,
+            RequestState {
+                wasi: WasiCtx::builder().inherit_stderr().build(),
+                http: WasiHttpCtx::new(),
+                table: ResourceTable::new(),
+                pop,
+            },
+        );
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let incoming = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, req)
+            .map_err(wt)?;
+        let out = store
+            .data_mut()
+            .http()
+            .new_response_outparam(tx)
+            .map_err(wt)?;
+        let pre = self.pre.clone();
+        let task = tokio::spawn(async move {
+            let proxy = pre.instantiate_async(&mut store).await?;
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, incoming, out)
+                .await
+        });
+        match rx.await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(code)) => Err(anyhow::anyhow!(
+                "the component answered with an error: {code:?}"
+            )),
+            Err(_) => {
+                let e = match task.await {
+                    Ok(Ok(())) => anyhow::anyhow!("the component never set a response"),
+                    Ok(Err(e)) => wt(e),
+                    Err(e) => anyhow::Error::from(e),
+                };
+                Err(e.context("the component failed before responding"))
+            }
+        }
+    }
+}
+
+fn problem(status: u16, detail: &str) -> hyper::Response<HyperOutgoingBody> {
+    use http_body_util::BodyExt;
+    let body = edge_core::http::Response::problem(status, "edge-host", "Edge error", detail).body;
+    let body = http_body_util::Full::new(bytes::Bytes::from(body))
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    let mut response = hyper::Response::new(body);
+    *response.status_mut() =
+        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::BAD_GATEWAY);
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/problem+json"),
+    );
+    response
+}
+
+/// Serves one POP on `listener` until `shutdown` turns true.
+pub async fn serve_pop(
+    host: Arc<EdgeHost>,
+    pop: Arc<PopState>,
+    listener: tokio::net::TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => accepted.context("accepting")?,
+            _ = shutdown.changed() => return Ok(()),
+        };
+        let (host, pop) = (host.clone(), pop.clone());
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let (host, pop) = (host.clone(), pop.clone());
+                async move {
+                    match host.handle(pop, peer, req).await {
+                        Ok(response) => Ok::<_, std::convert::Infallible>(response),
+                        Err(e) => {
+                            tracing::warn!(error = %format!("{e:#}"), "edge request failed");
+                            Ok(problem(502, "the edge component failed"))
+                        }
+                    }
+                }
+            });
+            let _ = http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// A running set of POPs.
+#[derive(Debug)]
+pub struct Running {
+    pub pops: Vec<(Arc<PopState>, SocketAddr)>,
+    shutdown: watch::Sender<bool>,
+    tasks: tokio::task::JoinSet<anyhow::Result<()>>,
+}
+
+impl Running {
+    pub async fn stop(mut self) {
+        let _ = self.shutdown.send(true);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            while self.tasks.join_next().await.is_some() {}
+        })
+        .await;
+    }
+
+    /// Waits until a POP's server fails (or all stop).
+    pub async fn wait(&mut self) -> anyhow::Result<()> {
+        while let Some(result) = self.tasks.join_next().await {
+            result.context("POP task")??;
+        }
+        Ok(())
+    }
+}
+
+/// Starts every POP of `config` (binding `listen`, or an ephemeral port of
+/// 127.0.0.1 when `ephemeral`), with its watchers.
+pub async fn start(config: &HostConfig, ephemeral: bool) -> anyhow::Result<Running> {
+    let host = Arc::new(EdgeHost::load(&config.component, config.max_instances)?);
+    let (shutdown, stop) = watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut pops = Vec::new();
+    for pop in &config.pops {
+        let state = Arc::new(PopState {
+            name: pop.name.clone(),
+            kv: KvStore::new(config.max_kv_entries),
+            variables: config.variables_for(pop),
+        });
+        let addr = if ephemeral {
+            SocketAddr::from(([127, 0, 0, 1], 0))
+        } else {
+            pop.listen
+        };
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr} for POP {}", pop.name))?;
+        let local = listener.local_addr()?;
+        tasks.spawn(serve_pop(
+            host.clone(),
+            state.clone(),
+            listener,
+            stop.clone(),
+        ));
+        watchers::spawn(
+            &mut tasks,
+            state.clone(),
+            config.edge_config(pop),
+            stop.clone(),
+        );
+        pops.push((state, local));
+    }
+    Ok(Running {
+        pops,
+        shutdown,
+        tasks,
+    })
+}

@@ -1,0 +1,277 @@
+//! Two regions (us-east, eu-west) over shared embedded stores, the routing
+//! layer probing them, and an edge host with two POPs.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Once};
+use std::time::Duration;
+
+use commerce::catalog::{CategoryInput, Money, ProductInput};
+use edge_host::{HostConfig, PopConfig};
+use regional_server::config::{HttpConfig, Secrets, WorkerConfig};
+use regional_server::{Region, RegionParts};
+use tokio::sync::watch;
+use topology::Topology;
+
+pub const EDGE_KEY: &str = "edge-host-test-key-0123456789";
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The component, built once per test process (a no-op when `cargo xtask
+/// test` built it already).
+pub fn component() -> PathBuf {
+    static BUILD: Once = Once::new();
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target"));
+    BUILD.call_once(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = std::process::Command::new(cargo)
+            .current_dir(workspace())
+            .args([
+                "build",
+                "-p",
+                "edge-spin",
+                "--target",
+                "wasm32-wasip2",
+                "--release",
+            ])
+            .env("CARGO_TARGET_DIR", &target)
+            .status()
+            .expect("running cargo build for the edge component");
+        assert!(status.success(), "building the edge component failed");
+    });
+    target.join("wasm32-wasip2/release/edge_spin.wasm")
+}
+
+pub struct RegionHandle {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub region: Region,
+    stop: watch::Sender<bool>,
+}
+
+impl RegionHandle {
+    /// Stops the region's server: its port refuses connections after this.
+    pub async fn kill(&self) {
+        let _ = self.stop.send(true);
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(self.addr).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+pub struct World {
+    pub regions: Vec<RegionHandle>,
+    pub edge: edge_host::Running,
+    pub client: reqwest::Client,
+    stop_routing: watch::Sender<bool>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let _ = self.stop_routing.send(true);
+        for r in &self.regions {
+            let _ = r.stop.send(true);
+        }
+    }
+}
+
+impl World {
+    pub async fn start() -> World {
+        let component = component();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let topology = Topology::from_toml_str(topology::LOCAL_TOPOLOGY).expect("topology");
+        let options = db_embedded::EmbeddedOptions {
+            durability: db::Durability::Buffer,
+            ..Default::default()
+        };
+        let shards = db_embedded::open_shard_map(
+            dir.path(),
+            &topology,
+            &options,
+            db::RetryPolicy::default(),
+        )
+        .expect("stores");
+        let topology = Arc::new(topology);
+        let mut regions = Vec::new();
+        for name in ["us-east", "eu-west"] {
+            let region = Region::build(RegionParts {
+                region: name.parse().expect("region"),
+                topology: topology.clone(),
+                shards: shards.clone(),
+                served: topology.shards().iter().map(|s| s.id().clone()).collect(),
+                catalog_shard: "us".parse().expect("shard"),
+                search: Arc::new(search::SearchIndex::open_or_create(None).expect("index")),
+                settings: commerce::Settings::default(),
+                clock: Arc::new(commerce::SystemClock),
+                gateway: Arc::new(commerce::SimulatedGateway::new(Default::default())),
+                secrets: Secrets {
+                    edge_key: EDGE_KEY.into(),
+                    session_key: "edge-host-test-session-key".into(),
+                    admin_token: String::new(),
+                },
+                http: HttpConfig::default(),
+                workers: WorkerConfig {
+                    feed_wait_ms: 1_000,
+                    ..Default::default()
+                },
+            })
+            .expect("region");
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let addr = listener.local_addr().expect("addr");
+            let (stop, rx) = watch::channel(false);
+            tokio::spawn(regional_server::run(region.clone(), listener, rx));
+            regions.push(RegionHandle {
+                name: name.into(),
+                addr,
+                region,
+                stop,
+            });
+        }
+        let c = &regions[0].region.commerce;
+        c.upsert_category(
+            "test",
+            &CategoryInput {
+                name: "Test".into(),
+                parent: None,
+            },
+        )
+        .await
+        .expect("category");
+        for (sku, title) in [("MUG-1", "Blue mug"), ("PEN-1", "Pen")] {
+            c.upsert_product(
+                sku,
+                &ProductInput {
+                    title: title.into(),
+                    description: String::new(),
+                    category: "test".into(),
+                    price: Money {
+                        amount_minor: 500,
+                        currency: "USD".into(),
+                    },
+                    attributes: Default::default(),
+                    images: vec![],
+                },
+            )
+            .await
+            .expect("product");
+            c.restock(&"us".parse().expect("shard"), sku, 100)
+                .await
+                .expect("stock");
+        }
+
+        // The real routing layer, probing the two regions; ap-southeast's
+        // URL answers nothing, so it is down.
+        let mut routing = routing::server::load(&workspace().join("infra/local/routing.toml"))
+            .expect("routing config");
+        for endpoint in &mut routing.config.regions {
+            endpoint.base_url = match regions.iter().find(|r| r.name == endpoint.name.as_str()) {
+                Some(r) => format!("http://{}", r.addr),
+                None => "http://127.0.0.1:9".into(),
+            };
+        }
+        let sockets = routing::server::Sockets::bind_ephemeral([127, 0, 0, 1].into())
+            .await
+            .expect("routing sockets");
+        let routing_api = sockets.api.local_addr().expect("addr");
+        let (stop_routing, mut rx) = watch::channel(false);
+        tokio::spawn(routing::server::run(routing, sockets, None, async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }));
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client");
+        wait_for_health(&client, routing_api, &["us-east", "eu-west"]).await;
+
+        let config = HostConfig {
+            component,
+            routing_url: format!("http://{routing_api}"),
+            edge_key: EDGE_KEY.into(),
+            max_instances: 64,
+            max_kv_entries: 10_000,
+            table_max_age_ms: 2_000,
+            rate_limit: Default::default(),
+            pops: vec![
+                PopConfig {
+                    name: "dub".into(),
+                    listen: "127.0.0.1:0".parse().expect("addr"),
+                    latitude: 53.35,
+                    longitude: -6.26,
+                    variables: Default::default(),
+                },
+                PopConfig {
+                    name: "iad".into(),
+                    listen: "127.0.0.1:0".parse().expect("addr"),
+                    latitude: 39.04,
+                    longitude: -77.49,
+                    variables: Default::default(),
+                },
+            ],
+        };
+        let edge = edge_host::start(&config, true).await.expect("edge host");
+        // Each POP's purge watcher has caught up with the feed (what was
+        // written above) before the tests look at hits and misses.
+        for (pop, _) in &edge.pops {
+            let mut caught_up = false;
+            for _ in 0..200 {
+                if pop.kv.contains(edge_core::edge::kv::PURGE_CURSOR) {
+                    caught_up = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            assert!(caught_up, "POP {} never synced the purge feed", pop.name);
+        }
+        World {
+            regions,
+            edge,
+            client,
+            stop_routing,
+            _dir: dir,
+        }
+    }
+
+    pub fn pop(&self, name: &str) -> String {
+        let (_, addr) = self
+            .edge
+            .pops
+            .iter()
+            .find(|(p, _)| p.name == name)
+            .expect("pop");
+        format!("http://{addr}")
+    }
+}
+
+/// Waits (bounded) until the routing table shows `regions` healthy.
+pub async fn wait_for_health(client: &reqwest::Client, api: SocketAddr, regions: &[&str]) {
+    for _ in 0..200 {
+        if let Ok(r) = client.get(format!("http://{api}/v1/table")).send().await
+            && let Ok(table) = r.json::<serde_json::Value>().await
+        {
+            let healthy = table["regions"]
+                .as_array()
+                .map(|rs| {
+                    regions.iter().all(|name| {
+                        rs.iter()
+                            .any(|r| r["name"] == *name && r["health"] == "healthy")
+                    })
+                })
+                .unwrap_or(false);
+            if healthy {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("regions {regions:?} never became healthy");
+}

@@ -1,0 +1,196 @@
+//! The edge as a Spin HTTP component: a thin adapter that gives edge-core
+//! Spin's key-value store (the POP's cache), Spin variables (settings) and
+//! outbound HTTP (to the regions and the routing API).
+//!
+//! Variables: `pop`, `latitude`, `longitude`, `routing_url`, `edge_key`,
+//! `table_max_age_ms`, `rate_per_s`, `rate_burst` (see `spin.toml`).
+
+#![expect(
+    unsafe_code,
+    reason = "spin-sdk's #[http_component] generates the component's export glue, which is unsafe"
+)]
+
+use edge_core::http::{Request as EdgeRequest, Response as EdgeResponse};
+use edge_core::origin::Failure;
+use edge_core::ratelimit::RateLimit;
+use edge_core::{Edge, EdgeConfig, Host, Outbound};
+use spin_sdk::http::{ErrorCode, Method, Request, Response, SendError};
+use spin_sdk::http_component;
+use spin_sdk::key_value::Store;
+
+struct SpinHost {
+    store: Store,
+}
+
+fn method_name(method: &Method) -> String {
+    match method {
+        Method::Get => "GET".into(),
+        Method::Head => "HEAD".into(),
+        Method::Post => "POST".into(),
+        Method::Put => "PUT".into(),
+        Method::Delete => "DELETE".into(),
+        Method::Patch => "PATCH".into(),
+        Method::Options => "OPTIONS".into(),
+        Method::Connect => "CONNECT".into(),
+        Method::Trace => "TRACE".into(),
+        Method::Other(other) => other.to_ascii_uppercase(),
+    }
+}
+
+fn method_of(name: &str) -> Method {
+    match name {
+        "GET" => Method::Get,
+        "HEAD" => Method::Head,
+        "POST" => Method::Post,
+        "PUT" => Method::Put,
+        "DELETE" => Method::Delete,
+        "PATCH" => Method::Patch,
+        "OPTIONS" => Method::Options,
+        other => Method::Other(other.to_owned()),
+    }
+}
+
+/// 128 random bits as hex, from the WASI random source std uses to seed
+/// its hash maps.
+fn random_hex() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut out = String::with_capacity(32);
+    for salt in 0..2u8 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u8(salt);
+        out.push_str(&format!("{:016x}", h.finish()));
+    }
+    out
+}
+
+impl Host for SpinHost {
+    fn now_ms(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    fn nonce(&self) -> String {
+        random_hex()
+    }
+
+    async fn get(&self, key: &str) -> Option<Vec<u8>> {
+        self.store.get(key).ok().flatten()
+    }
+
+    async fn set(&self, key: &str, value: &[u8]) {
+        // A cache write that fails only costs a later miss.
+        let _ = self.store.set(key, value);
+    }
+
+    async fn fetch(&self, request: Outbound) -> Result<EdgeResponse, Failure> {
+        let mut builder = Request::builder();
+        builder.method(method_of(&request.method)).uri(request.url);
+        for (name, value) in request.headers {
+            builder.header(name, value);
+        }
+        let outgoing = builder.body(request.body).build();
+        match spin_sdk::http::send::<_, Response>(outgoing).await {
+            Ok(response) => Ok(EdgeResponse {
+                status: *response.status(),
+                headers: response
+                    .headers()
+                    .filter_map(|(n, v)| Some((n.to_ascii_lowercase(), v.as_str()?.to_owned())))
+                    .collect(),
+                body: response.into_body(),
+            }),
+            Err(SendError::Http(code)) => Err(classify(&code)),
+            // Converting or streaming failed: treat as not sent.
+            Err(_) => Err(Failure::Connect),
+        }
+    }
+}
+
+/// Whether a failed call can have reached the region.
+fn classify(code: &ErrorCode) -> Failure {
+    match code {
+        ErrorCode::DnsTimeout
+        | ErrorCode::DnsError(_)
+        | ErrorCode::DestinationNotFound
+        | ErrorCode::DestinationUnavailable
+        | ErrorCode::DestinationIpProhibited
+        | ErrorCode::DestinationIpUnroutable
+        | ErrorCode::ConnectionRefused
+        | ErrorCode::ConnectionTimeout
+        | ErrorCode::HttpRequestDenied => Failure::Connect,
+        // Anything after the connection was made may have been applied.
+        _ => Failure::Timeout,
+    }
+}
+
+fn variable(name: &str) -> Option<String> {
+    spin_sdk::variables::get(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+}
+
+fn number<T: std::str::FromStr>(name: &str, default: T) -> T {
+    variable(name)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn config() -> anyhow::Result<EdgeConfig> {
+    Ok(EdgeConfig {
+        pop: variable("pop").unwrap_or_else(|| "spin".into()),
+        latitude: number("latitude", 0.0),
+        longitude: number("longitude", 0.0),
+        edge_key: variable("edge_key")
+            .ok_or_else(|| anyhow::anyhow!("the edge_key variable is not set"))?
+            .into_bytes(),
+        routing_url: variable("routing_url")
+            .ok_or_else(|| anyhow::anyhow!("the routing_url variable is not set"))?,
+        table_max_age_ms: number("table_max_age_ms", 1_000),
+        rate_limit: RateLimit {
+            per_s: number("rate_per_s", RateLimit::default().per_s),
+            burst: number("rate_burst", RateLimit::default().burst),
+        },
+    })
+}
+
+fn to_edge(req: &Request) -> EdgeRequest {
+    let query = req.query();
+    EdgeRequest {
+        method: method_name(req.method()),
+        path: req.path().to_owned(),
+        query: (!query.is_empty()).then(|| query.to_owned()),
+        headers: req
+            .headers()
+            .filter_map(|(n, v)| Some((n.to_ascii_lowercase(), v.as_str()?.to_owned())))
+            .collect(),
+        body: req.body().to_vec(),
+        client: req
+            .header("spin-client-addr")
+            .and_then(|v| v.as_str())
+            .map(|a| a.rsplit_once(':').map_or(a, |(ip, _)| ip).to_owned())
+            .unwrap_or_default(),
+    }
+}
+
+#[http_component]
+async fn handle(req: Request) -> anyhow::Result<Response> {
+    let edge = Edge::new(
+        SpinHost {
+            store: Store::open_default()?,
+        },
+        config()?,
+    );
+    let handled = edge.handle(to_edge(&req)).await;
+    // Spin's 0.2 handler answers when this function returns, so deferred
+    // work (a stale-while-revalidate refresh) runs first: the shopper got
+    // the stale entry's content, the next one gets the refreshed entry.
+    for deferred in handled.deferred {
+        edge.run_deferred(deferred).await;
+    }
+    let mut builder = Response::builder();
+    builder.status(handled.response.status);
+    for (name, value) in &handled.response.headers {
+        builder.header(name.clone(), value.clone());
+    }
+    Ok(builder.body(handled.response.body).build())
+}
