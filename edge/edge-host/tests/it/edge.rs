@@ -228,3 +228,69 @@ async fn a_write_fails_over_to_the_standby_once_when_the_home_region_dies() {
     assert_eq!(cart.lines.len(), 1);
     assert_eq!(cart.lines[0].qty, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_assets_and_per_client_rate_limits_at_the_edge() {
+    let world = World::start().await;
+    let dub = world.pop("dub");
+    let css = world
+        .client
+        .get(format!("{dub}/assets/app.css"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(css.status().as_u16(), 200);
+    assert_eq!(
+        css.headers()
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok()),
+        Some("public, max-age=31536000, immutable")
+    );
+    let page = world
+        .client
+        .get(format!("{dub}/"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(page.status().as_u16(), 200);
+    assert!(page.text().await.expect("text").contains("Meridian"));
+    // The default limit is a burst of 100 then 50/s per client: a tight
+    // loop of 300 requests from one address must be refused some.
+    let mut limited = None;
+    for _ in 0..300 {
+        let r = world
+            .client
+            .get(format!("{dub}/healthz"))
+            .send()
+            .await
+            .expect("send");
+        if r.status().as_u16() == 429 {
+            limited = Some(r);
+            break;
+        }
+    }
+    let limited = limited.expect("never rate limited");
+    let retry_after: u64 = limited
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("retry-after");
+    assert!(retry_after >= 1);
+    assert_eq!(
+        limited
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/problem+json")
+    );
+    // Another POP keeps its own buckets.
+    let iad = world.pop("iad");
+    let other = world
+        .client
+        .get(format!("{iad}/healthz"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(other.status().as_u16(), 200);
+}
