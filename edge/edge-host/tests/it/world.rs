@@ -85,6 +85,11 @@ impl Drop for World {
 
 impl World {
     pub async fn start() -> World {
+        Self::start_with(Default::default()).await
+    }
+
+    /// With `rate_limit` per client at each POP.
+    pub async fn start_with(rate_limit: edge_host::config::RateLimitConfig) -> World {
         let component = component();
         let dir = tempfile::tempdir().expect("tempdir");
         let topology = Topology::from_toml_str(topology::LOCAL_TOPOLOGY).expect("topology");
@@ -200,7 +205,7 @@ impl World {
             max_instances: 64,
             max_kv_entries: 10_000,
             table_max_age_ms: 2_000,
-            rate_limit: Default::default(),
+            rate_limit,
             pops: vec![
                 PopConfig {
                     name: "dub".into(),
