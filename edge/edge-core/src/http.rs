@@ -1,6 +1,10 @@
 //! Plain request and response types: the adapters (Spin, Workers, the local
 //! host) convert their platform's types to and from these.
 
+/// The largest request body an edge accepts (a cart or checkout write is
+/// a few KiB); a larger one gets 413.
+pub const MAX_REQUEST_BODY_BYTES: usize = 1024 * 1024;
+
 /// An incoming request.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Request {

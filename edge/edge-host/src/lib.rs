@@ -22,6 +22,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
+use edge_core::http::MAX_REQUEST_BODY_BYTES;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -188,6 +189,32 @@ impl EdgeHost {
         if let Ok(value) = hyper::header::HeaderValue::from_str(&peer.to_string()) {
             req.headers_mut().insert("spin-client-addr", value);
         }
+        // Request bodies are bounded: a declared length over the bound is
+        // refused here, an undeclared one is cut off at it.
+        let declared = req
+            .headers()
+            .get(hyper::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > MAX_REQUEST_BODY_BYTES) {
+            return Ok(problem_response(edge_core::http::Response::problem(
+                413,
+                "body-too-large",
+                "Request body too large",
+                &format!("request bodies are limited to {MAX_REQUEST_BODY_BYTES} bytes"),
+            )));
+        }
+        let req = req.map(|body| {
+            use http_body_util::BodyExt;
+            http_body_util::Limited::new(body, MAX_REQUEST_BODY_BYTES).map_err(|e| {
+                match e.downcast::<hyper::Error>() {
+                    Ok(e) => wasmtime_wasi_http::Error::Hyper(*e),
+                    Err(_) => wasmtime_wasi_http::Error::HttpRequestBodySize(Some(
+                        MAX_REQUEST_BODY_BYTES as u64,
+                    )),
+                }
+            })
+        });
         let mut store = Store::new(
             &self.engine,
             RequestState {
@@ -234,8 +261,18 @@ impl EdgeHost {
 }
 
 fn problem(status: u16, detail: &str) -> hyper::Response<HyperOutgoingBody> {
+    problem_response(edge_core::http::Response::problem(
+        status,
+        "edge-host",
+        "Edge error",
+        detail,
+    ))
+}
+
+fn problem_response(problem: edge_core::http::Response) -> hyper::Response<HyperOutgoingBody> {
     use http_body_util::BodyExt;
-    let body = edge_core::http::Response::problem(status, "edge-host", "Edge error", detail).body;
+    let status = problem.status;
+    let body = problem.body;
     let body = http_body_util::Full::new(bytes::Bytes::from(body))
         .map_err(|never| match never {})
         .boxed_unsync();

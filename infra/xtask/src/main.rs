@@ -2,10 +2,17 @@
 //! machine (Rust via rustup, Debian):
 //!
 //! - `cargo xtask test`: installs what the tests need, then runs format and
-//!   lint checks, the FoundationDB backend's type check, the topology
-//!   crate's wasm32 build, and every test (the conformance battery against
+//!   lint checks, the FoundationDB backend's type check, the portable
+//!   crates' wasm32 builds, the Spin component's and the Worker's builds,
+//!   and every test (the conformance battery against
 //!   the embedded engine; against FoundationDB too when `FDB_CLUSTER_FILE`
 //!   is set).
+//! - `cargo xtask build-worker`: builds the edge Worker
+//!   (`edge/edge-worker/build/`) with worker-build, installing what it
+//!   needs where missing: wrangler and esbuild from npm (pinned by the
+//!   crate's package-lock.json), worker-build and the wasm-bindgen CLI
+//!   matching Cargo.lock (into the target directory's `meridian-tools`).
+//!   wrangler.toml runs it as its build command.
 //! - `cargo xtask bench`: the embedded engine benchmark.
 //! - `cargo xtask bench-dns`: installs dnsperf and Knot DNS if missing, then
 //!   the DNS authority's benchmark against Knot (not part of `test`: it
@@ -16,6 +23,7 @@
 //!   ARGS go to the benchmark (`--secs N --clients N --products N
 //!   --skip-pg`).
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, bail};
@@ -44,7 +52,8 @@ fn main() -> anyhow::Result<()> {
         "bench" => cargo(&["bench", "-p", "db-embedded", "--bench", "engine"]),
         "bench-dns" => bench_dns(),
         "bench-regional" => bench_regional(),
-        _ => bail!("usage: cargo xtask <test|bench|bench-dns|bench-regional>"),
+        "build-worker" => build_worker(),
+        _ => bail!("usage: cargo xtask <test|build-worker|bench|bench-dns|bench-regional>"),
     }
 }
 
@@ -204,6 +213,122 @@ fn bench_regional() -> anyhow::Result<()> {
     cargo(&args)
 }
 
+/// worker-build's version, matching the `worker` crate edge-worker uses.
+const WORKER_BUILD_VERSION: &str = "0.8.7";
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target"))
+}
+
+/// The version of `package` that Cargo.lock pins.
+fn locked_version(package: &str) -> anyhow::Result<String> {
+    let lock = std::fs::read_to_string(workspace().join("Cargo.lock")).context("Cargo.lock")?;
+    let mut lines = lock.lines();
+    while let Some(line) = lines.next() {
+        if line == format!("name = \"{package}\"")
+            && let Some(version) = lines
+                .next()
+                .and_then(|l| l.strip_prefix("version = \""))
+                .and_then(|l| l.strip_suffix('"'))
+        {
+            return Ok(version.to_owned());
+        }
+    }
+    bail!("{package} is not in Cargo.lock")
+}
+
+/// A cargo-installed tool at `version`: the one on PATH when it is that
+/// version, else ours in the target directory (installed when missing).
+fn cargo_tool(krate: &str, bin: &str, version: &str, locked: bool) -> anyhow::Result<PathBuf> {
+    let reports = |program: &Path| {
+        Command::new(program)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| {
+                o.status.success() && String::from_utf8_lossy(&o.stdout).contains(version)
+            })
+    };
+    if reports(Path::new(bin)) {
+        return Ok(PathBuf::from(bin));
+    }
+    let root = target_dir()
+        .join("meridian-tools")
+        .join(format!("{krate}-{version}"));
+    let ours = root.join("bin").join(bin);
+    if !reports(&ours) {
+        let root_arg = root.to_string_lossy().into_owned();
+        let mut args = vec!["install", krate, "--version", version, "--root", &root_arg];
+        if locked {
+            args.push("--locked");
+        }
+        // Its own build directory: installing must not wait on (or
+        // invalidate) the workspace's.
+        let build_dir = root.join("build");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        eprintln!("xtask: {cargo} {}", args.join(" "));
+        let status = Command::new(&cargo)
+            .args(&args)
+            .env("CARGO_TARGET_DIR", &build_dir)
+            .status()
+            .context("running cargo install")?;
+        if !status.success() {
+            bail!("installing {krate} {version} failed with {status}");
+        }
+        let _ = std::fs::remove_dir_all(&build_dir);
+    }
+    Ok(ours)
+}
+
+/// `npm ci` in `dir` unless its node_modules already match the lockfile.
+fn npm_ci(dir: &Path) -> anyhow::Result<()> {
+    let lock = std::fs::read(dir.join("package-lock.json")).context("package-lock.json")?;
+    let stamp = dir.join("node_modules/.meridian-lock");
+    if std::fs::read(&stamp).is_ok_and(|s| s == lock) {
+        return Ok(());
+    }
+    let status = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund"])
+        .current_dir(dir)
+        .status()
+        .context("running npm (node and npm must be installed)")?;
+    if !status.success() {
+        bail!("`npm ci` in {} failed with {status}", dir.display());
+    }
+    std::fs::write(&stamp, lock).context("writing the node_modules stamp")?;
+    Ok(())
+}
+
+/// Builds edge/edge-worker into its `build/` with worker-build.
+fn build_worker() -> anyhow::Result<()> {
+    ensure_wasm_targets()?;
+    let dir = workspace().join("edge/edge-worker");
+    npm_ci(&dir)?;
+    let worker_build = cargo_tool("worker-build", "worker-build", WORKER_BUILD_VERSION, true)?;
+    // wasm-bindgen's CLI must be exactly the library's version.
+    let bindgen_version = locked_version("wasm-bindgen")?;
+    let wasm_bindgen = cargo_tool("wasm-bindgen-cli", "wasm-bindgen", &bindgen_version, false)?;
+    eprintln!("xtask: worker-build --release (in {})", dir.display());
+    let status = Command::new(&worker_build)
+        .arg("--release")
+        .current_dir(&dir)
+        // worker-build would download these; we give it ours.
+        .env("WASM_BINDGEN_BIN", &wasm_bindgen)
+        .env("ESBUILD_BIN", dir.join("node_modules/.bin/esbuild"))
+        .env("CARGO_TARGET_DIR", target_dir())
+        .status()
+        .context("running worker-build")?;
+    if !status.success() {
+        bail!("worker-build failed with {status}");
+    }
+    Ok(())
+}
+
 fn ensure_wasm_targets() -> anyhow::Result<()> {
     let installed = Command::new("rustup")
         .args(["target", "list", "--installed"])
@@ -259,6 +384,19 @@ fn test() -> anyhow::Result<()> {
         "wasm32-wasip2",
         "--release",
     ])?;
+    // The edge Worker, as wrangler runs it: edge-host's tests start it
+    // under `wrangler dev`.
+    cargo(&[
+        "clippy",
+        "-p",
+        "edge-worker",
+        "--target",
+        "wasm32-unknown-unknown",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
+    build_worker()?;
     let mut totals = Totals::default();
     cargo_test(&[], &mut totals)?;
     if std::env::var_os("FDB_CLUSTER_FILE").is_some() {

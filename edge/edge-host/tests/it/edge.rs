@@ -298,4 +298,17 @@ async fn static_assets_and_per_client_rate_limits_at_the_edge() {
         .await
         .expect("send");
     assert_eq!(other.status().as_u16(), 200);
+    // A request body over the edge's bound is refused before the
+    // component runs (and before any rate limit).
+    let huge = world
+        .client
+        .post(format!("{iad}/v1/carts/anything/items"))
+        .header("content-type", "application/json")
+        .body(vec![b' '; edge_core::http::MAX_REQUEST_BODY_BYTES + 1])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(huge.status().as_u16(), 413);
+    let problem: Value = huge.json().await.expect("problem json");
+    assert_eq!(problem["type"], "urn:meridian:problem:body-too-large");
 }

@@ -2,4 +2,5 @@
 //! real regional services and the real routing layer, all on 127.0.0.1.
 
 mod edge;
+mod worker;
 mod world;

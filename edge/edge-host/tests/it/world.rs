@@ -15,7 +15,7 @@ use topology::Topology;
 
 pub const EDGE_KEY: &str = "edge-host-test-key-0123456789";
 
-fn workspace() -> PathBuf {
+pub fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
@@ -70,6 +70,8 @@ pub struct World {
     pub regions: Vec<RegionHandle>,
     pub edge: edge_host::Running,
     pub client: reqwest::Client,
+    /// The routing API's base URL.
+    pub routing_url: String,
     stop_routing: watch::Sender<bool>,
     _dir: tempfile::TempDir,
 }
@@ -241,6 +243,7 @@ impl World {
             regions,
             edge,
             client,
+            routing_url: format!("http://{routing_api}"),
             stop_routing,
             _dir: dir,
         }

@@ -1,0 +1,290 @@
+//! The edge as a Cloudflare Worker, run by `wrangler dev` (workerd from
+//! npm, no account) against the same real regions and routing layer: a
+//! catalog read (miss, hit, purge by the feed's long poll) and a cart
+//! write, whose version the Spin component's POP then honours.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::world::{EDGE_KEY, World, workspace};
+
+fn worker_dir() -> PathBuf {
+    workspace().join("edge/edge-worker")
+}
+
+/// Builds the Worker once per test process (`cargo xtask build-worker`:
+/// npm packages, worker-build and wasm-bindgen where missing).
+fn build_worker() {
+    static BUILD: Once = Once::new();
+    BUILD.call_once(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .current_dir(workspace())
+            .args(["xtask", "build-worker"])
+            .status()
+            .expect("running cargo xtask build-worker");
+        assert!(status.success(), "building the Worker failed");
+    });
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// `wrangler dev` in its own process group, stopped (with workerd) on drop.
+struct Wrangler {
+    child: Child,
+    url: String,
+    _state: tempfile::TempDir,
+}
+
+impl Drop for Wrangler {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Wrangler {
+    fn start(routing_url: &str) -> Wrangler {
+        use std::os::unix::process::CommandExt;
+        build_worker();
+        let state = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let inspector = free_port();
+        let child = Command::new(worker_dir().join("node_modules/.bin/wrangler"))
+            .current_dir(worker_dir())
+            .args(["dev", "--local", "--ip", "127.0.0.1"])
+            .args(["--port", &port.to_string()])
+            .args(["--inspector-port", &inspector.to_string()])
+            .arg("--persist-to")
+            .arg(state.path())
+            .args([
+                "--show-interactive-dev-session=false",
+                "--log-level",
+                "warn",
+            ])
+            .args(["--var", &format!("ROUTING_URL:{routing_url}")])
+            .args(["--var", &format!("EDGE_KEY:{EDGE_KEY}")])
+            .args(["--var", "POP:wrk", "--var", "SYNC_STALE_MS:500"])
+            .env("WRANGLER_SEND_METRICS", "false")
+            // No internet here: miniflare would fetch `Request.cf` data.
+            .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
+            .env("CI", "true")
+            .stdin(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("starting wrangler dev (npm ci in edge/edge-worker)");
+        Wrangler {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            _state: state,
+        }
+    }
+
+    /// Waits (bounded: wrangler runs the build command first) until the
+    /// Worker answers its health route.
+    async fn ready(&mut self, client: &reqwest::Client) {
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("wrangler dev exited early: {status}");
+            }
+            if let Ok(r) = client.get(format!("{}/healthz", self.url)).send().await
+                && r.status().is_success()
+            {
+                let body: Value = r.json().await.expect("health json");
+                assert_eq!(body["pop"], "wrk", "{body}");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        panic!("wrangler dev never served {}", self.url);
+    }
+}
+
+fn header(response: &reqwest::Response, name: &str) -> String {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_serves_catalog_reads_and_cart_writes_under_wrangler_dev() {
+    let world = World::start().await;
+    let mut wrangler = Wrangler::start(&world.routing_url);
+    wrangler.ready(&world.client).await;
+    let wrk = wrangler.url.clone();
+
+    // A catalog read: a miss filled from the nearest region, then a hit
+    // from the colo's Cache API.
+    let first = world
+        .client
+        .get(format!("{wrk}/v1/products/MUG-1"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(first.status().as_u16(), 200);
+    assert_eq!(header(&first, "x-cache"), "MISS");
+    assert_eq!(header(&first, "x-edge-pop"), "wrk");
+    let etag = header(&first, "etag");
+    let body: Value = first.json().await.expect("json");
+    assert_eq!(body["title"], "Blue mug", "{body}");
+    let second = world
+        .client
+        .get(format!("{wrk}/v1/products/MUG-1"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(header(&second, "x-cache"), "HIT");
+    assert_eq!(header(&second, "etag"), etag);
+    let revalidated = world
+        .client
+        .get(format!("{wrk}/v1/products/MUG-1"))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(revalidated.status().as_u16(), 304);
+
+    // A catalog change reaches the Worker through its long poll of the
+    // purge feed: the next read is a miss with the new title.
+    let c = &world.regions[0].region.commerce;
+    let input = commerce::catalog::ProductInput {
+        title: "Green mug".into(),
+        description: String::new(),
+        category: "test".into(),
+        price: commerce::catalog::Money {
+            amount_minor: 700,
+            currency: "USD".into(),
+        },
+        attributes: Default::default(),
+        images: vec![],
+    };
+    c.upsert_product("MUG-1", &input).await.expect("update");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = world
+            .client
+            .get(format!("{wrk}/v1/products/MUG-1"))
+            .send()
+            .await
+            .expect("send");
+        let state = header(&r, "x-cache");
+        let body: Value = r.json().await.expect("json");
+        if body["title"] == "Green mug" {
+            assert_eq!(state, "MISS", "a purged entry is filled again");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the purge never reached the Worker"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // A cart write through the Worker, signed and sent to the cart's home
+    // region; the shopper gets the version token.
+    let session: Value = world
+        .client
+        .post(format!("{wrk}/v1/sessions"))
+        .json(&json!({ "shard": "us" }))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let token = session["token"].as_str().expect("token").to_owned();
+    let cart: Value = world
+        .client
+        .post(format!("{wrk}/v1/carts"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let cart_id = cart["id"].as_str().expect("cart id").to_owned();
+    // The Spin POP caches the empty cart first.
+    let iad = world.pop("iad");
+    let cached = world
+        .client
+        .get(format!("{iad}/v1/carts/{cart_id}"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(cached.status().as_u16(), 200);
+    let write = world
+        .client
+        .post(format!("{wrk}/v1/carts/{cart_id}/items"))
+        .bearer_auth(&token)
+        .header("idempotency-key", "worker-test-write-1")
+        .json(&json!({ "sku": "PEN-1", "qty": 3 }))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(write.status().as_u16(), 200);
+    let version = header(&write, "x-cart-version");
+    assert!(!version.is_empty(), "no cart version from the Worker");
+    let cookie = header(&write, "set-cookie");
+    assert!(
+        cookie.starts_with(&format!("mrd_cv={cart_id}:{version};")),
+        "{cookie}"
+    );
+    // Stored in the region, once.
+    let stored = world.regions[0]
+        .region
+        .commerce
+        .cart(
+            &session["shopper_id"]
+                .as_str()
+                .expect("id")
+                .parse()
+                .expect("id"),
+            &cart_id.parse().expect("id"),
+        )
+        .await
+        .expect("cart");
+    assert_eq!(stored.lines.len(), 1);
+    assert_eq!(stored.lines[0].qty, 3);
+    // The Worker serves the shopper's own write back...
+    let read = world
+        .client
+        .get(format!("{wrk}/v1/carts/{cart_id}"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(header(&read, "x-cart-version"), version);
+    let body: Value = read.json().await.expect("json");
+    assert_eq!(body["lines"], json!([{ "sku": "PEN-1", "qty": 3 }]));
+    // ...and so does the Spin POP, which held an older copy: the token is
+    // the same across both edge platforms.
+    let cookie_pair = cookie.split(';').next().expect("pair").to_owned();
+    let read = world
+        .client
+        .get(format!("{iad}/v1/carts/{cart_id}"))
+        .bearer_auth(&token)
+        .header("cookie", cookie_pair)
+        .send()
+        .await
+        .expect("send");
+    let body: Value = read.json().await.expect("json");
+    assert_eq!(body["lines"], json!([{ "sku": "PEN-1", "qty": 3 }]));
+}
