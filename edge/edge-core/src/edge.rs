@@ -126,14 +126,7 @@ impl<H: Host> Edge<H> {
     /// Handles one request.
     pub async fn handle(&self, req: Request) -> Handled {
         if let Err(retry_after_s) = self.rate_limit(&req).await {
-            return Response::problem(
-                429,
-                "rate-limited",
-                "Too many requests",
-                "slow down and retry",
-            )
-            .with_header("retry-after", retry_after_s.to_string())
-            .into();
+            return self.rate_limited(retry_after_s).into();
         }
         let route = classify(&req);
         let handled = match &route {
@@ -179,6 +172,58 @@ impl<H: Host> Edge<H> {
             .response
             .set_header("x-edge-pop", self.config.pop.clone());
         handled
+    }
+
+    fn rate_limited(&self, retry_after_s: u64) -> Response {
+        Response::problem(
+            429,
+            "rate-limited",
+            "Too many requests",
+            "slow down and retry",
+        )
+        .with_header("retry-after", retry_after_s.to_string())
+        .with_header("x-edge-pop", self.config.pop.clone())
+    }
+
+    /// The answer [`Edge::handle`] would give `req` when it is a fresh
+    /// cache hit (or that client's 429), with the same effects on the
+    /// store; `None` (and no effect) for anything else. A host may call it
+    /// in front of the full handler, as a CDN's cache sits in front of its
+    /// compute.
+    pub async fn fresh_hit(&self, req: &Request) -> Option<Response> {
+        let route = classify(req);
+        let key = policy::cache_key(&route, req)?;
+        policy::policy(&route)?;
+        let now_ms = self.host.now_ms();
+        let entry = self.lookup(req, &route, &key).await?;
+        if entry.freshness(now_ms) != Freshness::Fresh {
+            return None;
+        }
+        // What `handle` does first; the lookup above changed nothing.
+        if let Err(retry_after_s) = self.rate_limit(req).await {
+            return Some(self.rate_limited(retry_after_s));
+        }
+        let mut response = self.entry_response(req, &entry, "HIT", now_ms);
+        response.set_header("x-edge-pop", self.config.pop.clone());
+        Some(response)
+    }
+
+    /// The stored entry for `key`, if still valid: no purge of its tags
+    /// since it was stored, and (for a cart) not older than the shopper's
+    /// own last write.
+    async fn lookup(&self, req: &Request, route: &Route, key: &str) -> Option<Entry> {
+        let current = self.generations(route, req).await;
+        self.host
+            .get(key)
+            .await
+            .and_then(|bytes| Entry::decode(&bytes).ok())
+            .filter(|e| current.iter().all(|t| e.tags.contains(t)))
+            .filter(|e| match route {
+                Route::CartRead { cart } => {
+                    e.cart_version.unwrap_or(0) >= token::required_version(req, cart)
+                }
+                _ => true,
+            })
     }
 
     /// Runs work deferred by [`Edge::handle`].
@@ -260,19 +305,7 @@ impl<H: Host> Edge<H> {
             return self.forward(req, &read_target(route), false).await.into();
         };
         let now_ms = self.host.now_ms();
-        let current = self.generations(route, req).await;
-        let entry = self
-            .host
-            .get(&key)
-            .await
-            .and_then(|bytes| Entry::decode(&bytes).ok())
-            .filter(|e| current.iter().all(|t| e.tags.contains(t)))
-            .filter(|e| match route {
-                Route::CartRead { cart } => {
-                    e.cart_version.unwrap_or(0) >= token::required_version(req, cart)
-                }
-                _ => true,
-            });
+        let entry = self.lookup(req, route, &key).await;
         let freshness = entry.as_ref().map(|e| e.freshness(now_ms));
         match (entry, freshness) {
             (Some(e), Some(Freshness::Fresh)) => self.entry_response(req, &e, "HIT", now_ms).into(),
@@ -314,6 +347,10 @@ impl<H: Host> Edge<H> {
             .max()
             .unwrap_or(0);
         let mut req = req.clone();
+        // The origin is asked exactly what the key names: a parameter the
+        // key leaves out (`utm_source`, …) must not shape what is stored
+        // under it.
+        req.query = key.split_once('?').map(|(_, q)| q.to_owned());
         if min_version > 0 {
             req.headers
                 .push(("x-meridian-min-version".into(), min_version.to_string()));
@@ -844,6 +881,53 @@ mod tests {
             b"",
             &raw
         ));
+    }
+
+    #[test]
+    fn fresh_hit_answers_exactly_what_handle_would_and_nothing_else() {
+        let e = edge(Box::new(|_| json(200, "{\"sku\":\"A-1\"}")));
+        // A miss is not its business, and it leaves no trace.
+        assert_eq!(block_on(e.fresh_hit(&get("/v1/products/A-1"))), None);
+        assert!(e.host.calls.borrow().is_empty());
+        assert!(!e.host.kv.borrow().contains_key(&kv::bucket("1.2.3.4")));
+        block_on(e.handle(get("/v1/products/A-1")));
+        let fast = block_on(e.fresh_hit(&get("/v1/products/A-1"))).expect("a fresh hit");
+        let full = block_on(e.handle(get("/v1/products/A-1"))).response;
+        assert_eq!(fast, full);
+        assert_eq!(fast.header("x-cache"), Some("HIT"));
+        // Writes, uncacheable reads and stale entries go to the handler.
+        let mut write = get("/v1/carts");
+        write.method = "POST".into();
+        assert_eq!(block_on(e.fresh_hit(&write)), None);
+        e.host.now_ms.set(e.host.now_ms.get() + 301_000);
+        assert_eq!(block_on(e.fresh_hit(&get("/v1/products/A-1"))), None);
+    }
+
+    #[test]
+    fn a_fill_asks_the_origin_only_what_the_cache_key_names() {
+        let e = edge(Box::new(|_| json(200, "{\"hits\":[]}")));
+        let mut req = get("/v1/search");
+        req.query = Some("utm_source=mail&q=mug&sort=price_asc".into());
+        block_on(e.handle(req));
+        let url = e.host.calls.borrow()[0].url.clone();
+        assert!(url.ends_with("/v1/search?q=mug&sort=price_asc"), "{url}");
+    }
+
+    #[test]
+    fn fresh_hit_rate_limits_like_handle() {
+        let mut e = edge(Box::new(|_| json(200, "{\"sku\":\"A-1\"}")));
+        e.config.rate_limit = RateLimit {
+            per_s: 0.001,
+            burst: 2.0,
+        };
+        block_on(e.handle(get("/v1/products/A-1")));
+        assert!(block_on(e.fresh_hit(&get("/v1/products/A-1"))).is_some());
+        let limited = block_on(e.fresh_hit(&get("/v1/products/A-1"))).expect("answered");
+        assert_eq!(limited.status, 429);
+        assert_eq!(
+            limited,
+            block_on(e.handle(get("/v1/products/A-1"))).response
+        );
     }
 
     #[test]

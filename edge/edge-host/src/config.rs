@@ -27,6 +27,11 @@ pub struct HostConfig {
     pub table_max_age_ms: u64,
     #[serde(default)]
     pub rate_limit: RateLimitConfig,
+    /// Answer fresh cache hits in front of the component, with the same
+    /// edge-core code over the same store (a CDN's cache in front of its
+    /// compute); `false` runs every request in an instance.
+    #[serde(default = "default_fast_path")]
+    pub fast_path: bool,
     pub pops: Vec<PopConfig>,
 }
 
@@ -59,6 +64,9 @@ pub struct PopConfig {
     pub variables: BTreeMap<String, String>,
 }
 
+fn default_fast_path() -> bool {
+    true
+}
 fn default_max_instances() -> u32 {
     256
 }
@@ -138,18 +146,24 @@ impl HostConfig {
         v
     }
 
-    /// The same settings as edge-core sees them (for the native watchers).
+    /// The settings the POP's component reads from its variables, parsed
+    /// the same way (edge-spin's `config`), for the native side.
     pub fn edge_config(&self, pop: &PopConfig) -> EdgeConfig {
+        let v = self.variables_for(pop);
+        let text = |name: &str| v.get(name).filter(|s| !s.is_empty()).cloned();
+        fn number<T: std::str::FromStr>(value: Option<String>, default: T) -> T {
+            value.and_then(|s| s.parse().ok()).unwrap_or(default)
+        }
         EdgeConfig {
-            pop: pop.name.clone(),
-            latitude: pop.latitude,
-            longitude: pop.longitude,
-            edge_key: self.edge_key.clone().into_bytes(),
-            routing_url: self.routing_url.clone(),
-            table_max_age_ms: self.table_max_age_ms,
+            pop: text("pop").unwrap_or_else(|| "spin".into()),
+            latitude: number(text("latitude"), 0.0),
+            longitude: number(text("longitude"), 0.0),
+            edge_key: text("edge_key").unwrap_or_default().into_bytes(),
+            routing_url: text("routing_url").unwrap_or_default(),
+            table_max_age_ms: number(text("table_max_age_ms"), 1_000),
             rate_limit: RateLimit {
-                per_s: self.rate_limit.per_s,
-                burst: self.rate_limit.burst,
+                per_s: number(text("rate_per_s"), RateLimit::default().per_s),
+                burst: number(text("rate_burst"), RateLimit::default().burst),
             },
         }
     }

@@ -13,6 +13,7 @@
 //! the POP within milliseconds.
 
 pub mod config;
+mod native;
 mod spin_imports;
 mod watchers;
 
@@ -20,8 +21,10 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use anyhow::Context;
+use edge_core::Edge;
 use edge_core::http::MAX_REQUEST_BODY_BYTES;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -109,6 +112,10 @@ pub struct PopState {
     pub kv: KvStore,
     /// The Spin variables the component reads.
     pub variables: HashMap<String, String>,
+    /// Whether fresh cache hits are answered in front of the component.
+    pub fast_path: AtomicBool,
+    /// Requests answered that way.
+    pub fast_hits: AtomicU64,
 }
 
 /// Per-request store data.
@@ -180,6 +187,7 @@ impl EdgeHost {
     async fn handle(
         &self,
         pop: Arc<PopState>,
+        native: &Edge<native::NativeHost>,
         peer: SocketAddr,
         mut req: hyper::Request<hyper::body::Incoming>,
     ) -> anyhow::Result<hyper::Response<HyperOutgoingBody>> {
@@ -203,6 +211,12 @@ impl EdgeHost {
                 "Request body too large",
                 &format!("request bodies are limited to {MAX_REQUEST_BODY_BYTES} bytes"),
             )));
+        }
+        if pop.fast_path.load(Ordering::Relaxed)
+            && let Some(response) = fast_hit(native, &req).await
+        {
+            pop.fast_hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(response);
         }
         let req = req.map(|body| {
             use http_body_util::BodyExt;
@@ -286,10 +300,68 @@ fn problem_response(problem: edge_core::http::Response) -> hyper::Response<Hyper
     response
 }
 
+/// The request as the component sees it (spin-sdk's conversion, see
+/// edge-spin's `to_edge`), without its body: only GET and HEAD qualify.
+fn edge_request<B>(req: &hyper::Request<B>) -> Option<edge_core::http::Request> {
+    if req.method() != hyper::Method::GET && req.method() != hyper::Method::HEAD {
+        return None;
+    }
+    let headers: Vec<(String, String)> = req
+        .headers()
+        .iter()
+        .filter_map(|(n, v)| {
+            Some((
+                n.as_str().to_ascii_lowercase(),
+                std::str::from_utf8(v.as_bytes()).ok()?.to_owned(),
+            ))
+        })
+        .collect();
+    let client = headers
+        .iter()
+        .find(|(n, _)| n == "spin-client-addr")
+        .map(|(_, a)| {
+            a.rsplit_once(':')
+                .map_or(a.as_str(), |(ip, _)| ip)
+                .to_owned()
+        })
+        .unwrap_or_default();
+    Some(edge_core::http::Request {
+        method: req.method().as_str().to_ascii_uppercase(),
+        path: req.uri().path().to_owned(),
+        query: req
+            .uri()
+            .query()
+            .filter(|q| !q.is_empty())
+            .map(str::to_owned),
+        headers,
+        body: Vec::new(),
+        client,
+    })
+}
+
+/// A fresh cache hit answered by edge-core natively, over the POP's store:
+/// the response the component would give (edge-core's `fresh_hit`).
+async fn fast_hit<B>(
+    native: &Edge<native::NativeHost>,
+    req: &hyper::Request<B>,
+) -> Option<hyper::Response<HyperOutgoingBody>> {
+    use http_body_util::BodyExt;
+    let response = native.fresh_hit(&edge_request(req)?).await?;
+    let mut builder = hyper::Response::builder().status(response.status);
+    for (name, value) in &response.headers {
+        builder = builder.header(name, value);
+    }
+    let body = http_body_util::Full::new(bytes::Bytes::from(response.body))
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    builder.body(body).ok()
+}
+
 /// Serves one POP on `listener` until `shutdown` turns true.
-pub async fn serve_pop(
+async fn serve_pop(
     host: Arc<EdgeHost>,
     pop: Arc<PopState>,
+    native: Arc<Edge<native::NativeHost>>,
     listener: tokio::net::TcpListener,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
@@ -298,12 +370,12 @@ pub async fn serve_pop(
             accepted = listener.accept() => accepted.context("accepting")?,
             _ = shutdown.changed() => return Ok(()),
         };
-        let (host, pop) = (host.clone(), pop.clone());
+        let (host, pop, native) = (host.clone(), pop.clone(), native.clone());
         tokio::spawn(async move {
             let service = service_fn(move |req| {
-                let (host, pop) = (host.clone(), pop.clone());
+                let (host, pop, native) = (host.clone(), pop.clone(), native.clone());
                 async move {
-                    match host.handle(pop, peer, req).await {
+                    match host.handle(pop, &native, peer, req).await {
                         Ok(response) => Ok::<_, std::convert::Infallible>(response),
                         Err(e) => {
                             tracing::warn!(error = %format!("{e:#}"), "edge request failed");
@@ -358,7 +430,19 @@ pub async fn start(config: &HostConfig, ephemeral: bool) -> anyhow::Result<Runni
             name: pop.name.clone(),
             kv: KvStore::new(config.max_kv_entries),
             variables: config.variables_for(pop),
+            fast_path: AtomicBool::new(config.fast_path),
+            fast_hits: AtomicU64::new(0),
         });
+        let native = Arc::new(Edge::new(
+            native::NativeHost {
+                pop: state.clone(),
+                client: reqwest::Client::builder()
+                    .no_proxy()
+                    .build()
+                    .context("an HTTP client for the watchers")?,
+            },
+            config.edge_config(pop),
+        ));
         let addr = if ephemeral {
             SocketAddr::from(([127, 0, 0, 1], 0))
         } else {
@@ -371,15 +455,11 @@ pub async fn start(config: &HostConfig, ephemeral: bool) -> anyhow::Result<Runni
         tasks.spawn(serve_pop(
             host.clone(),
             state.clone(),
+            native.clone(),
             listener,
             stop.clone(),
         ));
-        watchers::spawn(
-            &mut tasks,
-            state.clone(),
-            config.edge_config(pop),
-            stop.clone(),
-        );
+        watchers::spawn(&mut tasks, native, stop.clone());
         pops.push((state, local));
     }
     Ok(Running {

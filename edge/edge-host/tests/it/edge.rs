@@ -312,3 +312,180 @@ async fn static_assets_and_per_client_rate_limits_at_the_edge() {
     let problem: Value = huge.json().await.expect("problem json");
     assert_eq!(problem["type"], "urn:meridian:problem:body-too-large");
 }
+
+/// Status, header fields (sorted; without `date`, `age` apart, and
+/// without the framing, `content-length` or `transfer-encoding`, which
+/// differ by how the body was produced, not by what it is) and body.
+type Answer = (u16, Vec<(String, String)>, u64, Vec<u8>);
+
+async fn answer(world: &World, url: &str, headers: &[(&str, String)]) -> Answer {
+    let mut request = world.client.get(url);
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    let response = request.send().await.expect("send");
+    let status = response.status().as_u16();
+    let mut age = 0;
+    let mut length = None;
+    let mut pairs = Vec::new();
+    for (name, value) in response.headers() {
+        let value = value.to_str().expect("ascii header").to_owned();
+        match name.as_str() {
+            "date" | "transfer-encoding" => {}
+            "content-length" => length = Some(value.parse::<usize>().expect("length")),
+            "age" => age = value.parse().expect("age"),
+            _ => pairs.push((name.as_str().to_owned(), value)),
+        }
+    }
+    pairs.sort();
+    let body = response.bytes().await.expect("body").to_vec();
+    if let Some(length) = length {
+        assert_eq!(length, body.len(), "{url}: content-length");
+    }
+    (status, pairs, age, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fresh_hits_answered_in_front_of_the_component_are_identical_to_its_own() {
+    use std::sync::atomic::Ordering;
+    let world = World::start().await;
+    let dub = world.pop("dub");
+    let (state, _) = world
+        .edge
+        .pops
+        .iter()
+        .find(|(p, _)| p.name == "dub")
+        .expect("pop");
+    // A shopper with a cart holding one line, written through dub.
+    let session: Value = world
+        .client
+        .post(format!("{dub}/v1/sessions"))
+        .json(&json!({ "shard": "us" }))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let token = session["token"].as_str().expect("token").to_owned();
+    let cart: Value = world
+        .client
+        .post(format!("{dub}/v1/carts"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let cart_id = cart["id"].as_str().expect("id").to_owned();
+    let write = world
+        .client
+        .post(format!("{dub}/v1/carts/{cart_id}/items"))
+        .bearer_auth(&token)
+        .json(&json!({ "sku": "MUG-1", "qty": 1 }))
+        .send()
+        .await
+        .expect("send");
+    let cookie = write
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|c| c.split(';').next())
+        .expect("cookie")
+        .to_owned();
+    // Fill the cache through the component.
+    let product = format!("{dub}/v1/products/MUG-1");
+    let (_, _, headers) = get(&world, product.clone(), &[]).await;
+    let etag = header(&headers, "etag").to_owned();
+    let search = format!("{dub}/v1/search?q=mug&sort=price_asc&utm_source=x");
+    let categories = format!("{dub}/v1/categories");
+    for url in [&search, &categories] {
+        let (status, _, _) = get(&world, url.clone(), &[]).await;
+        assert_eq!(status, 200);
+    }
+    let cart_url = format!("{dub}/v1/carts/{cart_id}");
+    let auth = format!("Bearer {token}");
+    let cases: Vec<(&str, Vec<(&str, String)>)> = vec![
+        (&product, vec![]),
+        (&product, vec![("if-none-match", etag.clone())]),
+        (&search, vec![]),
+        (&categories, vec![("accept", "application/json".into())]),
+        (
+            &cart_url,
+            vec![("authorization", auth.clone()), ("cookie", cookie.clone())],
+        ),
+    ];
+    for (url, headers) in &cases {
+        state.fast_path.store(true, Ordering::Relaxed);
+        let before = state.fast_hits.load(Ordering::Relaxed);
+        let fast = answer(&world, url, headers).await;
+        assert_eq!(
+            state.fast_hits.load(Ordering::Relaxed),
+            before + 1,
+            "{url} was not answered in front of the component"
+        );
+        state.fast_path.store(false, Ordering::Relaxed);
+        let component = answer(&world, url, headers).await;
+        assert_eq!(state.fast_hits.load(Ordering::Relaxed), before + 1);
+        assert_eq!(fast.0, component.0, "{url}: status");
+        assert_eq!(fast.1, component.1, "{url}: headers");
+        assert!(fast.2.abs_diff(component.2) <= 1, "{url}: age");
+        assert_eq!(fast.3, component.3, "{url}: body");
+        assert!(fast.0 == 200 || fast.0 == 304, "{url}: {}", fast.0);
+        assert!(
+            fast.1.contains(&("x-cache".into(), "HIT".into())),
+            "{url}: {:?}",
+            fast.1
+        );
+    }
+    // A miss is never answered in front.
+    state.fast_path.store(true, Ordering::Relaxed);
+    let before = state.fast_hits.load(Ordering::Relaxed);
+    let (_, _, headers) = get(&world, format!("{dub}/v1/products/PEN-1"), &[]).await;
+    assert_eq!(header(&headers, "x-cache"), "MISS");
+    assert_eq!(state.fast_hits.load(Ordering::Relaxed), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_while_revalidate_serves_the_old_copy_once_then_the_refreshed_one() {
+    let world = World::start().await;
+    let url = format!("{}/v1/products/PEN-1/availability", world.pop("dub"));
+    let available = |body: &Value| {
+        body.as_array()
+            .and_then(|ws| ws.iter().find(|w| w["warehouse"] == "us"))
+            .and_then(|w| w["available"].as_i64())
+            .expect("us availability")
+    };
+    let (status, body, headers) = get(&world, url.clone(), &[]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(header(&headers, "x-cache"), "MISS");
+    assert_eq!(available(&body), 100);
+    let filled = Instant::now();
+    // Stock moves in the region; availability has no purge event, only a
+    // 5 s TTL and 10 s of stale-while-revalidate.
+    world.regions[0]
+        .region
+        .commerce
+        .restock(&"us".parse().expect("shard"), "PEN-1", 5)
+        .await
+        .expect("restock");
+    let (_, body, headers) = get(&world, url.clone(), &[]).await;
+    assert_eq!(header(&headers, "x-cache"), "HIT");
+    assert_eq!(available(&body), 100);
+    tokio::time::sleep(Duration::from_millis(5_300).saturating_sub(filled.elapsed())).await;
+    // Past the TTL: the old copy, at once, marked stale...
+    let (status, body, headers) = get(&world, url.clone(), &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(header(&headers, "x-cache"), "STALE");
+    assert_eq!(available(&body), 100);
+    assert!(header(&headers, "age").parse::<u64>().expect("age") >= 5);
+    // ...and the refresh it triggered is what the next shopper gets.
+    let (_, body, headers) = get(&world, url.clone(), &[]).await;
+    assert_eq!(header(&headers, "x-cache"), "HIT");
+    assert_eq!(available(&body), 105);
+    assert!(
+        filled.elapsed() < Duration::from_secs(15),
+        "left the SWR window"
+    );
+}

@@ -208,6 +208,7 @@ impl World {
             max_kv_entries: 10_000,
             table_max_age_ms: 2_000,
             rate_limit,
+            fast_path: true,
             pops: vec![
                 PopConfig {
                     name: "dub".into(),

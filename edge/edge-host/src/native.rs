@@ -1,0 +1,83 @@
+//! edge-core's `Host` in the host process itself, over the same POP store
+//! the component uses: for the watchers' long polls and for answering
+//! fresh cache hits in front of the component.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use edge_core::http::Response;
+use edge_core::origin::Failure;
+use edge_core::{Host, Outbound};
+
+use crate::PopState;
+
+/// An HTTP call gives up after this long (a long poll waits 30 s at most).
+const CALL_TIMEOUT: Duration = Duration::from_secs(35);
+
+/// edge-core's host, natively: the POP's store, the system clock, reqwest.
+pub(crate) struct NativeHost {
+    pub(crate) pop: Arc<PopState>,
+    pub(crate) client: reqwest::Client,
+}
+
+impl Host for NativeHost {
+    fn now_ms(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    fn nonce(&self) -> String {
+        use std::hash::{BuildHasher, Hasher};
+        let mut out = String::with_capacity(32);
+        for salt in 0..2u8 {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u8(salt);
+            out.push_str(&format!("{:016x}", h.finish()));
+        }
+        out
+    }
+
+    async fn get(&self, key: &str) -> Option<Vec<u8>> {
+        self.pop.kv.get(key)
+    }
+
+    async fn set(&self, key: &str, value: &[u8]) {
+        self.pop.kv.set(key, value);
+    }
+
+    async fn fetch(&self, request: Outbound) -> Result<Response, Failure> {
+        let method =
+            reqwest::Method::from_bytes(request.method.as_bytes()).map_err(|_| Failure::Connect)?;
+        let mut builder = self
+            .client
+            .request(method, &request.url)
+            .timeout(CALL_TIMEOUT);
+        for (name, value) in &request.headers {
+            builder = builder.header(name, value);
+        }
+        let response = builder.body(request.body).send().await.map_err(|e| {
+            if e.is_connect() {
+                Failure::Connect
+            } else {
+                Failure::Timeout
+            }
+        })?;
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .collect();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|_| Failure::Timeout)?
+            .to_vec();
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
+    }
+}
