@@ -7,6 +7,11 @@
 //!   and every test (the conformance battery against
 //!   the embedded engine; against FoundationDB too when `FDB_CLUSTER_FILE`
 //!   is set).
+//! - `cargo xtask bench-edge [-- ARGS]`: installs wrk and Varnish
+//!   (Debian) and wasmtime-cli 48.0.8 where missing, builds the edge
+//!   component and a hello-world WASI HTTP component, then the edge
+//!   benchmark (`infra/meridian/benches/edge.rs`; ARGS: `--secs N
+//!   --connections N --threads N`).
 //! - `cargo xtask build-worker`: builds the edge Worker
 //!   (`edge/edge-worker/build/`) with worker-build, installing what it
 //!   needs where missing: wrangler and esbuild from npm (pinned by the
@@ -40,6 +45,12 @@ const BENCH_DNS_PACKAGES: &[&str] = &["dnsperf", "knot", "dnsutils"];
 /// binaries (`/usr/lib/postgresql/<version>/bin`) it runs a private
 /// cluster with, as the hot-SKU reference.
 const BENCH_REGIONAL_PACKAGES: &[&str] = &["postgresql"];
+/// Debian packages the edge benchmark needs: wrk for load, varnish for the
+/// reference cache.
+const BENCH_EDGE_PACKAGES: &[&str] = &["wrk", "varnish"];
+/// The wasmtime CLI whose `serve` is the edge benchmark's reference (the
+/// same wasmtime as edge-host's).
+const WASMTIME_CLI_VERSION: &str = "48.0.8";
 /// Targets the portable crates must build for.
 const WASM_TARGETS: &[&str] = &["wasm32-unknown-unknown", "wasm32-wasip2"];
 /// Crates that must build for wasm32 (no I/O, no async runtime).
@@ -53,7 +64,10 @@ fn main() -> anyhow::Result<()> {
         "bench-dns" => bench_dns(),
         "bench-regional" => bench_regional(),
         "build-worker" => build_worker(),
-        _ => bail!("usage: cargo xtask <test|build-worker|bench|bench-dns|bench-regional>"),
+        "bench-edge" => bench_edge(),
+        _ => bail!(
+            "usage: cargo xtask <test|build-worker|bench|bench-dns|bench-regional|bench-edge>"
+        ),
     }
 }
 
@@ -327,6 +341,66 @@ fn build_worker() -> anyhow::Result<()> {
         bail!("worker-build failed with {status}");
     }
     Ok(())
+}
+
+/// Stops the Varnish service Debian's package starts on install where
+/// services may start (port 6081); the benchmark runs its own varnishd.
+fn stop_varnish_service() -> anyhow::Result<()> {
+    if !succeeds("pgrep", &["-x", "varnishd"]) {
+        return Ok(());
+    }
+    let stop = if succeeds("sh", &["-c", "[ -d /run/systemd/system ]"]) {
+        ["systemctl", "stop", "varnish"]
+    } else {
+        ["service", "varnish", "stop"]
+    };
+    as_root(&stop)
+}
+
+fn bench_edge() -> anyhow::Result<()> {
+    let installed = ensure_debian_packages(BENCH_EDGE_PACKAGES)?;
+    if installed.contains(&"varnish") {
+        stop_varnish_service()?;
+    }
+    ensure_wasm_targets()?;
+    let wasmtime = cargo_tool("wasmtime-cli", "wasmtime", WASMTIME_CLI_VERSION, true)?;
+    for krate in ["edge-spin", "bench-hello"] {
+        cargo(&[
+            "build",
+            "-p",
+            krate,
+            "--target",
+            "wasm32-wasip2",
+            "--release",
+        ])?;
+    }
+    let release = target_dir().join("wasm32-wasip2/release");
+    let wasmtime = wasmtime.to_string_lossy().into_owned();
+    let component = release
+        .join("edge_spin.wasm")
+        .to_string_lossy()
+        .into_owned();
+    let hello = release
+        .join("bench_hello.wasm")
+        .to_string_lossy()
+        .into_owned();
+    let extra: Vec<String> = std::env::args().skip(2).skip_while(|a| a == "--").collect();
+    let mut args = vec![
+        "bench",
+        "-p",
+        "meridian",
+        "--bench",
+        "edge",
+        "--",
+        "--wasmtime",
+        &wasmtime,
+        "--component",
+        &component,
+        "--hello",
+        &hello,
+    ];
+    args.extend(extra.iter().map(String::as_str));
+    cargo(&args)
 }
 
 fn ensure_wasm_targets() -> anyhow::Result<()> {
