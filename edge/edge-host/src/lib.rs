@@ -14,6 +14,7 @@
 
 pub mod config;
 mod native;
+mod outgoing;
 mod spin_imports;
 mod watchers;
 
@@ -47,36 +48,67 @@ fn wt(e: wasmtime::Error) -> anyhow::Error {
     anyhow::anyhow!("{e:?}")
 }
 
-/// One POP's key-value store: bounded, oldest-arbitrary eviction (it is a
-/// cache; the bound is what matters).
+/// One POP's key-value store, bounded. Cache entries and rate-limit
+/// buckets (`c1:`, `r1:`) and the edge's state (routing table, purge
+/// cursor, tag generations) are kept apart, each up to `max_entries`, so
+/// that evicting a cache entry costs O(1) and state never crowds the cache
+/// out. When full, an arbitrary cache entry goes; on the state side only a
+/// tag generation (`t1:`), never the table or the cursor. Losing a
+/// generation is safe: it then reads as 0, which no entry stored after a
+/// purge of that tag carries, so such entries become misses.
 #[derive(Debug)]
 pub struct KvStore {
-    map: Mutex<HashMap<String, Vec<u8>>>,
+    maps: Mutex<KvMaps>,
     max_entries: usize,
+}
+
+#[derive(Debug, Default)]
+struct KvMaps {
+    cache: HashMap<String, Vec<u8>>,
+    state: HashMap<String, Vec<u8>>,
+}
+
+fn is_cache_key(key: &str) -> bool {
+    key.starts_with("c1:") || key.starts_with("r1:")
 }
 
 impl KvStore {
     pub fn new(max_entries: usize) -> Self {
         KvStore {
-            map: Mutex::new(HashMap::new()),
+            maps: Mutex::new(KvMaps::default()),
             max_entries: max_entries.max(16),
         }
     }
 
     pub fn get(&self, key: &str) -> Option<Vec<u8>> {
-        self.map.lock().get(key).cloned()
+        let maps = self.maps.lock();
+        let map = if is_cache_key(key) {
+            &maps.cache
+        } else {
+            &maps.state
+        };
+        map.get(key).cloned()
     }
 
     pub fn set(&self, key: &str, value: &[u8]) {
-        let mut map = self.map.lock();
-        if map.len() >= self.max_entries && !map.contains_key(key) {
-            // Drop a cache entry; keep the routing table and tag
-            // generations (dropping a generation could resurrect a purged
-            // entry, so those are never evicted).
-            let victim = map
-                .keys()
-                .find(|k| k.starts_with("c1:") || k.starts_with("r1:"))
-                .cloned();
+        let mut maps = self.maps.lock();
+        let cache = is_cache_key(key);
+        let map = if cache {
+            &mut maps.cache
+        } else {
+            &mut maps.state
+        };
+        if let Some(slot) = map.get_mut(key) {
+            slot.clear();
+            slot.extend_from_slice(value);
+            return;
+        }
+        if map.len() >= self.max_entries {
+            let victim = if cache {
+                map.keys().next().cloned()
+            } else {
+                map.keys().find(|k| k.starts_with("t1:")).cloned()
+            };
             if let Some(victim) = victim {
                 map.remove(&victim);
             }
@@ -85,23 +117,57 @@ impl KvStore {
     }
 
     pub fn delete(&self, key: &str) {
-        self.map.lock().remove(key);
+        let mut maps = self.maps.lock();
+        maps.cache.remove(key);
+        maps.state.remove(key);
     }
 
     pub fn contains(&self, key: &str) -> bool {
-        self.map.lock().contains_key(key)
+        let maps = self.maps.lock();
+        maps.cache.contains_key(key) || maps.state.contains_key(key)
     }
 
     pub fn keys(&self) -> Vec<String> {
-        self.map.lock().keys().cloned().collect()
+        let maps = self.maps.lock();
+        maps.cache
+            .keys()
+            .chain(maps.state.keys())
+            .cloned()
+            .collect()
     }
 
     pub fn len(&self) -> usize {
-        self.map.lock().len()
+        let maps = self.maps.lock();
+        maps.cache.len() + maps.state.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod kv_tests {
+    use super::KvStore;
+
+    #[test]
+    fn the_store_stays_bounded_and_keeps_the_edge_state() {
+        let kv = KvStore::new(16);
+        kv.set("rt1", b"table");
+        kv.set("pc1", b"cursor");
+        for i in 0..100 {
+            kv.set(&format!("c1:/v1/products/{i}"), b"entry");
+            kv.set(&format!("t1:product:{i}"), b"7");
+        }
+        assert_eq!(kv.len(), 32);
+        assert_eq!(kv.get("rt1").as_deref(), Some(&b"table"[..]));
+        assert_eq!(kv.get("pc1").as_deref(), Some(&b"cursor"[..]));
+        // The newest writes are in.
+        assert!(kv.contains("c1:/v1/products/99"));
+        assert!(kv.contains("t1:product:99"));
+        kv.set("c1:/v1/products/99", b"new");
+        assert_eq!(kv.get("c1:/v1/products/99").as_deref(), Some(&b"new"[..]));
+        assert_eq!(kv.len(), 32);
     }
 }
 
@@ -124,6 +190,7 @@ pub(crate) struct RequestState {
     http: WasiHttpCtx,
     table: ResourceTable,
     pop: Arc<PopState>,
+    hooks: outgoing::PooledHooks,
 }
 
 impl WasiView for RequestState {
@@ -140,16 +207,23 @@ impl WasiHttpView for RequestState {
         WasiHttpCtxView {
             ctx: &mut self.http,
             table: &mut self.table,
-            // Outgoing requests go out for real (hyper).
-            hooks: Default::default(),
+            // Outgoing requests go out for real, over the host's pool.
+            hooks: &mut self.hooks,
         }
     }
 }
+
+/// Bytes of each linear memory reset in place between instances.
+const KEEP_RESIDENT_BYTES: usize = 64 << 10;
+/// Slots decommitted together.
+const DECOMMIT_BATCH: usize = 32;
 
 /// The compiled component, ready to instantiate.
 pub struct EdgeHost {
     engine: Engine,
     pre: ProxyPre<RequestState>,
+    /// The outgoing connection pool every instance sends through.
+    hooks: outgoing::PooledHooks,
 }
 
 impl std::fmt::Debug for EdgeHost {
@@ -166,7 +240,13 @@ impl EdgeHost {
         pool.total_component_instances(max_instances)
             .total_memories(max_instances)
             .total_tables(max_instances)
-            .max_memory_size(64 << 20);
+            .max_memory_size(64 << 20)
+            // Reset the first pages of a slot with memset rather than
+            // madvise (no page faults on the next instance), and decommit
+            // the rest in batches (fewer TLB shootdowns across cores).
+            .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
+            .table_keep_resident(64 << 10)
+            .decommit_batch_size(DECOMMIT_BATCH);
         let mut config = Config::new();
         config
             .wasm_component_model(true)
@@ -180,7 +260,11 @@ impl EdgeHost {
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(wt)?;
         spin_imports::add_to_linker(&mut linker).map_err(wt)?;
         let pre = ProxyPre::new(linker.instantiate_pre(&component).map_err(wt)?).map_err(wt)?;
-        Ok(EdgeHost { engine, pre })
+        Ok(EdgeHost {
+            engine,
+            pre,
+            hooks: outgoing::PooledHooks::new(),
+        })
     }
 
     /// Runs one request in a fresh instance.
@@ -236,6 +320,7 @@ impl EdgeHost {
                 http: WasiHttpCtx::new(),
                 table: ResourceTable::new(),
                 pop,
+                hooks: self.hooks.clone(),
             },
         );
         let (tx, rx) = tokio::sync::oneshot::channel();

@@ -17,7 +17,7 @@
 //! `--secs`. Everything binds 127.0.0.1 on ephemeral ports.
 //!
 //! Arguments: `--wasmtime PATH --hello PATH [--component PATH] [--secs N]
-//! [--connections N] [--threads N]`.
+//! [--connections N] [--threads N] [--only hits,varnish,misses,serve]`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -34,6 +34,14 @@ struct Args {
     secs: u64,
     connections: u32,
     threads: u32,
+    /// Steps to run (`hits`, `varnish`, `misses`, `serve`); all by default.
+    only: Vec<String>,
+}
+
+impl Args {
+    fn runs(&self, step: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|s| s == step)
+    }
 }
 
 fn workspace() -> PathBuf {
@@ -54,6 +62,7 @@ fn parse_args() -> anyhow::Result<Args> {
         secs: 10,
         connections: 64,
         threads: 2,
+        only: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -69,6 +78,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--secs" => args.secs = value.parse().context("--secs")?,
             "--connections" => args.connections = value.parse().context("--connections")?,
             "--threads" => args.threads = value.parse().context("--threads")?,
+            "--only" => args.only = value.split(',').map(str::to_owned).collect(),
             other => bail!("unknown argument {other}"),
         }
     }
@@ -281,63 +291,80 @@ async fn run(args: Args) -> anyhow::Result<()> {
         args.secs,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
+    let (mut fast, mut varnish_load, mut misses, mut serve) = (None, None, None, None);
     // 1. Hits.
-    let fast = wrk(&args, &product, None)?;
-    row("edge-host cache hits (fast path)", &fast);
-    hit_pop
-        .fast_path
-        .store(false, std::sync::atomic::Ordering::Relaxed);
-    let via_component = wrk(&args, &product, None)?;
-    row(
-        "edge-host cache hits (instance per request)",
-        &via_component,
-    );
-    hit_pop
-        .fast_path
-        .store(true, std::sync::atomic::Ordering::Relaxed);
+    if args.runs("hits") {
+        let load = wrk(&args, &product, None)?;
+        row("edge-host cache hits (fast path)", &load);
+        fast = Some(load);
+        hit_pop
+            .fast_path
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        let via_component = wrk(&args, &product, None)?;
+        row(
+            "edge-host cache hits (instance per request)",
+            &via_component,
+        );
+        hit_pop
+            .fast_path
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 
     // 2. Varnish in front of an origin serving the same bytes.
-    let varnish = varnish(&args, &client, body).await?;
-    row("Varnish cache hits (reference)", &varnish);
+    if args.runs("varnish") {
+        let load = varnish(&args, &client, body).await?;
+        row("Varnish cache hits (reference)", &load);
+        varnish_load = Some(load);
+    }
 
     // 3. Misses.
-    let script = dir.path().join("miss.lua");
-    std::fs::write(&script, MISS_SCRIPT)?;
-    let misses = wrk(
-        &args,
-        &format!("http://{miss_addr}/v1/products/MRD-000000"),
-        Some(&script),
-    )?;
-    row("edge-host cache misses (instance per request)", &misses);
-    println!("{:<44} {}", "", misses.script);
+    if args.runs("misses") {
+        let script = dir.path().join("miss.lua");
+        std::fs::write(&script, MISS_SCRIPT)?;
+        let load = wrk(
+            &args,
+            &format!("http://{miss_addr}/v1/products/MRD-000000"),
+            Some(&script),
+        )?;
+        row("edge-host cache misses (instance per request)", &load);
+        println!("{:<44} {}", "", load.script);
+        misses = Some(load);
+    }
 
     // 4. wasmtime serve, hello world.
-    let port = free_port()?;
-    let _serve = Proc(
-        Command::new(&args.wasmtime)
-            .args(["serve", "-Scli", "--addr"])
-            .arg(format!("127.0.0.1:{port}"))
-            .arg(&args.hello)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("running wasmtime serve")?,
-    );
-    let hello = format!("http://127.0.0.1:{port}/");
-    wait_until_serving(&client, &hello).await?;
-    let serve = wrk(&args, &hello, None)?;
-    row("wasmtime serve hello world (reference)", &serve);
+    if args.runs("serve") {
+        let port = free_port()?;
+        let _serve = Proc(
+            Command::new(&args.wasmtime)
+                .args(["serve", "-Scli", "--addr"])
+                .arg(format!("127.0.0.1:{port}"))
+                .arg(&args.hello)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("running wasmtime serve")?,
+        );
+        let hello = format!("http://127.0.0.1:{port}/");
+        wait_until_serving(&client, &hello).await?;
+        let load = wrk(&args, &hello, None)?;
+        row("wasmtime serve hello world (reference)", &load);
+        serve = Some(load);
+    }
 
-    println!(
-        "\nhits: {:.2}x Varnish's requests/s (target >= 1.0), p99 {:.3} ms vs {:.3} ms (target: no worse)",
-        fast.rps / varnish.rps,
-        fast.p99_ms,
-        varnish.p99_ms
-    );
-    println!(
-        "misses: {:.2}x wasmtime serve's hello-world requests/s (target >= 1.0)",
-        misses.rps / serve.rps
-    );
+    if let (Some(fast), Some(varnish)) = (&fast, &varnish_load) {
+        println!(
+            "\nhits: {:.2}x Varnish's requests/s (target >= 1.0), p99 {:.3} ms vs {:.3} ms (target: no worse)",
+            fast.rps / varnish.rps,
+            fast.p99_ms,
+            varnish.p99_ms
+        );
+    }
+    if let (Some(misses), Some(serve)) = (&misses, &serve) {
+        println!(
+            "misses: {:.2}x wasmtime serve's hello-world requests/s (target >= 1.0)",
+            misses.rps / serve.rps
+        );
+    }
     hits_host.stop().await;
     miss_host.stop().await;
     platform.stop().await?;
