@@ -21,47 +21,40 @@ pub(crate) fn spawn(
     edge: Arc<Edge<NativeHost>>,
     stop: watch::Receiver<bool>,
 ) {
-    {
+    let table = edge.clone();
+    tasks.spawn(poll_forever(stop.clone(), move || {
+        let edge = table.clone();
+        async move { edge.watch_table(POLL_MS).await.is_some() }
+    }));
+    tasks.spawn(poll_forever(stop, move || {
         let edge = edge.clone();
-        let mut stop = stop.clone();
-        tasks.spawn(async move {
-            let mut backoff = Duration::from_millis(100);
-            loop {
-                tokio::select! {
-                    _ = stop.changed() => return Ok(()),
-                    result = edge.watch_table(POLL_MS) => {
-                        if result.is_some() {
-                            backoff = Duration::from_millis(100);
-                            continue;
-                        }
-                    }
-                }
-                tokio::select! {
-                    _ = stop.changed() => return Ok(()),
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-        });
-    }
-    let mut stop = stop;
-    tasks.spawn(async move {
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            tokio::select! {
-                _ = stop.changed() => return Ok(()),
-                result = edge.sync_purge(POLL_MS) => {
-                    if result.is_some() {
-                        backoff = Duration::from_millis(100);
-                        continue;
-                    }
+        async move { edge.sync_purge(POLL_MS).await.is_some() }
+    }));
+}
+
+/// Runs `poll` (one long poll; `true` when it got an answer) again and
+/// again until `stop` changes, backing off from 100 ms to 5 s while it
+/// gets none.
+async fn poll_forever<F, Fut>(mut stop: watch::Receiver<bool>, poll: F) -> anyhow::Result<()>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return Ok(()),
+            answered = poll() => {
+                if answered {
+                    backoff = Duration::from_millis(100);
+                    continue;
                 }
             }
-            tokio::select! {
-                _ = stop.changed() => return Ok(()),
-                _ = tokio::time::sleep(backoff) => {}
-            }
-            backoff = (backoff * 2).min(Duration::from_secs(5));
         }
-    });
+        tokio::select! {
+            _ = stop.changed() => return Ok(()),
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
 }
