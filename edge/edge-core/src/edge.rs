@@ -58,6 +58,58 @@ pub struct EdgeConfig {
     pub rate_limit: RateLimit,
 }
 
+/// A required edge setting that is not set (named as in
+/// [`EdgeConfig::SETTINGS`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the {0} setting is not set")]
+pub struct MissingSetting(pub &'static str);
+
+impl EdgeConfig {
+    /// The settings every platform gives the edge, by name: Spin variables
+    /// and the local host's variables use these names, the Worker the same
+    /// in upper case.
+    pub const SETTINGS: [&'static str; 8] = [
+        "pop",
+        "latitude",
+        "longitude",
+        "edge_key",
+        "routing_url",
+        "table_max_age_ms",
+        "rate_per_s",
+        "rate_burst",
+    ];
+
+    /// Reads the settings through `lookup`, the one parser all platforms
+    /// share (the local host's fast path relies on reading exactly what
+    /// its component reads). An empty value counts as unset; an unset or
+    /// unparsable number takes its default; an unset `pop` is
+    /// `default_pop`. `edge_key` and `routing_url` are required.
+    pub fn from_lookup(
+        default_pop: &str,
+        mut lookup: impl FnMut(&str) -> Option<String>,
+    ) -> Result<Self, MissingSetting> {
+        let mut text = |name: &str| lookup(name).filter(|v| !v.is_empty());
+        fn number<T: std::str::FromStr>(value: Option<String>, default: T) -> T {
+            value.and_then(|v| v.trim().parse().ok()).unwrap_or(default)
+        }
+        let defaults = RateLimit::default();
+        Ok(EdgeConfig {
+            pop: text("pop").unwrap_or_else(|| default_pop.to_owned()),
+            latitude: number(text("latitude"), 0.0),
+            longitude: number(text("longitude"), 0.0),
+            edge_key: text("edge_key")
+                .ok_or(MissingSetting("edge_key"))?
+                .into_bytes(),
+            routing_url: text("routing_url").ok_or(MissingSetting("routing_url"))?,
+            table_max_age_ms: number(text("table_max_age_ms"), 1_000),
+            rate_limit: RateLimit {
+                per_s: number(text("rate_per_s"), defaults.per_s),
+                burst: number(text("rate_burst"), defaults.burst),
+            },
+        })
+    }
+}
+
 /// Work to do after the response is sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Deferred {
@@ -837,6 +889,57 @@ mod tests {
             client: "1.2.3.4".into(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn settings_parse_the_same_everywhere() {
+        let vars: HashMap<&str, &str> = [
+            ("pop", "fra"),
+            ("latitude", "50.1"),
+            ("longitude", " 8.7 "),
+            ("edge_key", "k"),
+            ("routing_url", "http://r"),
+            ("table_max_age_ms", "nonsense"),
+            ("rate_per_s", ""),
+            ("rate_burst", "7"),
+        ]
+        .into_iter()
+        .collect();
+        let config =
+            EdgeConfig::from_lookup("spin", |n| vars.get(n).map(|v| (*v).to_owned())).unwrap();
+        assert_eq!(config.pop, "fra");
+        assert_eq!((config.latitude, config.longitude), (50.1, 8.7));
+        assert_eq!(config.edge_key, b"k");
+        assert_eq!(config.routing_url, "http://r");
+        // Unparsable or empty numbers take their defaults.
+        assert_eq!(config.table_max_age_ms, 1_000);
+        assert_eq!(config.rate_limit.per_s, RateLimit::default().per_s);
+        assert_eq!(config.rate_limit.burst, 7.0);
+        // Every name read is one of SETTINGS.
+        let mut asked = Vec::new();
+        let _ = EdgeConfig::from_lookup("spin", |n| {
+            asked.push(n.to_owned());
+            Some("x".into())
+        });
+        assert_eq!(asked, EdgeConfig::SETTINGS);
+        // Required settings: unset and empty alike.
+        let only = |k: &'static str| {
+            move |n: &str| (n != k).then(|| "v".to_owned()).or(Some(String::new()))
+        };
+        assert_eq!(
+            EdgeConfig::from_lookup("spin", only("edge_key")),
+            Err(MissingSetting("edge_key"))
+        );
+        assert_eq!(
+            EdgeConfig::from_lookup("spin", |n| (n != "routing_url").then(|| "v".to_owned())),
+            Err(MissingSetting("routing_url"))
+        );
+        assert_eq!(
+            EdgeConfig::from_lookup("worker", |n| (n != "pop").then(|| "v".to_owned()))
+                .unwrap()
+                .pop,
+            "worker"
+        );
     }
 
     #[test]

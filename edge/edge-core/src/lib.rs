@@ -23,4 +23,4 @@ pub mod policy;
 pub mod ratelimit;
 pub mod token;
 
-pub use edge::{Deferred, Edge, EdgeConfig, Handled, Host, Outbound};
+pub use edge::{Deferred, Edge, EdgeConfig, Handled, Host, MissingSetting, Outbound};

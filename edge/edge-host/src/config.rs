@@ -147,24 +147,11 @@ impl HostConfig {
     }
 
     /// The settings the POP's component reads from its variables, parsed
-    /// the same way (edge-spin's `config`), for the native side.
-    pub fn edge_config(&self, pop: &PopConfig) -> EdgeConfig {
-        let v = self.variables_for(pop);
-        let text = |name: &str| v.get(name).filter(|s| !s.is_empty()).cloned();
-        fn number<T: std::str::FromStr>(value: Option<String>, default: T) -> T {
-            value.and_then(|s| s.parse().ok()).unwrap_or(default)
-        }
-        EdgeConfig {
-            pop: text("pop").unwrap_or_else(|| "spin".into()),
-            latitude: number(text("latitude"), 0.0),
-            longitude: number(text("longitude"), 0.0),
-            edge_key: text("edge_key").unwrap_or_default().into_bytes(),
-            routing_url: text("routing_url").unwrap_or_default(),
-            table_max_age_ms: number(text("table_max_age_ms"), 1_000),
-            rate_limit: RateLimit {
-                per_s: number(text("rate_per_s"), RateLimit::default().per_s),
-                burst: number(text("rate_burst"), RateLimit::default().burst),
-            },
-        }
+    /// by the same code (edge-core's `EdgeConfig::from_lookup`, as
+    /// edge-spin's `config`), for the native side.
+    pub fn edge_config(&self, pop: &PopConfig) -> anyhow::Result<EdgeConfig> {
+        let variables = self.variables_for(pop);
+        EdgeConfig::from_lookup("spin", |name| variables.get(name).cloned())
+            .with_context(|| format!("POP {}", pop.name))
     }
 }

@@ -552,7 +552,7 @@ pub async fn start(config: &HostConfig, ephemeral: bool) -> anyhow::Result<Runni
                     .build()
                     .context("an HTTP client for the watchers")?,
             },
-            config.edge_config(pop),
+            config.edge_config(pop)?,
         ));
         let addr = if ephemeral {
             SocketAddr::from(([127, 0, 0, 1], 0))

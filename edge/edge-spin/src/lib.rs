@@ -12,7 +12,6 @@
 
 use edge_core::http::{Request as EdgeRequest, Response as EdgeResponse};
 use edge_core::origin::Failure;
-use edge_core::ratelimit::RateLimit;
 use edge_core::{Edge, EdgeConfig, Host, Outbound};
 use spin_sdk::http::{ErrorCode, Method, Request, Response, SendError};
 use spin_sdk::http_component;
@@ -123,34 +122,10 @@ fn classify(code: &ErrorCode) -> Failure {
     }
 }
 
-fn variable(name: &str) -> Option<String> {
-    spin_sdk::variables::get(name)
-        .ok()
-        .filter(|v| !v.is_empty())
-}
-
-fn number<T: std::str::FromStr>(name: &str, default: T) -> T {
-    variable(name)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
+/// The settings from Spin variables (empty counts as unset).
 fn config() -> anyhow::Result<EdgeConfig> {
-    Ok(EdgeConfig {
-        pop: variable("pop").unwrap_or_else(|| "spin".into()),
-        latitude: number("latitude", 0.0),
-        longitude: number("longitude", 0.0),
-        edge_key: variable("edge_key")
-            .ok_or_else(|| anyhow::anyhow!("the edge_key variable is not set"))?
-            .into_bytes(),
-        routing_url: variable("routing_url")
-            .ok_or_else(|| anyhow::anyhow!("the routing_url variable is not set"))?,
-        table_max_age_ms: number("table_max_age_ms", 1_000),
-        rate_limit: RateLimit {
-            per_s: number("rate_per_s", RateLimit::default().per_s),
-            burst: number("rate_burst", RateLimit::default().burst),
-        },
-    })
+    EdgeConfig::from_lookup("spin", |name| spin_sdk::variables::get(name).ok())
+        .map_err(|missing| anyhow::anyhow!("the {} variable is not set", missing.0))
 }
 
 fn to_edge(req: &Request) -> EdgeRequest {

@@ -19,7 +19,6 @@ use std::time::Duration;
 
 use edge_core::http::{MAX_REQUEST_BODY_BYTES, Request as EdgeRequest, Response as EdgeResponse};
 use edge_core::origin::Failure;
-use edge_core::ratelimit::RateLimit;
 use edge_core::{Edge, EdgeConfig, Handled, Host, Outbound};
 use worker::js_sys;
 use worker::wasm_bindgen::{JsCast, JsValue};
@@ -170,37 +169,24 @@ impl Host for WorkerHost {
     }
 }
 
-fn var(env: &Env, name: &str) -> Option<String> {
-    env.var(name)
-        .ok()
-        .map(|v| v.to_string())
-        .filter(|v| !v.is_empty())
-}
-
-fn number<T: std::str::FromStr>(env: &Env, name: &str, default: T) -> T {
-    var(env, name)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
+/// The settings: the `EDGE_KEY` secret and the other settings as vars,
+/// named as edge-core names them but in upper case.
 fn config(env: &Env) -> Result<EdgeConfig, String> {
-    let edge_key = env
-        .secret("EDGE_KEY")
-        .ok()
-        .map(|v| v.to_string())
-        .filter(|v| !v.is_empty())
-        .ok_or("the EDGE_KEY secret is not set")?;
-    Ok(EdgeConfig {
-        pop: var(env, "POP").unwrap_or_else(|| "worker".into()),
-        latitude: number(env, "LATITUDE", 0.0),
-        longitude: number(env, "LONGITUDE", 0.0),
-        edge_key: edge_key.into_bytes(),
-        routing_url: var(env, "ROUTING_URL").ok_or("the ROUTING_URL var is not set")?,
-        table_max_age_ms: number(env, "TABLE_MAX_AGE_MS", 1_000),
-        rate_limit: RateLimit {
-            per_s: number(env, "RATE_PER_S", RateLimit::default().per_s),
-            burst: number(env, "RATE_BURST", RateLimit::default().burst),
-        },
+    EdgeConfig::from_lookup("worker", |name| {
+        let upper = name.to_ascii_uppercase();
+        if name == "edge_key" {
+            env.secret(&upper).ok().map(|v| v.to_string())
+        } else {
+            env.var(&upper).ok().map(|v| v.to_string())
+        }
+    })
+    .map_err(|missing| {
+        let kind = if missing.0 == "edge_key" {
+            "secret"
+        } else {
+            "var"
+        };
+        format!("the {} {kind} is not set", missing.0.to_ascii_uppercase())
     })
 }
 
@@ -315,7 +301,11 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
             ));
         }
     };
-    let stale_ms = number(&env, "SYNC_STALE_MS", 2_000);
+    let stale_ms = env
+        .var("SYNC_STALE_MS")
+        .ok()
+        .and_then(|v| v.to_string().trim().parse().ok())
+        .unwrap_or(2_000);
     let edge = Rc::new(Edge::new(
         WorkerHost {
             cache: Cache::open("meridian-edge".into()).await,
