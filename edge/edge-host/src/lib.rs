@@ -219,8 +219,9 @@ impl WasiHttpView for RequestState {
 /// stack, data and heap stay mapped and the next instance takes no page
 /// faults (a copy-on-write fault on a data page also flushes the TLB of
 /// every core running the process). The Rust guest's stack ends at 1 MiB
-/// and its data and heap lie above it, so 2 MiB covers what a request
-/// touches; at most `max_instances` times this stays resident.
+/// and its data and heap lie above it, so 2 MiB covers what a catalog
+/// request touches (pages written above it are decommitted as before); at
+/// most `max_instances` times this stays resident.
 const KEEP_RESIDENT_SCANNED: usize = 2 << 20;
 /// Without `PAGEMAP_SCAN` the kept bytes are reset with one memset whether
 /// written or not, so only the lowest 64 KiB are kept.
