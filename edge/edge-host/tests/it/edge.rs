@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::world::World;
+use crate::world::{Shopper, World};
 
 async fn get(
     world: &World,
@@ -94,28 +94,7 @@ async fn a_shopper_reads_their_own_cart_writes_at_another_pop() {
     let world = World::start().await;
     let dub = world.pop("dub");
     let iad = world.pop("iad");
-    let session: Value = world
-        .client
-        .post(format!("{dub}/v1/sessions"))
-        .json(&json!({ "shard": "us" }))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
-    let token = session["token"].as_str().expect("token").to_owned();
-    let cart: Value = world
-        .client
-        .post(format!("{dub}/v1/carts"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
-    let cart_id = cart["id"].as_str().expect("id").to_owned();
+    let Shopper { token, cart_id, .. } = world.session_and_cart(&dub).await;
     // Both POPs cache the empty cart.
     for pop in [&dub, &iad] {
         let (status, body, _) = get(
@@ -177,28 +156,11 @@ async fn a_shopper_reads_their_own_cart_writes_at_another_pop() {
 async fn a_write_fails_over_to_the_standby_once_when_the_home_region_dies() {
     let world = World::start().await;
     let dub = world.pop("dub");
-    let session: Value = world
-        .client
-        .post(format!("{dub}/v1/sessions"))
-        .json(&json!({ "shard": "us" }))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
-    let token = session["token"].as_str().expect("token").to_owned();
-    let cart: Value = world
-        .client
-        .post(format!("{dub}/v1/carts"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
-    let cart_id = cart["id"].as_str().expect("id").to_owned();
+    let Shopper {
+        token,
+        shopper_id,
+        cart_id,
+    } = world.session_and_cart(&dub).await;
     // us-east (the home of shard us) dies; the edge's table still names it
     // until the routing layer notices.
     world.regions[0].kill().await;
@@ -216,11 +178,7 @@ async fn a_write_fails_over_to_the_standby_once_when_the_home_region_dies() {
         .region
         .commerce
         .cart(
-            &session["shopper_id"]
-                .as_str()
-                .expect("id")
-                .parse()
-                .expect("id"),
+            &shopper_id.parse().expect("id"),
             &cart_id.parse().expect("id"),
         )
         .await
@@ -357,28 +315,7 @@ async fn fresh_hits_answered_in_front_of_the_component_are_identical_to_its_own(
         .find(|(p, _)| p.name == "dub")
         .expect("pop");
     // A shopper with a cart holding one line, written through dub.
-    let session: Value = world
-        .client
-        .post(format!("{dub}/v1/sessions"))
-        .json(&json!({ "shard": "us" }))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
-    let token = session["token"].as_str().expect("token").to_owned();
-    let cart: Value = world
-        .client
-        .post(format!("{dub}/v1/carts"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
-    let cart_id = cart["id"].as_str().expect("id").to_owned();
+    let Shopper { token, cart_id, .. } = world.session_and_cart(&dub).await;
     let write = world
         .client
         .post(format!("{dub}/v1/carts/{cart_id}/items"))

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::world::{EDGE_KEY, World, workspace};
+use crate::world::{EDGE_KEY, Shopper, World, workspace};
 
 fn worker_dir() -> PathBuf {
     workspace().join("edge/edge-worker")
@@ -198,28 +198,11 @@ async fn the_worker_serves_catalog_reads_and_cart_writes_under_wrangler_dev() {
 
     // A cart write through the Worker, signed and sent to the cart's home
     // region; the shopper gets the version token.
-    let session: Value = world
-        .client
-        .post(format!("{wrk}/v1/sessions"))
-        .json(&json!({ "shard": "us" }))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
-    let token = session["token"].as_str().expect("token").to_owned();
-    let cart: Value = world
-        .client
-        .post(format!("{wrk}/v1/carts"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
-    let cart_id = cart["id"].as_str().expect("cart id").to_owned();
+    let Shopper {
+        token,
+        shopper_id,
+        cart_id,
+    } = world.session_and_cart(&wrk).await;
     // The Spin POP caches the empty cart first.
     let iad = world.pop("iad");
     let cached = world
@@ -252,11 +235,7 @@ async fn the_worker_serves_catalog_reads_and_cart_writes_under_wrangler_dev() {
         .region
         .commerce
         .cart(
-            &session["shopper_id"]
-                .as_str()
-                .expect("id")
-                .parse()
-                .expect("id"),
+            &shopper_id.parse().expect("id"),
             &cart_id.parse().expect("id"),
         )
         .await

@@ -85,6 +85,14 @@ impl Drop for World {
     }
 }
 
+/// A shopper as [`World::session_and_cart`] creates one.
+pub struct Shopper {
+    /// The session's bearer token.
+    pub token: String,
+    pub shopper_id: String,
+    pub cart_id: String,
+}
+
 impl World {
     pub async fn start() -> World {
         Self::start_with(Default::default()).await
@@ -247,6 +255,37 @@ impl World {
             routing_url: format!("http://{routing_api}"),
             stop_routing,
             _dir: dir,
+        }
+    }
+
+    /// A shopper's session on shard `us` and an empty cart, both created
+    /// through the POP at `base`.
+    pub async fn session_and_cart(&self, base: &str) -> Shopper {
+        let session: serde_json::Value = self
+            .client
+            .post(format!("{base}/v1/sessions"))
+            .json(&serde_json::json!({ "shard": "us" }))
+            .send()
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("json");
+        let token = session["token"].as_str().expect("token").to_owned();
+        let cart: serde_json::Value = self
+            .client
+            .post(format!("{base}/v1/carts"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("json");
+        Shopper {
+            token,
+            shopper_id: session["shopper_id"].as_str().expect("id").to_owned(),
+            cart_id: cart["id"].as_str().expect("cart id").to_owned(),
         }
     }
 
