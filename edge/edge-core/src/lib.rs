@@ -11,7 +11,9 @@
 //! - [`origin`]: region choice from the routing table and the failover rule;
 //! - [`ratelimit`]: per-client token buckets;
 //! - [`edge`]: the request flow over those;
-//! - [`assets`]: the storefront's static files.
+//! - [`assets`]: the storefront's static files;
+//! - `std_host`: clock and nonce for hosts with an OS underneath (not
+//!   built for wasm32-unknown-unknown).
 
 pub mod assets;
 pub mod classify;
@@ -21,6 +23,8 @@ pub mod http;
 pub mod origin;
 pub mod policy;
 pub mod ratelimit;
+#[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
+pub mod std_host;
 pub mod token;
 
 pub use edge::{Deferred, Edge, EdgeConfig, Handled, Host, MissingSetting, Outbound};

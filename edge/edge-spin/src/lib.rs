@@ -49,28 +49,13 @@ fn method_of(name: &str) -> Method {
     }
 }
 
-/// 128 random bits as hex, from the WASI random source std uses to seed
-/// its hash maps.
-fn random_hex() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let mut out = String::with_capacity(32);
-    for salt in 0..2u8 {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u8(salt);
-        out.push_str(&format!("{:016x}", h.finish()));
-    }
-    out
-}
-
 impl Host for SpinHost {
     fn now_ms(&self) -> u64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        edge_core::std_host::now_ms()
     }
 
     fn nonce(&self) -> String {
-        random_hex()
+        edge_core::std_host::nonce()
     }
 
     async fn get(&self, key: &str) -> Option<Vec<u8>> {
