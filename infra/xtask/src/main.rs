@@ -193,7 +193,19 @@ fn bench_dns() -> anyhow::Result<()> {
     if installed.contains(&"knot") {
         stop_knot_service()?;
     }
-    cargo(&["bench", "-p", "routing", "--bench", "dns"])
+    // `cargo xtask bench-dns -- --secs 5`: the benchmark's own args.
+    let extra = bench_args();
+    let mut args = vec!["bench", "-p", "routing", "--bench", "dns"];
+    if !extra.is_empty() {
+        args.push("--");
+        args.extend(extra.iter().map(String::as_str));
+    }
+    cargo(&args)
+}
+
+/// What follows `cargo xtask <command> --`: arguments for the benchmark.
+fn bench_args() -> Vec<String> {
+    std::env::args().skip(2).skip_while(|a| a == "--").collect()
 }
 
 /// Stops the cluster Debian's postgresql starts on install where services
@@ -218,7 +230,7 @@ fn bench_regional() -> anyhow::Result<()> {
         stop_postgresql_service()?;
     }
     // `cargo xtask bench-regional -- --secs 5`: the benchmark's own args.
-    let extra: Vec<String> = std::env::args().skip(2).skip_while(|a| a == "--").collect();
+    let extra = bench_args();
     let mut args = vec!["bench", "-p", "regional-server", "--bench", "api"];
     if !extra.is_empty() {
         args.push("--");
@@ -384,7 +396,7 @@ fn bench_edge() -> anyhow::Result<()> {
         .join("bench_hello.wasm")
         .to_string_lossy()
         .into_owned();
-    let extra: Vec<String> = std::env::args().skip(2).skip_while(|a| a == "--").collect();
+    let extra = bench_args();
     let mut args = vec![
         "bench",
         "-p",

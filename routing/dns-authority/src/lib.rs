@@ -11,20 +11,29 @@
 //! - [`config`]: `dns.toml` ([`DnsConfig`]).
 //! - [`location`]: client address → location ([`LocationTable`]).
 //! - [`authority`]: the request handler ([`Authority`]).
-//! - [`serve`]: runs it on UDP sockets and a TCP listener until shutdown;
+//! - [`serve`]: runs it on UDP sockets (our own loop, `udp.rs`: blocking
+//!   worker threads that answer each query inline) and a TCP listener
+//!   (hickory-server's) until shutdown;
 //!   [`bind_udp`] binds several UDP sockets to one port (SO_REUSEPORT) so
 //!   the kernel spreads queries over them and UDP uses more than one core.
 
 pub mod authority;
 pub mod config;
 pub mod location;
+mod udp;
 
 use std::future::Future;
 use std::time::Duration;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use hickory_server::Server;
 use hickory_server::net::NetError;
+use hickory_server::net::runtime::Time;
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use tokio::net::{TcpListener, UdpSocket};
+use tokio::task::JoinSet;
 
 pub use authority::Authority;
 pub use config::{
@@ -64,9 +73,8 @@ pub enum ServeError {
 pub const MAX_UDP_SOCKETS: usize = 64;
 
 /// Binds `count` UDP sockets (at least one, at most [`MAX_UDP_SOCKETS`]) to
-/// `addr` with SO_REUSEPORT, so the kernel spreads clients over them:
-/// hickory-server serves each socket from one task, which on its own keeps
-/// UDP to about one core. With port 0 the first socket picks the port and
+/// `addr` with SO_REUSEPORT, so the kernel spreads clients over them and
+/// they do not contend for one socket's queue. With port 0 the first socket picks the port and
 /// the others join it.
 pub fn bind_udp(addr: std::net::SocketAddr, count: usize) -> std::io::Result<Vec<UdpSocket>> {
     use socket2::{Domain, Protocol, Socket, Type};
@@ -102,23 +110,90 @@ pub async fn serve_sockets(
     tcp: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    let mut server = Server::new(authority);
+    let authority = Arc::new(authority);
+    let stop = Arc::new(AtomicBool::new(false));
+    // However this future ends, dropped included, the workers stop: a
+    // runtime waits for its blocking threads when it shuts down.
+    let _stop_on_drop = StopOnDrop(Arc::clone(&stop));
+    let runtime = tokio::runtime::Handle::current();
+    let mut udp_workers = JoinSet::new();
     for socket in udp {
-        server.register_socket(socket);
+        let socket = udp::for_workers(socket).map_err(|e| ServeError::Stopped(e.into()))?;
+        for _ in 0..udp::workers_per_socket() {
+            let (socket, authority, stop, runtime) = (
+                Arc::clone(&socket),
+                Arc::clone(&authority),
+                Arc::clone(&stop),
+                runtime.clone(),
+            );
+            udp_workers
+                .spawn_blocking(move || udp::serve_udp(&socket, &authority, &stop, &runtime));
+        }
     }
+    let mut server = Server::new(ArcHandler(authority));
     server.register_listener(tcp, TCP_IDLE_TIMEOUT, TCP_RESPONSE_BUFFER);
     tokio::select! {
         () = shutdown => {}
-        // Only ends if every socket task has: that is a failure, since
-        // nothing asked them to stop.
+        // Only ends if a worker or the TCP listener has: that is a failure,
+        // since nothing asked them to stop.
+        Some(done) = udp_workers.join_next() => {
+            return Err(match done {
+                Ok(Some(error)) => ServeError::Stopped(error),
+                Ok(None) => ServeError::Closed,
+                Err(panic) => ServeError::Stopped(NetError::from(panic.to_string())),
+            });
+        }
         done = server.block_until_done() => {
             return Err(done.err().map_or(ServeError::Closed, ServeError::Stopped));
         }
     }
-    match tokio::time::timeout(SHUTDOWN_TIMEOUT, server.shutdown_gracefully()).await {
-        Ok(result) => result.map_err(ServeError::Shutdown),
+    // Each UDP worker finishes the query it is answering and sees the flag
+    // within `udp::STOP_POLL`.
+    stop.store(true, Ordering::Relaxed);
+    let stopping = async {
+        while let Some(done) = udp_workers.join_next().await {
+            match done {
+                Ok(None) => {}
+                Ok(Some(error)) => return Err(ServeError::Shutdown(error)),
+                Err(panic) => {
+                    return Err(ServeError::Shutdown(NetError::from(panic.to_string())));
+                }
+            }
+        }
+        server
+            .shutdown_gracefully()
+            .await
+            .map_err(ServeError::Shutdown)
+    };
+    match tokio::time::timeout(SHUTDOWN_TIMEOUT, stopping).await {
+        Ok(result) => result,
         Err(_) => Err(ServeError::ShutdownTimedOut {
             timeout: SHUTDOWN_TIMEOUT,
         }),
+    }
+}
+
+/// Sets the UDP workers' stop flag when dropped.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Lets hickory-server's TCP listener share the UDP workers' [`Authority`].
+struct ArcHandler(Arc<Authority>);
+
+#[async_trait::async_trait]
+impl RequestHandler for ArcHandler {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        response_handle: R,
+    ) -> ResponseInfo {
+        self.0
+            .handle_request::<R, T>(request, response_handle)
+            .await
     }
 }

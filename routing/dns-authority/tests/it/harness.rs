@@ -238,7 +238,7 @@ impl Drop for TestServer {
 
 /// UDP and TCP sockets on the same ephemeral port of 127.0.0.1. The UDP
 /// port is picked by the OS; TCP may already use it, so retry a few times.
-fn bind_same_port() -> (UdpSocket, TcpListener) {
+pub fn bind_same_port() -> (UdpSocket, TcpListener) {
     const ATTEMPTS: usize = 32;
     for _ in 0..ATTEMPTS {
         let udp = UdpSocket::bind("127.0.0.1:0").expect("bind udp");

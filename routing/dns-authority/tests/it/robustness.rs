@@ -3,9 +3,13 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::harness::{AP_SOUTHEAST_V4, TestServer};
+use dns_authority::{Authority, DnsConfig};
+use tokio::sync::watch;
+
+use crate::harness::{AP_SOUTHEAST_V4, CONFIG, TestServer, bind_same_port, table};
 
 const TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -230,4 +234,76 @@ fn two_queries_on_one_tcp_connection() {
         assert_ne!(response[2] & 0x04, 0, "AA");
         assert_eq!(response[6..8], [0, 1]);
     }
+}
+
+#[test]
+fn concurrent_udp_clients_each_get_their_own_answers() {
+    // The UDP workers answer inline, several per socket: every client must
+    // get every answer, to its own address, with its own id and question.
+    const CLIENTS: u16 = 8;
+    const QUERIES: u16 = 100;
+    let server = TestServer::start();
+    let port = server.port;
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|client| {
+            std::thread::spawn(move || {
+                let socket = udp_socket();
+                let mut buf = [0u8; 1500];
+                for n in 0..QUERIES {
+                    let id = client * QUERIES + n;
+                    let packet = query(id, "eu.shard.shop.example.", 1, None);
+                    socket.send_to(&packet, ("127.0.0.1", port)).unwrap();
+                    let (len, from) = socket.recv_from(&mut buf).expect("an answer");
+                    assert_eq!(from.port(), port);
+                    assert_eq!(buf[..2], id.to_be_bytes(), "answer to this query");
+                    assert_eq!(buf[3] & 0x0f, 0, "NOERROR");
+                    assert_eq!(buf[6..8], [0, 1], "one answer");
+                    // The question is echoed after the header.
+                    assert_eq!(buf[12..packet.len()], packet[12..], "question");
+                    assert!(len > packet.len());
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().expect("client thread");
+    }
+    assert_alive(&server);
+}
+
+#[test]
+fn dropping_the_server_stops_its_udp_workers() {
+    // The UDP workers are blocking threads, and a tokio runtime waits for
+    // those when it shuts down: if dropping `serve` did not stop them, the
+    // runtime (and with it the routing binary) would never exit.
+    let config = DnsConfig::from_toml_str(CONFIG).unwrap();
+    let (_table, receiver) = watch::channel(Arc::new(table()));
+    let authority = Authority::new(config, receiver).unwrap();
+    let (udp, tcp) = bind_same_port();
+    let port = udp.local_addr().unwrap().port();
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let serving = runtime.spawn(async move {
+            let udp = tokio::net::UdpSocket::from_std(udp).unwrap();
+            let tcp = tokio::net::TcpListener::from_std(tcp).unwrap();
+            dns_authority::serve(authority, udp, tcp, std::future::pending()).await
+        });
+        // Serving: a query is answered by a worker.
+        let socket = udp_socket();
+        let packet = query(31, "eu.shard.shop.example.", 1, None);
+        socket.send_to(&packet, ("127.0.0.1", port)).unwrap();
+        let mut buf = [0u8; 1500];
+        socket.recv_from(&mut buf).expect("an answer while serving");
+        serving.abort();
+        drop(runtime);
+        done.send(()).unwrap();
+    });
+    finished
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the runtime shut down once the server was dropped");
 }
