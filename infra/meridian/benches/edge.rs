@@ -11,13 +11,16 @@
 //!    from the region (a POP whose store holds 16 entries, over 10,000
 //!    products; the miss ratio is counted from `x-cache`);
 //! 4. the reference: `wasmtime serve` running a minimal WASI HTTP component
-//!    (an instance per request too).
+//!    (an instance per request too);
+//! 5. a second reference for misses: `wasmtime serve` running the same
+//!    component as a signing proxy to a region, over the same products: a
+//!    miss's origin work without edge-host and the edge logic.
 //!
 //! Load comes from wrk (`-t2 -c64` by default), each step bounded by
 //! `--secs`. Everything binds 127.0.0.1 on ephemeral ports.
 //!
 //! Arguments: `--wasmtime PATH --hello PATH [--component PATH] [--secs N]
-//! [--connections N] [--threads N] [--only hits,varnish,misses,serve]`.
+//! [--connections N] [--threads N] [--only hits,varnish,misses,serve,proxy]`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -34,7 +37,8 @@ struct Args {
     secs: u64,
     connections: u32,
     threads: u32,
-    /// Steps to run (`hits`, `varnish`, `misses`, `serve`); all by default.
+    /// Steps to run (`hits`, `varnish`, `misses`, `serve`, `proxy`); all by
+    /// default.
     only: Vec<String>,
 }
 
@@ -291,7 +295,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         args.secs,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    let (mut fast, mut varnish_load, mut misses, mut serve) = (None, None, None, None);
+    let (mut fast, mut varnish_load, mut misses, mut serve, mut proxy) =
+        (None, None, None, None, None);
     // 1. Hits.
     if args.runs("hits") {
         let load = wrk(&args, &product, None)?;
@@ -351,6 +356,37 @@ async fn run(args: Args) -> anyhow::Result<()> {
         serve = Some(load);
     }
 
+    // 5. wasmtime serve, the same component as a signing proxy to a region:
+    // the origin work of a miss (signed GET, the region's answer, the body
+    // passed on) without edge-host or the edge logic, same product mix.
+    if args.runs("proxy") {
+        let (_, region, _) = platform.regions.first().context("no region")?;
+        let port = free_port()?;
+        let _serve = Proc(
+            Command::new(&args.wasmtime)
+                .args(["serve", "-Scli", "--addr"])
+                .arg(format!("127.0.0.1:{port}"))
+                .arg("--env")
+                .arg(format!("ORIGIN=http://{region}"))
+                .arg("--env")
+                .arg(format!("EDGE_KEY={}", config.edge_key))
+                .arg(&args.hello)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("running wasmtime serve as a proxy")?,
+        );
+        let first = format!("http://127.0.0.1:{port}/v1/products/MRD-000000");
+        // Succeeds only once the proxy reaches the region with a signature
+        // the region accepts.
+        wait_until_serving(&client, &first).await?;
+        let script = dir.path().join("proxy.lua");
+        std::fs::write(&script, MISS_SCRIPT)?;
+        let load = wrk(&args, &first, Some(&script))?;
+        row("wasmtime serve, signing proxy (reference)", &load);
+        proxy = Some(load);
+    }
+
     if let (Some(fast), Some(varnish)) = (&fast, &varnish_load) {
         println!(
             "\nhits: {:.2}x Varnish's requests/s (target >= 1.0), p99 {:.3} ms vs {:.3} ms (target: no worse)",
@@ -363,6 +399,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         println!(
             "misses: {:.2}x wasmtime serve's hello-world requests/s (target >= 1.0)",
             misses.rps / serve.rps
+        );
+    }
+    if let (Some(misses), Some(proxy)) = (&misses, &proxy) {
+        println!(
+            "misses: {:.2}x wasmtime serve's requests/s proxying the same products from the region",
+            misses.rps / proxy.rps
         );
     }
     hits_host.stop().await;
