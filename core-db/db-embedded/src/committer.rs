@@ -13,7 +13,7 @@ use db::backend::CommitInfo;
 use db::keys::{key_after, versionstamp_bytes};
 use db::{Durability, Error, MutationType, Result, atomic, versionstamp_placeholder};
 use fjall::PersistMode;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
 use crate::conflicts::{History, KeyRange, Verdict};
 use crate::engine::{Shared, VERSION_KEY, engine_error};
@@ -50,6 +50,31 @@ pub(crate) struct TxCommit {
     pub(crate) mutations: Vec<Mutation>,
     pub(crate) watches: Vec<PendingWatch>,
     pub(crate) reply: oneshot::Sender<Result<CommitInfo>>,
+    /// This commit's share of the queue's byte budget, given back when the
+    /// commit is dropped: once the committer is done with it.
+    pub(crate) budget: OwnedSemaphorePermit,
+}
+
+/// What a commit holds of the queue's byte budget: its keys, values and
+/// conflict ranges.
+pub(crate) fn commit_bytes(
+    reads: &[KeyRange],
+    writes: &[KeyRange],
+    mutations: &[Mutation],
+) -> usize {
+    let ranges = |r: &[KeyRange]| r.iter().map(|(a, b)| a.len() + b.len()).sum::<usize>();
+    let payload: usize = mutations
+        .iter()
+        .map(|m| match m {
+            Mutation::Set(k, v)
+            | Mutation::ClearRange(k, v)
+            | Mutation::Atomic(k, v, _)
+            | Mutation::VersionstampedKey(k, v)
+            | Mutation::VersionstampedValue(k, v) => k.len() + v.len(),
+            Mutation::Clear(k) => k.len(),
+        })
+        .sum();
+    ranges(reads) + ranges(writes) + payload
 }
 
 #[derive(Debug)]
@@ -203,6 +228,9 @@ fn commit_group(
     let mut overlay: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
     let mut accepted: Vec<Accepted> = Vec::with_capacity(group.len());
     let window_ms = shared.options.mvcc_window.as_millis() as u64;
+    // The group's data stays in memory (the overlay, the batch) until it is
+    // written: its share of the queue's byte budget is given back then.
+    let mut budgets = Vec::with_capacity(group.len());
 
     for tx in group.drain(..) {
         let TxCommit {
@@ -212,7 +240,9 @@ fn commit_group(
             mutations,
             watches,
             reply,
+            budget,
         } = tx;
+        budgets.push(budget);
         match history.check(read_version, &reads) {
             Verdict::Commit => {}
             Verdict::Conflict => {

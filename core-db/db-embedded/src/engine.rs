@@ -11,7 +11,7 @@ use db::backend::{RawDatabase, RawTransaction};
 use db::{Database, Durability, Error, RetryPolicy};
 use fjall::{Keyspace, KeyspaceCreateOptions};
 use parking_lot::Mutex;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 
 use crate::committer::{self, CommitRequest};
 use crate::tx::EmbeddedTx;
@@ -32,6 +32,10 @@ pub struct EmbeddedOptions {
     pub max_history_ranges: usize,
     /// Commits waiting for the committer at most; more wait to enqueue.
     pub commit_queue: usize,
+    /// Bytes (keys, values and conflict ranges) of the commits waiting for
+    /// or in the committer at most; more wait to enqueue. A transaction
+    /// larger than this waits until it is alone, so it still commits.
+    pub commit_queue_bytes: usize,
     /// Transactions committed together at most (one fsync per group).
     pub max_group: usize,
     /// Outstanding watches at most (FoundationDB: 10,000).
@@ -47,6 +51,7 @@ impl Default for EmbeddedOptions {
             mvcc_window: Duration::from_secs(5),
             max_history_ranges: 1_000_000,
             commit_queue: 4096,
+            commit_queue_bytes: 256 * 1024 * 1024,
             max_group: 1024,
             max_watches: 10_000,
             cache_bytes: 64 * 1024 * 1024,
@@ -102,6 +107,17 @@ pub(crate) struct Shared {
     pub(crate) options: EmbeddedOptions,
     pub(crate) groups_committed: AtomicU64,
     pub(crate) transactions_committed: AtomicU64,
+    /// [`EmbeddedOptions::commit_queue_bytes`] as permits, one per byte.
+    pub(crate) commit_bytes: Arc<Semaphore>,
+}
+
+/// The commit queue's byte budget as semaphore permits: at least 1, at most
+/// what one acquisition can ask for.
+pub(crate) fn commit_budget(options: &EmbeddedOptions) -> usize {
+    options
+        .commit_queue_bytes
+        .clamp(1, u32::MAX as usize)
+        .min(Semaphore::MAX_PERMITS)
 }
 
 /// Counters of what the committer has done since the store was opened.
@@ -166,6 +182,7 @@ impl EmbeddedDatabase {
             options: options.clone(),
             groups_committed: AtomicU64::new(0),
             transactions_committed: AtomicU64::new(0),
+            commit_bytes: Arc::new(Semaphore::new(commit_budget(&options))),
         });
         let (commits, queue) = mpsc::channel(options.commit_queue.max(1));
         let committer =

@@ -19,9 +19,9 @@ use futures::future::BoxFuture;
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::committer::{CommitRequest, Mutation, PendingWatch, TxCommit};
+use crate::committer::{CommitRequest, Mutation, PendingWatch, TxCommit, commit_bytes};
 use crate::conflicts::{KeyRange, RangeSet};
-use crate::engine::{Shared, engine_error};
+use crate::engine::{self, Shared, engine_error};
 use crate::watches::{Reservation, WatchSender};
 
 /// What this transaction knows of a key it wrote.
@@ -268,6 +268,16 @@ impl EmbeddedTx {
             }
             return Ok(CommitInfo::default());
         }
+        // Wait for room in the queue's byte budget first, so queued commits
+        // cannot hold more memory than it allows (a commit larger than the
+        // whole budget takes all of it).
+        let bytes = commit_bytes(&local.reads, &local.writes, &local.mutations);
+        let budget = engine::commit_budget(&self.shared.options);
+        let permits = u32::try_from(bytes.clamp(1, budget)).unwrap_or(u32::MAX);
+        let held = Arc::clone(&self.shared.commit_bytes)
+            .acquire_many_owned(permits)
+            .await
+            .map_err(|_| Error::Closed)?;
         let (reply, answer) = oneshot::channel();
         let request = CommitRequest::Commit(Box::new(TxCommit {
             read_version: self.read_version,
@@ -284,6 +294,7 @@ impl EmbeddedTx {
                 })
                 .collect(),
             reply,
+            budget: held,
         }));
         self.commits
             .send(request)

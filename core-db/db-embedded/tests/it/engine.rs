@@ -36,6 +36,55 @@ async fn concurrent_commits_share_groups() {
     );
 }
 
+/// The commit queue is bounded in bytes as well as in count: commits that
+/// do not fit wait for room instead of piling up in memory, and each gives
+/// its room back once written (else the later ones here would wait
+/// forever). One transaction larger than the whole budget still commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_commit_queue_is_bounded_in_bytes() {
+    const BUDGET: usize = 4 * 1024;
+    let (engine, db, _dir) = open_temp(EmbeddedOptions {
+        commit_queue_bytes: BUDGET,
+        durability: db::Durability::Buffer,
+        ..EmbeddedOptions::default()
+    });
+    let writers = async {
+        let mut handles = Vec::new();
+        for t in 0..32u32 {
+            let db = db.clone();
+            handles.push(tokio::spawn(async move {
+                for i in 0..10u32 {
+                    // 1 KiB each: at most three fit the budget at a time.
+                    let value = vec![u8::try_from(t).unwrap(); 1024];
+                    db.run(|tx, _| {
+                        let value = value.clone();
+                        async move { tx.set(format!("b/{t}/{i}").as_bytes(), &value) }
+                    })
+                    .await
+                    .unwrap();
+                }
+            }));
+        }
+        for h in handles {
+            h.await.unwrap();
+        }
+        // Four times the budget in one transaction.
+        db.run(|tx, _| async move { tx.set(b"big", &vec![7u8; 4 * BUDGET]) })
+            .await
+            .unwrap();
+    };
+    tokio::time::timeout(Duration::from_secs(30), writers)
+        .await
+        .expect("commits waiting for the byte budget all got through");
+    assert_eq!(engine.stats().transactions_committed, 32 * 10 + 1);
+    let (first, big) = db
+        .run(|tx, _| async move { Ok::<_, Error>((tx.get(b"b/31/9").await?, tx.get(b"big").await?)) })
+        .await
+        .unwrap();
+    assert_eq!(first, Some(vec![31u8; 1024]));
+    assert_eq!(big.map(|v| v.len()), Some(4 * BUDGET));
+}
+
 /// Data, the commit version and versionstamp order survive a clean reopen.
 #[tokio::test]
 async fn reopen_keeps_data_and_version() {
