@@ -87,6 +87,9 @@ struct Options {
     /// Offered rates of the paced runs; empty: half and a quarter of
     /// Knot's max.
     paced_qps: Vec<u64>,
+    /// The servers on the first CPU, dnsperf on the others, as if on
+    /// separate machines (`--pin`).
+    pin: bool,
 }
 
 impl Options {
@@ -96,6 +99,7 @@ impl Options {
             clients: 4,
             threads: 2,
             paced_qps: Vec::new(),
+            pin: false,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -114,12 +118,13 @@ impl Options {
                 "--threads" => {
                     options.threads = u32::try_from(value("--threads")?.clamp(1, 64))?;
                 }
+                "--pin" => options.pin = true,
                 "--qps" => {
                     ensure!(options.paced_qps.len() < 8, "at most 8 --qps");
                     options.paced_qps.push(value("--qps")?.clamp(1, 10_000_000));
                 }
                 other => bail!(
-                    "unknown argument {other:?} (expected --secs, --clients, --threads, --qps)"
+                    "unknown argument {other:?} (expected --secs, --clients, --threads, --qps, --pin)"
                 ),
             }
         }
@@ -303,9 +308,9 @@ zone:
 }
 
 /// Starts Knot and waits until it answers the zone's SOA.
-fn start_knot(conf: &Path, port: u16) -> anyhow::Result<KillOnDrop> {
+fn start_knot(conf: &Path, port: u16, pin: bool) -> anyhow::Result<KillOnDrop> {
     let mut knot = KillOnDrop(
-        Command::new("knotd")
+        pinned(pin.then_some(SERVER_CPUS), "knotd")
             .arg("-c")
             .arg(conf)
             .stdin(Stdio::null())
@@ -418,7 +423,7 @@ fn dnsperf(
     qps: Option<u64>,
     output: &Path,
 ) -> anyhow::Result<PerfRun> {
-    let mut cmd = Command::new("dnsperf");
+    let mut cmd = pinned(options.pin.then_some(LOAD_CPUS), "dnsperf");
     cmd.args(["-s", "127.0.0.1", "-p", &port.to_string(), "-d"])
         .arg(queries)
         .args(["-l", &options.secs.to_string()])
@@ -451,6 +456,41 @@ struct Row {
     server: &'static str,
     mode: String,
     run: PerfRun,
+}
+
+/// The target: at least half of Knot's queries/s, with p99 under
+/// 1 ms (judged at each paced rate of at least half of Knot's max).
+fn print_verdict(rows: &[Row]) {
+    let max = |server: &str| {
+        rows.iter()
+            .find(|r| r.server == server && r.mode == "max")
+            .map(|r| r.run.qps)
+    };
+    let (Some(ours), Some(knot)) = (max("meridian"), max("knot")) else {
+        return;
+    };
+    let met = |ok: bool| if ok { "met" } else { "NOT met" };
+    println!(
+        "\nthroughput: {:.2}× Knot's max (target ≥ 0.5×): {}",
+        ours / knot,
+        met(ours >= knot / 2.0)
+    );
+    for row in rows
+        .iter()
+        .filter(|r| r.server == "meridian" && r.mode != "max")
+    {
+        // Paced runs below half of Knot's max do not test the target.
+        if row.run.qps < knot / 2.0 * 0.99 || row.run.latency_us.is_empty() {
+            continue;
+        }
+        let p99 = row.run.latency_us.value_at_quantile(0.99);
+        println!(
+            "p99 at {} ({:.2}× Knot's max): {p99} µs (target < 1,000 µs): {}",
+            row.mode,
+            row.run.qps / knot,
+            met(p99 < 1_000)
+        );
+    }
 }
 
 fn print_table(rows: &[Row]) {
@@ -500,8 +540,55 @@ fn version(program: &str, args: &[&str]) -> String {
         .to_owned()
 }
 
+/// CPUs online (not this process's affinity, which `--pin` narrows).
+fn num_cpus_online() -> usize {
+    std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .ok()
+        .and_then(|list| {
+            list.trim()
+                .split(',')
+                .map(|part| match part.split_once('-') {
+                    Some((a, b)) => Some(b.parse::<usize>().ok()? - a.parse::<usize>().ok()? + 1),
+                    None => part.parse::<usize>().ok().map(|_| 1),
+                })
+                .sum::<Option<usize>>()
+        })
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(0, |n| n.get()))
+}
+
+/// With `--pin`: the CPUs the servers (this process, Knot) run on, and the
+/// ones dnsperf runs on.
+const SERVER_CPUS: &str = "0";
+const LOAD_CPUS: &str = "1-1023";
+
+/// `program`, run on `cpus` (by `taskset`) when given.
+fn pinned(cpus: Option<&str>, program: &str) -> Command {
+    match cpus {
+        Some(cpus) => {
+            let mut cmd = Command::new("taskset");
+            cmd.args(["-c", cpus, program]);
+            cmd
+        }
+        None => Command::new(program),
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let options = Options::from_args()?;
+    if options.pin {
+        ensure!(
+            std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2,
+            "--pin needs at least 2 CPUs"
+        );
+        // Before any other thread exists: the runtime's threads, the DNS
+        // workers among them, inherit this.
+        let status = Command::new("taskset")
+            .args(["-p", "-c", SERVER_CPUS, &std::process::id().to_string()])
+            .stdout(Stdio::null())
+            .status()
+            .context("running taskset (util-linux)")?;
+        ensure!(status.success(), "taskset failed: {status}");
+    }
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra/local/routing.toml");
     let loaded: Loaded = routing::server::load(&config)?;
     ensure!(
@@ -518,13 +605,18 @@ fn main() -> anyhow::Result<()> {
         )
         .init();
     println!(
-        "DNS authority vs Knot {}: {} cores, {} s per run, dnsperf {} ({} clients, {} threads)",
+        "DNS authority vs Knot {}: {} cores, {} s per run, dnsperf {} ({} clients, {} threads){}",
         version("knotd", &["-V"]),
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        num_cpus_online(),
         options.secs,
         version("dnsperf", &["-h"]),
         options.clients,
         options.threads,
+        if options.pin {
+            format!(", servers on CPU {SERVER_CPUS}, dnsperf on the others")
+        } else {
+            String::new()
+        }
     );
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -563,7 +655,7 @@ fn main() -> anyhow::Result<()> {
     let knot_port = free_port()?;
     let conf = dir.path().join("knot.conf");
     std::fs::write(&conf, knot_conf(dir.path(), knot_port, &zone_file))?;
-    let knot = start_knot(&conf, knot_port)?;
+    let knot = start_knot(&conf, knot_port, options.pin)?;
     for (name, rtype) in QUERIES {
         let (ours, theirs) = (
             dig_answer(port, name, rtype)?,
@@ -622,6 +714,7 @@ fn main() -> anyhow::Result<()> {
         );
     }
     print_table(&rows);
+    print_verdict(&rows);
 
     let _ = stop.send(());
     runtime
