@@ -11,17 +11,18 @@
 //!   (Debian) and wasmtime-cli 48.0.8 where missing, builds the edge
 //!   component and a hello-world WASI HTTP component, then the edge
 //!   benchmark (`infra/meridian/benches/edge.rs`; ARGS: `--secs N
-//!   --connections N --threads N`).
+//!   --connections N --threads N --only hits,varnish,misses,serve,proxy`).
 //! - `cargo xtask build-worker`: builds the edge Worker
 //!   (`edge/edge-worker/build/`) with worker-build, installing what it
 //!   needs where missing: wrangler and esbuild from npm (pinned by the
 //!   crate's package-lock.json), worker-build and the wasm-bindgen CLI
 //!   matching Cargo.lock (into the target directory's `meridian-tools`).
 //!   wrangler.toml runs it as its build command.
-//! - `cargo xtask bench`: the embedded engine benchmark.
-//! - `cargo xtask bench-dns`: installs dnsperf and Knot DNS if missing, then
-//!   the DNS authority's benchmark against Knot (not part of `test`: it
-//!   needs packages CI does not, and its figures need a quiet machine).
+//! - `cargo xtask bench [-- ARGS]`: the embedded engine benchmark.
+//! - `cargo xtask bench-dns [-- ARGS]`: installs dnsperf and Knot DNS if
+//!   missing, then the DNS authority's benchmark against Knot (not part of
+//!   `test`: it needs packages CI does not, and its figures need a quiet
+//!   machine); ARGS: `--secs N --clients N --threads N --qps N --pin`.
 //! - `cargo xtask bench-regional [-- ARGS]`: installs PostgreSQL if
 //!   missing, then the regional service's benchmark (HTTP API, hot-SKU
 //!   reservations, and a private PostgreSQL cluster as the reference);
@@ -60,7 +61,7 @@ fn main() -> anyhow::Result<()> {
     let task = std::env::args().nth(1).unwrap_or_default();
     match task.as_str() {
         "test" => test(),
-        "bench" => cargo(&["bench", "-p", "db-embedded", "--bench", "engine"]),
+        "bench" => cargo_bench("db-embedded", "engine"),
         "bench-dns" => bench_dns(),
         "bench-regional" => bench_regional(),
         "build-worker" => build_worker(),
@@ -193,19 +194,24 @@ fn bench_dns() -> anyhow::Result<()> {
     if installed.contains(&"knot") {
         stop_knot_service()?;
     }
-    // `cargo xtask bench-dns -- --secs 5`: the benchmark's own args.
-    let extra = bench_args();
-    let mut args = vec!["bench", "-p", "routing", "--bench", "dns"];
-    if !extra.is_empty() {
-        args.push("--");
-        args.extend(extra.iter().map(String::as_str));
-    }
-    cargo(&args)
+    cargo_bench("routing", "dns")
 }
 
 /// What follows `cargo xtask <command> --`: arguments for the benchmark.
 fn bench_args() -> Vec<String> {
     std::env::args().skip(2).skip_while(|a| a == "--").collect()
+}
+
+/// `cargo bench -p <package> --bench <bench>`, passing on what follows
+/// `cargo xtask <command> --` (e.g. `cargo xtask bench-dns -- --secs 5`).
+fn cargo_bench(package: &str, bench: &str) -> anyhow::Result<()> {
+    let extra = bench_args();
+    let mut args = vec!["bench", "-p", package, "--bench", bench];
+    if !extra.is_empty() {
+        args.push("--");
+        args.extend(extra.iter().map(String::as_str));
+    }
+    cargo(&args)
 }
 
 /// Stops the cluster Debian's postgresql starts on install where services
@@ -229,14 +235,7 @@ fn bench_regional() -> anyhow::Result<()> {
     if installed.contains(&"postgresql") {
         stop_postgresql_service()?;
     }
-    // `cargo xtask bench-regional -- --secs 5`: the benchmark's own args.
-    let extra = bench_args();
-    let mut args = vec!["bench", "-p", "regional-server", "--bench", "api"];
-    if !extra.is_empty() {
-        args.push("--");
-        args.extend(extra.iter().map(String::as_str));
-    }
-    cargo(&args)
+    cargo_bench("regional-server", "api")
 }
 
 /// worker-build's version, matching the `worker` crate edge-worker uses.
