@@ -172,6 +172,25 @@ impl Drop for Proc {
     }
 }
 
+/// `wasmtime serve -Scli` running the bench-hello component on a free
+/// loopback port, with `env` (`NAME=VALUE`) in its environment.
+fn wasmtime_serve(args: &Args, env: &[String]) -> anyhow::Result<(Proc, u16)> {
+    let port = free_port()?;
+    let mut cmd = Command::new(&args.wasmtime);
+    cmd.args(["serve", "-Scli", "--addr"])
+        .arg(format!("127.0.0.1:{port}"));
+    for var in env {
+        cmd.arg("--env").arg(var);
+    }
+    let child = cmd
+        .arg(&args.hello)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("running wasmtime serve")?;
+    Ok((Proc(child), port))
+}
+
 async fn wait_until_serving(client: &reqwest::Client, url: &str) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
@@ -322,14 +341,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
         varnish_load = Some(load);
     }
 
+    // The product mix of the misses and of the proxy reference.
+    let miss_script = dir.path().join("miss.lua");
+    std::fs::write(&miss_script, MISS_SCRIPT)?;
+
     // 3. Misses.
     if args.runs("misses") {
-        let script = dir.path().join("miss.lua");
-        std::fs::write(&script, MISS_SCRIPT)?;
         let load = wrk(
             &args,
             &format!("http://{miss_addr}/v1/products/MRD-000000"),
-            Some(&script),
+            Some(&miss_script),
         )?;
         row("edge-host cache misses (instance per request)", &load);
         println!("{:<44} {}", "", load.script);
@@ -338,17 +359,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     // 4. wasmtime serve, hello world.
     if args.runs("serve") {
-        let port = free_port()?;
-        let _serve = Proc(
-            Command::new(&args.wasmtime)
-                .args(["serve", "-Scli", "--addr"])
-                .arg(format!("127.0.0.1:{port}"))
-                .arg(&args.hello)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .context("running wasmtime serve")?,
-        );
+        let (_serve, port) = wasmtime_serve(&args, &[])?;
         let hello = format!("http://127.0.0.1:{port}/");
         wait_until_serving(&client, &hello).await?;
         let load = wrk(&args, &hello, None)?;
@@ -361,28 +372,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // passed on) without edge-host or the edge logic, same product mix.
     if args.runs("proxy") {
         let (_, region, _) = platform.regions.first().context("no region")?;
-        let port = free_port()?;
-        let _serve = Proc(
-            Command::new(&args.wasmtime)
-                .args(["serve", "-Scli", "--addr"])
-                .arg(format!("127.0.0.1:{port}"))
-                .arg("--env")
-                .arg(format!("ORIGIN=http://{region}"))
-                .arg("--env")
-                .arg(format!("EDGE_KEY={}", config.edge_key))
-                .arg(&args.hello)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .context("running wasmtime serve as a proxy")?,
-        );
+        let (_serve, port) = wasmtime_serve(
+            &args,
+            &[
+                format!("ORIGIN=http://{region}"),
+                format!("EDGE_KEY={}", config.edge_key),
+            ],
+        )?;
         let first = format!("http://127.0.0.1:{port}/v1/products/MRD-000000");
         // Succeeds only once the proxy reaches the region with a signature
         // the region accepts.
         wait_until_serving(&client, &first).await?;
-        let script = dir.path().join("proxy.lua");
-        std::fs::write(&script, MISS_SCRIPT)?;
-        let load = wrk(&args, &first, Some(&script))?;
+        let load = wrk(&args, &first, Some(&miss_script))?;
         row("wasmtime serve, signing proxy (reference)", &load);
         proxy = Some(load);
     }
