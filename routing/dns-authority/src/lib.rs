@@ -23,10 +23,9 @@ pub mod location;
 mod udp;
 
 use std::future::Future;
-use std::time::Duration;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use hickory_server::Server;
 use hickory_server::net::NetError;
@@ -69,13 +68,19 @@ pub enum ServeError {
     Shutdown(#[source] NetError),
 }
 
+/// One per core, at most 8: the UDP sockets to bind per port (see
+/// [`bind_udp`]) and the worker threads [`serve_sockets`] gives each.
+pub fn udp_parallelism() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 8))
+}
+
 /// Most UDP sockets [`bind_udp`] binds to one port.
 pub const MAX_UDP_SOCKETS: usize = 64;
 
 /// Binds `count` UDP sockets (at least one, at most [`MAX_UDP_SOCKETS`]) to
 /// `addr` with SO_REUSEPORT, so the kernel spreads clients over them and
-/// they do not contend for one socket's queue. With port 0 the first socket picks the port and
-/// the others join it.
+/// they do not contend for one socket's queue. With port 0 the first socket
+/// picks the port and the others join it.
 pub fn bind_udp(addr: std::net::SocketAddr, count: usize) -> std::io::Result<Vec<UdpSocket>> {
     use socket2::{Domain, Protocol, Socket, Type};
     let mut sockets = Vec::new();
@@ -119,7 +124,10 @@ pub async fn serve_sockets(
     let mut udp_workers = JoinSet::new();
     for socket in udp {
         let socket = udp::for_workers(socket).map_err(|e| ServeError::Stopped(e.into()))?;
-        for _ in 0..udp::workers_per_socket() {
+        // The kernel picks a socket by hashing the client's address and
+        // port, so a few busy clients can all land on one socket: with a
+        // worker per core on every socket, any socket can use every core.
+        for _ in 0..udp_parallelism() {
             let (socket, authority, stop, runtime) = (
                 Arc::clone(&socket),
                 Arc::clone(&authority),

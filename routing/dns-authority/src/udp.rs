@@ -56,14 +56,6 @@ const STOP_POLL: Duration = Duration::from_millis(100);
 /// drops the answer (the client retries, as for any lost datagram).
 const SEND_TIMEOUT: Duration = Duration::from_millis(100);
 
-/// Threads reading each UDP socket. The kernel picks a socket by hashing the
-/// client's address and port, so a few busy clients can all land on one
-/// socket: with a thread per core on every socket, any socket can use every
-/// core.
-pub(crate) fn workers_per_socket() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 8))
-}
-
 /// Makes a socket bound for tokio into one the blocking workers can share.
 pub(crate) fn for_workers(socket: tokio::net::UdpSocket) -> io::Result<Arc<UdpSocket>> {
     let socket = socket.into_std()?;

@@ -540,22 +540,6 @@ fn version(program: &str, args: &[&str]) -> String {
         .to_owned()
 }
 
-/// CPUs online (not this process's affinity, which `--pin` narrows).
-fn num_cpus_online() -> usize {
-    std::fs::read_to_string("/sys/devices/system/cpu/online")
-        .ok()
-        .and_then(|list| {
-            list.trim()
-                .split(',')
-                .map(|part| match part.split_once('-') {
-                    Some((a, b)) => Some(b.parse::<usize>().ok()? - a.parse::<usize>().ok()? + 1),
-                    None => part.parse::<usize>().ok().map(|_| 1),
-                })
-                .sum::<Option<usize>>()
-        })
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(0, |n| n.get()))
-}
-
 /// With `--pin`: the CPUs the servers (this process, Knot) run on, and the
 /// ones dnsperf runs on.
 const SERVER_CPUS: &str = "0";
@@ -575,11 +559,10 @@ fn pinned(cpus: Option<&str>, program: &str) -> Command {
 
 fn main() -> anyhow::Result<()> {
     let options = Options::from_args()?;
+    // Counted before `--pin` narrows this process to one CPU.
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     if options.pin {
-        ensure!(
-            std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2,
-            "--pin needs at least 2 CPUs"
-        );
+        ensure!(cores >= 2, "--pin needs at least 2 CPUs");
         // Before any other thread exists: the runtime's threads, the DNS
         // workers among them, inherit this.
         let status = Command::new("taskset")
@@ -607,7 +590,7 @@ fn main() -> anyhow::Result<()> {
     println!(
         "DNS authority vs Knot {}: {} cores, {} s per run, dnsperf {} ({} clients, {} threads){}",
         version("knotd", &["-V"]),
-        num_cpus_online(),
+        cores,
         options.secs,
         version("dnsperf", &["-h"]),
         options.clients,

@@ -72,7 +72,7 @@ impl Sockets {
             api: tokio::net::TcpListener::bind(config.api_listen)
                 .await
                 .with_context(|| format!("binding the API on {}", config.api_listen))?,
-            dns_udp: dns_authority::bind_udp(config.dns_listen, udp_sockets())
+            dns_udp: dns_authority::bind_udp(config.dns_listen, dns_authority::udp_parallelism())
                 .with_context(|| format!("binding DNS (UDP) on {}", config.dns_listen))?,
             dns_tcp: tokio::net::TcpListener::bind(config.dns_listen)
                 .await
@@ -88,7 +88,7 @@ impl Sockets {
             .context("binding the API")?;
         // Bounded: a port free for UDP is nearly always free for TCP.
         for _ in 0..50 {
-            let dns_udp = dns_authority::bind_udp((ip, 0).into(), udp_sockets())
+            let dns_udp = dns_authority::bind_udp((ip, 0).into(), dns_authority::udp_parallelism())
                 .context("binding DNS (UDP)")?;
             let port = dns_udp
                 .first()
@@ -110,11 +110,6 @@ impl Sockets {
     pub fn dns_port(&self) -> std::io::Result<u16> {
         Ok(self.dns_tcp.local_addr()?.port())
     }
-}
-
-/// UDP sockets per DNS port: one per core, within bounds.
-fn udp_sockets() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 8))
 }
 
 /// Runs the checker, the API and the DNS authority until `shutdown`.
