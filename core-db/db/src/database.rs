@@ -66,6 +66,15 @@ impl Database {
         self.policy
     }
 
+    /// This database with `faults` in front of its commits (tests and
+    /// drills); the original handle is unaffected.
+    pub fn with_faults(&self, faults: &std::sync::Arc<crate::fault::Faults>) -> Database {
+        Database {
+            raw: faults.wrap(self.raw.clone()),
+            policy: self.policy,
+        }
+    }
+
     /// "embedded" or "foundationdb".
     pub fn engine(&self) -> &'static str {
         self.raw.engine()

@@ -35,6 +35,7 @@ pub mod atomic;
 pub mod backend;
 mod database;
 mod error;
+pub mod fault;
 pub mod keys;
 pub mod limits;
 mod shards;
@@ -44,6 +45,7 @@ pub use atomic::MutationType;
 pub use backend::{CommitInfo, KeyValue, RangeChunk};
 pub use database::{Database, MaybeCommitted, RetryPolicy};
 pub use error::{EngineSource, Error, Result, TxnError};
+pub use fault::Faults;
 pub use keys::{Subspace, Versionstamp};
 pub use shards::{Durability, ShardMap, ShardMapError, StorageConfig};
 pub use transaction::{

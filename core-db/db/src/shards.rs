@@ -95,6 +95,18 @@ impl ShardMap {
         Ok(ShardMap { shards })
     }
 
+    /// Every shard with `faults` in front of its commits (tests and
+    /// drills); this map is unaffected.
+    pub fn with_faults(&self, faults: &std::sync::Arc<crate::fault::Faults>) -> ShardMap {
+        ShardMap {
+            shards: self
+                .shards
+                .iter()
+                .map(|(shard, db)| (shard.clone(), db.with_faults(faults)))
+                .collect(),
+        }
+    }
+
     pub fn insert(&mut self, shard: ShardId, db: Database) {
         self.shards.insert(shard, db);
     }

@@ -15,6 +15,31 @@ pub enum Target {
     Nearest,
 }
 
+/// Whether a write may be sent a second time (to another region, after the
+/// first one's outcome was lost).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repeat {
+    /// It stores nothing (a new session is a signed token): always.
+    Always,
+    /// The region deduplicates it by `Idempotency-Key`, and the edge gives
+    /// it one when the shopper did not (cart creation and cart changes).
+    EdgeKeyed,
+    /// Only with the shopper's own key: the shopper's retry must carry the
+    /// same key, so the edge must not invent one (checkout).
+    ShopperKeyed,
+}
+
+impl Repeat {
+    /// Whether a request of this kind may be repeated, given whether it
+    /// carries an idempotency key.
+    pub fn safe(self, has_key: bool) -> bool {
+        match self {
+            Repeat::Always => true,
+            Repeat::EdgeKeyed | Repeat::ShopperKeyed => has_key,
+        }
+    }
+}
+
 /// A request, classified.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
@@ -34,6 +59,7 @@ pub enum Route {
     Write {
         target: Target,
         cart: Option<ShardedId>,
+        repeat: Repeat,
     },
     /// A private read (orders), forwarded uncached.
     PrivateRead { target: Target },
@@ -101,6 +127,7 @@ pub fn classify(req: &Request) -> Route {
             Route::Write {
                 target: Target::Nearest,
                 cart: None,
+                repeat: Repeat::Always,
             },
         ),
         ["v1", "carts"] => write_or(
@@ -108,6 +135,7 @@ pub fn classify(req: &Request) -> Route {
             Route::Write {
                 target: Target::SessionShard,
                 cart: None,
+                repeat: Repeat::EdgeKeyed,
             },
         ),
         ["v1", "carts", id] => match sharded(id) {
@@ -120,6 +148,7 @@ pub fn classify(req: &Request) -> Route {
                 Route::Write {
                     target: Target::Shard(cart.shard().clone()),
                     cart: Some(cart),
+                    repeat: Repeat::EdgeKeyed,
                 },
             ),
             None => Route::NotFound,
@@ -130,6 +159,7 @@ pub fn classify(req: &Request) -> Route {
                 Route::Write {
                     target: Target::Shard(cart.shard().clone()),
                     cart: Some(cart),
+                    repeat: Repeat::EdgeKeyed,
                 },
             ),
             None => Route::NotFound,
@@ -139,6 +169,7 @@ pub fn classify(req: &Request) -> Route {
             Route::Write {
                 target: Target::SessionShard,
                 cart: None,
+                repeat: Repeat::ShopperKeyed,
             },
         ),
         ["v1", "orders"] => read_or(
@@ -226,6 +257,7 @@ mod tests {
             Route::Write {
                 target: Target::Shard("eu".parse().unwrap()),
                 cart: Some(cart),
+                repeat: Repeat::EdgeKeyed,
             }
         );
         assert_eq!(
@@ -247,7 +279,8 @@ mod tests {
             classify(&req("POST", "/v1/checkout")),
             Route::Write {
                 target: Target::SessionShard,
-                cart: None
+                cart: None,
+                repeat: Repeat::ShopperKeyed,
             }
         );
     }

@@ -7,7 +7,10 @@
 
 use topology::routing::RoutingTable;
 
-use crate::classify::{Route, Target, classify, session_shard};
+use regional_api::Delivery;
+use regional_api::headers::IDEMPOTENCY_KEY;
+
+use crate::classify::{Repeat, Route, Target, classify, session_shard};
 use crate::entry::{Entry, Freshness, MAX_BODY_BYTES};
 use crate::http::{Request, Response};
 use crate::origin::{self, Failure};
@@ -200,23 +203,27 @@ impl<H: Host> Edge<H> {
                 Some(response) => self.conditional(&req, response).into(),
                 None => Response::problem(404, "not-found", "Not found", "no such asset").into(),
             },
-            Route::Write { target, cart } => {
+            Route::Write {
+                target,
+                cart,
+                repeat,
+            } => {
                 let mut req = req.clone();
-                if cart.is_some() && req.header("idempotency-key").is_none() {
-                    // Cart writes are deduplicated by key in the cart's
-                    // shard: with one, a write that timed out may safely be
+                if *repeat == Repeat::EdgeKeyed && req.header(IDEMPOTENCY_KEY).is_none() {
+                    // The region deduplicates these writes by key: with
+                    // one, a write whose answer was lost may safely be
                     // sent to the standby.
-                    let key = format!("edge-{}", self.host.nonce());
-                    req.headers.push(("idempotency-key".into(), key));
+                    let key = regional_api::idempotency::edge_key(&self.host.nonce());
+                    req.headers.push((IDEMPOTENCY_KEY.into(), key));
                 }
-                let response = self.forward(&req, target, true).await;
+                let response = self.forward(&req, target, Some(*repeat)).await;
                 if let Some(cart) = cart {
                     self.after_cart_write(&req, cart, response).await.into()
                 } else {
                     response.into()
                 }
             }
-            Route::PrivateRead { target } => self.forward(&req, target, false).await.into(),
+            Route::PrivateRead { target } => self.forward(&req, target, None).await.into(),
             _ => self.cached(&req, &route).await,
         };
         let mut handled = handled;
@@ -354,7 +361,7 @@ impl<H: Host> Edge<H> {
     async fn cached(&self, req: &Request, route: &Route) -> Handled {
         let (Some(policy), Some(key)) = (policy::policy(route), policy::cache_key(route, req))
         else {
-            return self.forward(req, &read_target(route), false).await.into();
+            return self.forward(req, &read_target(route), None).await.into();
         };
         let now_ms = self.host.now_ms();
         let entry = self.lookup(req, route, &key).await;
@@ -404,10 +411,12 @@ impl<H: Host> Edge<H> {
         // under it.
         req.query = key.split_once('?').map(|(_, q)| q.to_owned());
         if min_version > 0 {
-            req.headers
-                .push(("x-meridian-min-version".into(), min_version.to_string()));
+            req.headers.push((
+                regional_api::headers::MIN_VERSION.into(),
+                min_version.to_string(),
+            ));
         }
-        let response = self.forward(&req, &read_target(route), false).await;
+        let response = self.forward(&req, &read_target(route), None).await;
         if response.status >= 500 {
             return Err(response);
         }
@@ -639,8 +648,11 @@ impl<H: Host> Edge<H> {
         None
     }
 
-    /// Sends `req` to the region(s) for `target`, signed; fails over once.
-    async fn forward(&self, req: &Request, target: &Target, is_write: bool) -> Response {
+    /// Sends `req` to the region(s) for `target`, signed; fails over once,
+    /// by the contract's rule: a call that certainly was not applied may go
+    /// to the next region, one that may have been applied only when
+    /// repeating it is harmless (`repeat` is `None` for reads).
+    async fn forward(&self, req: &Request, target: &Target, repeat: Option<Repeat>) -> Response {
         let Some(table) = self.table().await else {
             return Response::problem(
                 503,
@@ -658,61 +670,43 @@ impl<H: Host> Edge<H> {
             },
             Target::Nearest => origin::nearest(&table, self.config.latitude, self.config.longitude),
         };
-        if urls.is_empty() {
-            return Response::problem(
+        let safe_to_repeat = repeat.is_none_or(|r| r.safe(req.header(IDEMPOTENCY_KEY).is_some()));
+        let mut outcome = Err(Failure::NotSent);
+        for (i, base) in urls.iter().enumerate() {
+            if i > 0 && !origin::may_resend(origin::delivery(&outcome), safe_to_repeat) {
+                break;
+            }
+            outcome = self.host.fetch(self.signed(req, base)).await;
+            if origin::delivery(&outcome) == Delivery::Answered {
+                break;
+            }
+        }
+        match outcome {
+            Ok(response) => response,
+            Err(_) if urls.is_empty() => Response::problem(
                 503,
                 "no-region",
                 "Service unavailable",
                 "no region serves this data right now",
-            );
-        }
-        let has_key = req.header("idempotency-key").is_some();
-        let mut last = None;
-        for (i, base) in urls.iter().enumerate() {
-            let more = i + 1 < urls.len();
-            let outcome = self.host.fetch(self.signed(req, base)).await;
-            let failure = match &outcome {
-                Ok(r) if r.status == 503 => Some(Failure::Unavailable),
-                // The request timed out inside the region: it may have
-                // been applied.
-                Ok(r) if r.status == 504 => Some(Failure::Timeout),
-                // This region does not serve the shard (any more): nothing
-                // was applied.
-                Ok(r) if r.status == 421 => Some(Failure::Connect),
-                Ok(_) => None,
-                Err(f) => Some(*f),
-            };
-            match failure {
-                None => return outcome.unwrap_or_else(|_| Response::new(502)),
-                Some(f) if more && origin::may_retry(f, is_write, has_key) => {
-                    last = Some(outcome);
-                }
-                Some(_) => {
-                    return match outcome {
-                        Ok(r) => r,
-                        Err(Failure::Timeout) => Response::problem(
-                            504,
-                            "origin-timeout",
-                            "Gateway timeout",
-                            "the region did not answer in time",
-                        ),
-                        Err(_) => Response::problem(
-                            502,
-                            "origin-unreachable",
-                            "Bad gateway",
-                            "the region could not be reached",
-                        ),
-                    };
-                }
-            }
-        }
-        match last {
-            Some(Ok(r)) => r,
-            _ => Response::problem(
-                502,
-                "origin-unreachable",
-                "Bad gateway",
-                "no region could be reached",
+            ),
+            Err(Failure::NotSent) => Response::problem(
+                503,
+                regional_api::problem::kinds::UNAVAILABLE,
+                "Service unavailable",
+                "no region could be reached; nothing was applied",
+            ),
+            Err(Failure::Lost) if repeat.is_some() => Response::problem(
+                504,
+                regional_api::problem::kinds::MAYBE_APPLIED,
+                "Outcome unknown",
+                "the region's answer was lost: the request may have been applied; \
+                 retry with the same Idempotency-Key",
+            ),
+            Err(Failure::Lost) => Response::problem(
+                504,
+                "origin-timeout",
+                "Gateway timeout",
+                "the region did not answer in time",
             ),
         }
     }
@@ -752,11 +746,11 @@ impl<H: Host> Edge<H> {
 
 /// Request headers passed on to the origin (others stay at the edge).
 const FORWARDED_HEADERS: &[&str] = &[
-    "x-meridian-min-version",
+    regional_api::headers::MIN_VERSION,
     "authorization",
     "content-type",
     "accept",
-    "idempotency-key",
+    IDEMPOTENCY_KEY,
     "if-match",
 ];
 
@@ -1039,7 +1033,7 @@ mod tests {
         let failing = fail.clone();
         let e = edge(Box::new(move |_| {
             if failing.get() {
-                Err(Failure::Connect)
+                Err(Failure::NotSent)
             } else {
                 json(200, "{\"q\":1}")
             }
@@ -1073,7 +1067,7 @@ mod tests {
         // Past stale-if-error too: the error.
         e.host.now_ms.set(e.host.now_ms.get() + 4_000_000);
         let r = block_on(e.handle(get("/v1/search"))).response;
-        assert_eq!(r.status, 502);
+        assert_eq!(r.status, 503, "nothing was applied: unavailable");
     }
 
     #[test]
@@ -1111,7 +1105,7 @@ mod tests {
     fn writes_fail_over_once_and_only_when_safe() {
         let e = edge(Box::new(|req| {
             if req.url.starts_with("http://us") {
-                Err(Failure::Connect)
+                Err(Failure::NotSent)
             } else {
                 json(200, "{\"version\":2}")
             }
@@ -1144,7 +1138,7 @@ mod tests {
         // idempotency key the edge gave it (the cart's shard dedups it).
         let e = edge(Box::new(|req| {
             if req.url.starts_with("http://us") {
-                Err(Failure::Timeout)
+                Err(Failure::Lost)
             } else {
                 json(200, "{\"version\":2}")
             }
@@ -1181,6 +1175,121 @@ mod tests {
         let r = block_on(e.handle(checkout)).response;
         assert_eq!(r.status, 200);
         assert_eq!(e.host.calls.borrow().len() - before, 3);
+    }
+
+    /// Every write route against every way its first call can end: what
+    /// the shopper gets and how many calls were made. Regions are tried in
+    /// the table's order (home `us`, then standby `eu`).
+    #[test]
+    fn maybe_applied_writes_are_resent_only_when_safe() {
+        use regional_api::problem::kinds;
+        #[derive(Clone, Copy, Debug)]
+        enum First {
+            Refused,
+            Lost,
+            Status(u16),
+        }
+        let token = {
+            use base64::Engine;
+            let claims = r#"{"sub":"us.01ARZ3NDEKTSV4RRFFQ69G5FAV","exp_ms":1}"#;
+            format!(
+                "Bearer {}.sig",
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims)
+            )
+        };
+        let write = |method: &str, path: &str, key: Option<&str>| {
+            let mut r = get(path);
+            r.method = method.into();
+            r.body = b"{}".to_vec();
+            r.headers.push(("authorization".into(), token.clone()));
+            if let Some(k) = key {
+                r.headers.push(("idempotency-key".into(), k.into()));
+            }
+            r
+        };
+        let cart_items = "/v1/carts/us.01ARZ3NDEKTSV4RRFFQ69G5FAV/items";
+        // (request, first call's end, calls expected, final status)
+        let cases = [
+            // New cart: the edge keys it, so even a lost answer is resent.
+            (write("POST", "/v1/carts", None), First::Lost, 2, 201),
+            (write("POST", "/v1/carts", None), First::Status(504), 2, 201),
+            (write("POST", "/v1/carts", None), First::Status(503), 2, 201),
+            (write("POST", "/v1/carts", None), First::Status(409), 1, 409),
+            (write("POST", cart_items, None), First::Status(504), 2, 201),
+            // Checkout without the shopper's key: maybe applied stays so.
+            (write("POST", "/v1/checkout", None), First::Lost, 1, 504),
+            (
+                write("POST", "/v1/checkout", None),
+                First::Status(504),
+                1,
+                504,
+            ),
+            (write("POST", "/v1/checkout", None), First::Refused, 2, 201),
+            (
+                write("POST", "/v1/checkout", None),
+                First::Status(503),
+                2,
+                201,
+            ),
+            (
+                write("POST", "/v1/checkout", None),
+                First::Status(421),
+                2,
+                201,
+            ),
+            (
+                write("POST", "/v1/checkout", Some("k")),
+                First::Lost,
+                2,
+                201,
+            ),
+            (
+                write("POST", "/v1/checkout", Some("k")),
+                First::Status(504),
+                2,
+                201,
+            ),
+        ];
+        for (req, first, calls, status) in cases {
+            let e = edge(Box::new(move |call| {
+                if call.url.starts_with("http://us") {
+                    match first {
+                        First::Refused => Err(Failure::NotSent),
+                        First::Lost => Err(Failure::Lost),
+                        First::Status(s) => Ok(Response::problem(s, "x", "x", "x")),
+                    }
+                } else {
+                    json(201, "{\"version\":2}")
+                }
+            }));
+            let r = block_on(e.handle(req.clone())).response;
+            let made = e.host.calls.borrow().clone();
+            let what = format!("{} {} {first:?}", req.method, req.path);
+            assert_eq!(made.len(), calls, "calls for {what}");
+            assert_eq!(r.status, status, "status for {what}");
+            assert!(
+                made[0].url.starts_with("http://us"),
+                "home first for {what}"
+            );
+            if calls == 2 {
+                assert!(made[1].url.starts_with("http://eu"), "standby for {what}");
+                let key = |c: &Outbound| {
+                    c.headers
+                        .iter()
+                        .find(|(n, _)| n == "idempotency-key")
+                        .map(|(_, v)| v.clone())
+                };
+                assert_eq!(key(&made[0]), key(&made[1]), "same key for {what}");
+            }
+            if status == 504 && matches!(first, First::Lost) {
+                let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+                assert_eq!(
+                    body["type"],
+                    format!("urn:meridian:problem:{}", kinds::MAYBE_APPLIED),
+                    "{what}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -75,21 +75,15 @@ impl Response {
         self
     }
 
-    /// An RFC 9457 problem+json response.
+    /// An RFC 9457 problem+json response (the contract's one document).
     pub fn problem(status: u16, kind: &str, title: &str, detail: &str) -> Self {
-        let body = serde_json::json!({
-            "type": format!("urn:meridian:problem:{kind}"),
-            "title": title,
-            "status": status,
-            "detail": detail,
-        });
         Response {
             status,
             headers: vec![(
                 "content-type".to_owned(),
-                "application/problem+json".to_owned(),
+                regional_api::problem::CONTENT_TYPE.to_owned(),
             )],
-            body: serde_json::to_vec(&body).unwrap_or_default(),
+            body: regional_api::Problem::new(status, kind, title, detail).to_json(),
         }
     }
 }

@@ -2,7 +2,10 @@
 //! region (then its next serving standby, once), or the nearest serving
 //! region for reads any region can answer.
 
+use regional_api::Delivery;
 use topology::ShardId;
+
+use crate::http::Response;
 use topology::routing::RoutingTable;
 
 /// At most this many regions are tried for one request.
@@ -45,21 +48,42 @@ pub fn nearest(table: &RoutingTable, latitude: f64, longitude: f64) -> Vec<Strin
         .collect()
 }
 
-/// What happened to a call to an origin.
+/// A call to an origin that got no answer. Hosts report only what their
+/// platform tells them for certain, never what an error message's words
+/// suggest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
-    /// The connection was refused or reset before the request was sent.
-    Connect,
-    /// No answer in time: the request may have been applied.
-    Timeout,
-    /// The origin answered 503 (not ready, or shedding load).
-    Unavailable,
+    /// Nothing was sent: the connection was refused (or never made), so
+    /// the request cannot have been applied.
+    NotSent,
+    /// The request may have reached the origin and its answer was lost
+    /// (reset, timeout, or a platform that cannot tell): it may have been
+    /// applied.
+    Lost,
 }
 
-/// Whether a failed call may be sent to the next region. A read always
-/// may. A write may when it cannot have been applied (connect error, 503),
-/// or when it carries an idempotency key the regions deduplicate by (a
-/// timeout's outcome is unknown, and the key makes the retry harmless).
-pub fn may_retry(failure: Failure, is_write: bool, has_idempotency_key: bool) -> bool {
-    !is_write || has_idempotency_key || matches!(failure, Failure::Connect | Failure::Unavailable)
+impl Failure {
+    pub fn delivery(self) -> Delivery {
+        match self {
+            Failure::NotSent => Delivery::NotApplied,
+            Failure::Lost => Delivery::MaybeApplied,
+        }
+    }
+}
+
+/// What a call's outcome says about whether it was applied: the answer's
+/// status read by the contract's one rule, or the failure.
+pub fn delivery(outcome: &Result<Response, Failure>) -> Delivery {
+    match outcome {
+        Ok(response) => regional_api::delivery::of_status(response.status),
+        Err(failure) => failure.delivery(),
+    }
+}
+
+/// Whether a call that ended as `delivery` may be sent to the next region:
+/// when it certainly was not applied, or when repeating it is harmless (a
+/// read, a write the regions deduplicate by the idempotency key it
+/// carries, or one that stores nothing).
+pub fn may_resend(delivery: Delivery, safe_to_repeat: bool) -> bool {
+    regional_api::delivery::may_resend(delivery, safe_to_repeat)
 }

@@ -39,7 +39,7 @@ impl Host for NativeHost {
 
     async fn fetch(&self, request: Outbound) -> Result<Response, Failure> {
         let method =
-            reqwest::Method::from_bytes(request.method.as_bytes()).map_err(|_| Failure::Connect)?;
+            reqwest::Method::from_bytes(request.method.as_bytes()).map_err(|_| Failure::NotSent)?;
         let mut builder = self
             .client
             .request(method, &request.url)
@@ -48,10 +48,12 @@ impl Host for NativeHost {
             builder = builder.header(name, value);
         }
         let response = builder.body(request.body).send().await.map_err(|e| {
+            // reqwest's typed classification: a connect error happened
+            // before any byte of the request was written.
             if e.is_connect() {
-                Failure::Connect
+                Failure::NotSent
             } else {
-                Failure::Timeout
+                Failure::Lost
             }
         })?;
         let status = response.status().as_u16();
@@ -60,11 +62,7 @@ impl Host for NativeHost {
             .iter()
             .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
             .collect();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|_| Failure::Timeout)?
-            .to_vec();
+        let body = response.bytes().await.map_err(|_| Failure::Lost)?.to_vec();
         Ok(Response {
             status,
             headers,

@@ -84,13 +84,15 @@ impl Host for SpinHost {
                 body: response.into_body(),
             }),
             Err(SendError::Http(code)) => Err(classify(&code)),
-            // Converting or streaming failed: treat as not sent.
-            Err(_) => Err(Failure::Connect),
+            // Converting or streaming failed: part of the request may have
+            // gone out, so it may have been applied.
+            Err(_) => Err(Failure::Lost),
         }
     }
 }
 
-/// Whether a failed call can have reached the region.
+/// Whether a failed call can have reached the region, from WASI's typed
+/// error code (never from a message's words).
 fn classify(code: &ErrorCode) -> Failure {
     match code {
         ErrorCode::DnsTimeout
@@ -101,9 +103,9 @@ fn classify(code: &ErrorCode) -> Failure {
         | ErrorCode::DestinationIpUnroutable
         | ErrorCode::ConnectionRefused
         | ErrorCode::ConnectionTimeout
-        | ErrorCode::HttpRequestDenied => Failure::Connect,
+        | ErrorCode::HttpRequestDenied => Failure::NotSent,
         // Anything after the connection was made may have been applied.
-        _ => Failure::Timeout,
+        _ => Failure::Lost,
     }
 }
 

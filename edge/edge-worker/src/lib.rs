@@ -92,18 +92,6 @@ fn pairs_of(headers: &Headers) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Whether a failed fetch can have reached the origin.
-fn classify(error: &worker::Error) -> Failure {
-    let message = error.to_string().to_ascii_lowercase();
-    if message.contains("refused") || message.contains("connect") && !message.contains("lost") {
-        Failure::Connect
-    } else {
-        // Anything else (a reset mid-request, our own timeout) may have
-        // been applied.
-        Failure::Timeout
-    }
-}
-
 impl Host for WorkerHost {
     fn now_ms(&self) -> u64 {
         Date::now().as_millis()
@@ -144,7 +132,8 @@ impl Host for WorkerHost {
         if !request.body.is_empty() {
             init.with_body(Some(js_sys::Uint8Array::from(&request.body[..]).into()));
         }
-        let outgoing = Request::new_with_init(&request.url, &init).map_err(|_| Failure::Connect)?;
+        // Building the request failed: nothing left the Worker.
+        let outgoing = Request::new_with_init(&request.url, &init).map_err(|_| Failure::NotSent)?;
         let controller = AbortController::default();
         let signal = controller.signal();
         let fetch = Fetch::Request(outgoing);
@@ -152,15 +141,19 @@ impl Host for WorkerHost {
         let timer = std::pin::pin!(Delay::from(CALL_TIMEOUT));
         let mut response = match futures::future::select(sent, timer).await {
             futures::future::Either::Left((Ok(response), _)) => response,
-            futures::future::Either::Left((Err(error), _)) => return Err(classify(&error)),
+            // fetch rejects a refused connection and a lost answer alike
+            // (a TypeError whose words are the runtime's): either may have
+            // been applied, so only a write that is safe to repeat is sent
+            // elsewhere.
+            futures::future::Either::Left((Err(_), _)) => return Err(Failure::Lost),
             futures::future::Either::Right(((), _)) => {
                 controller.abort();
-                return Err(Failure::Timeout);
+                return Err(Failure::Lost);
             }
         };
         let status = response.status_code();
         let headers = pairs_of(response.headers());
-        let body = response.bytes().await.map_err(|_| Failure::Timeout)?;
+        let body = response.bytes().await.map_err(|_| Failure::Lost)?;
         Ok(EdgeResponse {
             status,
             headers,

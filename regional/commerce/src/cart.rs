@@ -46,12 +46,25 @@ pub struct Cart {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schema(ignore)]
     pub recent_ops: Vec<(String, u64)>,
+    /// The idempotency key of the request that created the cart: a repeat
+    /// of that request returns this cart instead of making another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(ignore)]
+    pub created_by: Option<String>,
 }
 
 /// Operation ids a cart remembers.
 pub const MAX_RECENT_OPS: usize = 32;
-/// Longest operation id, in bytes.
-pub const MAX_OP_ID_LEN: usize = 128;
+/// Longest operation id, in bytes (the contract's idempotency key bound).
+pub const MAX_OP_ID_LEN: usize = regional_api::idempotency::MAX_KEY_LEN;
+
+/// Checks a write's idempotency key, if it has one.
+fn check_op_id(op_id: Option<&str>) -> Result<()> {
+    match op_id.map(regional_api::idempotency::validate) {
+        Some(Err(e)) => Err(invalid("Idempotency-Key", e.to_string())),
+        _ => Ok(()),
+    }
+}
 
 /// A change to a cart.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,8 +158,12 @@ pub(crate) fn check_owner(owner: &ShardedId, record_owner: &str, what: &'static 
 }
 
 impl Commerce {
-    /// A new empty cart for `owner`, in the owner's shard.
-    pub async fn create_cart(&self, owner: &ShardedId) -> Result<Cart> {
+    /// A new empty cart for `owner`, in the owner's shard. With `op_id`
+    /// (the request's `Idempotency-Key`), a repeat of the request returns
+    /// the cart the first one made (as it is now) instead of another: an
+    /// edge that lost the answer may send it again, to any region.
+    pub async fn create_cart(&self, owner: &ShardedId, op_id: Option<&str>) -> Result<Cart> {
+        check_op_id(op_id)?;
         let id = self.new_id(owner.shard());
         let now_ms = self.now_ms();
         let cart = Cart {
@@ -159,16 +176,57 @@ impl Commerce {
             expires_ms: now_ms.saturating_add(self.settings().cart_ttl_s.saturating_mul(1000)),
             checkout_order: None,
             recent_ops: Vec::new(),
+            created_by: op_id.map(str::to_owned),
         };
         let db = self.owned_db(&id)?;
         let record = &cart;
+        let by_key = op_id.map(|op| keys::cart_created_by(&record.owner, op));
+        let by_key = &by_key;
         db.run(|tx, _| async move {
+            if let Some(by_key) = by_key
+                && let Some(existing) = tx.get(by_key).await?
+            {
+                let existing = String::from_utf8_lossy(&existing).into_owned();
+                return match get_json::<Cart>(&tx, &keys::cart(&existing), "cart").await? {
+                    Some(cart) if cart.expires_ms > now_ms => Ok(cart),
+                    _ => Err(CommerceError::NotFound {
+                        what: "cart",
+                        id: existing,
+                    }),
+                };
+            }
             set_json(&tx, &keys::cart(&record.id), record)?;
             tx.set(&keys::cart_expiry(record.expires_ms, &record.id), b"")?;
-            Ok::<_, CommerceError>(())
+            if let Some(by_key) = by_key {
+                tx.set(by_key, record.id.as_bytes())?;
+            }
+            Ok::<_, CommerceError>(record.clone())
         })
-        .await?;
-        Ok(cart)
+        .await
+    }
+
+    /// Every live cart of `owner` (an audit: scans the owner's shard, at
+    /// most `limit` carts of all owners).
+    pub async fn carts_of(&self, owner: &ShardedId, limit: usize) -> Result<Vec<Cart>> {
+        let owner_text = owner.to_string();
+        let owner_text = &owner_text;
+        let space = keys::carts();
+        let space = &space;
+        self.shards()
+            .get(owner.shard())?
+            .run(|tx, _| async move {
+                let range = RangeOption::subspace(space).limit(limit);
+                let mut out = Vec::new();
+                for kv in tx.get_range(&range, true).await?.kvs {
+                    let cart: Cart = serde_json::from_slice(&kv.value)
+                        .map_err(|_| invalid("cart record", "does not decode"))?;
+                    if &cart.owner == owner_text {
+                        out.push(cart);
+                    }
+                }
+                Ok::<_, CommerceError>(out)
+            })
+            .await
     }
 
     /// `owner`'s cart `id`.
@@ -205,16 +263,7 @@ impl Commerce {
         op_id: Option<&str>,
     ) -> Result<Cart> {
         change.validate()?;
-        if let Some(op) = op_id
-            && (op.is_empty()
-                || op.len() > MAX_OP_ID_LEN
-                || !op.bytes().all(|b| b.is_ascii_graphic()))
-        {
-            return Err(invalid(
-                "Idempotency-Key",
-                format!("must be 1 to {MAX_OP_ID_LEN} visible ASCII characters"),
-            ));
-        }
+        check_op_id(op_id)?;
         if !matches!(change, CartChange::Remove { .. }) {
             // Only SKUs of the catalog go in a cart (read through the cache).
             self.product(change.sku()).await?;
@@ -289,6 +338,9 @@ impl Commerce {
                         && cart.expires_ms == expires_ms
                     {
                         tx.clear(&keys::cart(&id))?;
+                        if let Some(op) = &cart.created_by {
+                            tx.clear(&keys::cart_created_by(&cart.owner, op))?;
+                        }
                         deleted += 1;
                     }
                 }

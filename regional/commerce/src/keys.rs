@@ -82,6 +82,13 @@ pub(crate) fn reservation_expiries() -> Subspace {
 pub(crate) fn cart(id: &str) -> Vec<u8> {
     space("cart").pack(&("c", id))
 }
+pub(crate) fn carts() -> Subspace {
+    space("cart").subspace(&("c",))
+}
+/// The cart an owner's create request with this idempotency key made.
+pub(crate) fn cart_created_by(owner: &str, key: &str) -> Vec<u8> {
+    space("cart").pack(&("by-key", owner, key))
+}
 pub(crate) fn cart_expiry(expires_ms: u64, id: &str) -> Vec<u8> {
     space("cart").pack(&("exp", expires_ms, id))
 }

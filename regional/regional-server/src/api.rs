@@ -168,17 +168,23 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
         .map_or("unmatched", |p| p.as_str())
         .to_owned();
     let method = req.method().as_str().to_owned();
+    let safe = req.method().is_safe();
     let started = Instant::now();
     let timeout = Duration::from_millis(state.http.request_timeout_ms);
     let response = match tokio::time::timeout(timeout, next.run(req)).await {
         Ok(response) => response,
-        // 504, not 503: the request may have been applied, and an edge must
+        // 504, not 503: a write may have been applied, and an edge must
         // not send it to another region without an idempotency key.
-        Err(_) => ApiError::new(
+        Err(_) if safe => ApiError::new(
             StatusCode::GATEWAY_TIMEOUT,
             "timeout",
             "Request timed out",
             "the request took longer than the server's limit",
+        )
+        .into_response(),
+        Err(_) => ApiError::maybe_applied(
+            "the request took longer than the server's limit and may have been applied; \
+             retry with the same Idempotency-Key",
         )
         .into_response(),
     };
@@ -266,7 +272,7 @@ fn parse_id(state: &AppState, text: &str, what: &'static str) -> Result<ShardedI
 /// A write's `Idempotency-Key`, if it has one.
 fn op_id(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     headers
-        .get("idempotency-key")
+        .get(regional_api::headers::IDEMPOTENCY_KEY)
         .map(|v| {
             v.to_str().map_err(|_| {
                 ApiError::from(CommerceError::Invalid {
@@ -296,12 +302,15 @@ fn parse_shard(state: &AppState, text: &str) -> Result<ShardId, ApiError> {
 fn with_cart_version(mut cart: Cart, status: StatusCode) -> Response {
     // Internal: the write-deduplication ids are not part of the API.
     cart.recent_ops.clear();
+    cart.created_by = None;
     let version =
         HeaderValue::from_str(&cart.version.to_string()).unwrap_or(HeaderValue::from_static("0"));
     let etag = HeaderValue::from_str(&format!("\"{}\"", cart.version))
         .unwrap_or(HeaderValue::from_static("\"0\""));
     let mut response = (status, Json(cart)).into_response();
-    response.headers_mut().insert("x-cart-version", version);
+    response
+        .headers_mut()
+        .insert(regional_api::headers::CART_VERSION, version);
     response.headers_mut().insert(header::ETAG, etag);
     response
 }
@@ -526,15 +535,17 @@ async fn search(
 
 // ---- carts ----
 
-/// A new empty cart for the session's shopper.
+/// A new empty cart for the session's shopper. With an `Idempotency-Key`,
+/// a repeat of the request returns the cart the first one made.
 #[utoipa::path(post, path = "/v1/carts", tag = "carts",
-    responses((status = 201, body = Cart), (status = 401, body = Problem), (status = 421, body = Problem)))]
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 128 visible ASCII characters")),
+    responses((status = 201, body = Cart), (status = 401, body = Problem), (status = 421, body = Problem), (status = 422, body = Problem), (status = 504, body = Problem)))]
 async fn create_cart(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let owner = shopper(&state, &headers)?;
-    let cart = state.commerce.create_cart(&owner).await?;
+    let cart = state.commerce.create_cart(&owner, op_id(&headers)?).await?;
     Ok(with_cart_version(cart, StatusCode::CREATED))
 }
 
@@ -658,7 +669,7 @@ async fn checkout(
     JsonBody(body): JsonBody<CheckoutIn>,
 ) -> Result<Response, ApiError> {
     let owner = shopper(&state, &headers)?;
-    let Some(key) = headers.get("idempotency-key") else {
+    let Some(key) = headers.get(regional_api::headers::IDEMPOTENCY_KEY) else {
         return Err(CommerceError::Invalid {
             field: "Idempotency-Key",
             reason: "header is required".into(),

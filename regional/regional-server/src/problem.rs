@@ -5,21 +5,10 @@
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use commerce::CommerceError;
-use serde::Serialize;
 
-/// An RFC 9457 problem.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Problem {
-    /// A URI naming the kind of problem, e.g. `urn:meridian:problem:out-of-stock`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub title: String,
-    pub status: u16,
-    pub detail: String,
-    /// The order a failed checkout created, when there is one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub order_id: Option<String>,
-}
+/// The problem document, defined once for the edges and the regions.
+pub use regional_api::Problem;
+use regional_api::problem::kinds;
 
 /// Any API failure.
 #[derive(Debug)]
@@ -69,24 +58,43 @@ impl ApiError {
         self.status
     }
 
+    /// A write whose outcome this region does not know (its commit's
+    /// result was lost, or it ran past the deadline): 504, never 503, so
+    /// an edge resends it only with its idempotency key.
+    pub fn maybe_applied(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::from_u16(regional_api::delivery::MAYBE_APPLIED_STATUS)
+                .unwrap_or(StatusCode::GATEWAY_TIMEOUT),
+            kinds::MAYBE_APPLIED,
+            "Outcome unknown",
+            detail,
+        )
+    }
+
+    /// Nothing was applied; the caller may retry here or elsewhere.
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::from_u16(regional_api::delivery::NOT_APPLIED_STATUS)
+                .unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+            kinds::UNAVAILABLE,
+            "Service unavailable",
+            detail,
+        )
+    }
+
     pub fn problem(&self) -> Problem {
-        Problem {
-            kind: format!("urn:meridian:problem:{}", self.slug),
-            title: self.title.to_owned(),
-            status: self.status.as_u16(),
-            detail: self.detail.clone(),
-            order_id: self.order_id.clone(),
-        }
+        let mut problem = Problem::new(self.status.as_u16(), self.slug, self.title, &self.detail);
+        problem.order_id = self.order_id.clone();
+        problem
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::to_vec(&self.problem()).unwrap_or_default();
         (
             self.status,
-            [(header::CONTENT_TYPE, "application/problem+json")],
-            body,
+            [(header::CONTENT_TYPE, regional_api::problem::CONTENT_TYPE)],
+            self.problem().to_json(),
         )
             .into_response()
     }
@@ -180,6 +188,14 @@ impl From<CommerceError> for ApiError {
                 "Invalid request",
                 error_chain(&e),
             ),
+            // The commit may have happened: say so, so that nobody takes it
+            // for a failure and applies it again elsewhere.
+            E::Db(db_err) if db_err.is_maybe_committed() => {
+                tracing::warn!(error = %error_chain(&e), "outcome unknown");
+                Self::maybe_applied(
+                    "the change may or may not have been applied; retry with the same Idempotency-Key",
+                )
+            }
             E::Db(db_err)
                 if db_err.is_retryable()
                     || matches!(
@@ -188,12 +204,7 @@ impl From<CommerceError> for ApiError {
                     ) =>
             {
                 tracing::warn!(error = %error_chain(&e), "storage busy");
-                Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "Service unavailable",
-                    "storage is busy; retry",
-                )
+                Self::unavailable("storage is busy; nothing was changed; retry")
             }
             _ => {
                 tracing::error!(error = %error_chain(&e), "internal error");

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::world::{Shopper, World};
+use crate::world::{Shopper, World, WorldOptions};
 
 async fn get(
     world: &World,
@@ -152,8 +152,32 @@ async fn a_shopper_reads_their_own_cart_writes_at_another_pop() {
     assert_eq!(header(&headers, "x-cart-version"), version);
 }
 
+/// The cart and checkout writes that reached a region's front (new
+/// sessions go to the nearest region, whichever it is).
+fn shop_writes(region: &crate::world::RegionHandle) -> Vec<String> {
+    region
+        .front
+        .writes()
+        .into_iter()
+        .filter(|w| w != "POST /v1/sessions")
+        .collect()
+}
+
+/// The cart `cart_id` of `shopper_id` as the stores hold it.
+async fn stored_cart(world: &World, shopper_id: &str, cart_id: &str) -> commerce::cart::Cart {
+    world.regions[1]
+        .region
+        .commerce
+        .cart(
+            &shopper_id.parse().expect("id"),
+            &cart_id.parse().expect("id"),
+        )
+        .await
+        .expect("cart")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_write_fails_over_to_the_standby_once_when_the_home_region_dies() {
+async fn a_write_fails_over_to_the_standby_once_when_the_home_region_dies_mid_request() {
     let world = World::start().await;
     let dub = world.pop("dub");
     let Shopper {
@@ -161,8 +185,115 @@ async fn a_write_fails_over_to_the_standby_once_when_the_home_region_dies() {
         shopper_id,
         cart_id,
     } = world.session_and_cart(&dub).await;
-    // us-east (the home of shard us) dies; the edge's table still names it
-    // until the routing layer notices.
+    // us-east (the home of shard us) takes the write and dies before it
+    // answers; it stays healthy for the routing layer (reads pass), so the
+    // edge must try it first.
+    world.regions[0].front.die_on_writes();
+    let write = world
+        .client
+        .post(format!("{dub}/v1/carts/{cart_id}/items"))
+        .bearer_auth(&token)
+        .json(&json!({ "sku": "PEN-1", "qty": 1 }))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(write.status().as_u16(), 200, "{:?}", write.text().await);
+    let items = format!("POST /v1/carts/{cart_id}/items");
+    let creates = "POST /v1/carts".to_owned();
+    // Home first, once; then the standby, once.
+    assert_eq!(
+        shop_writes(&world.regions[0]),
+        [creates.clone(), items.clone()]
+    );
+    assert_eq!(shop_writes(&world.regions[1]), [items]);
+    // Applied exactly once, by the standby.
+    let cart = stored_cart(&world, &shopper_id, &cart_id).await;
+    assert_eq!(cart.lines.len(), 1);
+    assert_eq!(cart.lines[0].qty, 1);
+
+    // A new cart, which the shopper sent without a key: the edge gave it
+    // one, so it too goes to the standby once, and one cart exists.
+    let created = world
+        .client
+        .post(format!("{dub}/v1/carts"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(created.status().as_u16(), 201);
+    assert_eq!(shop_writes(&world.regions[0]).len(), 3);
+    assert_eq!(shop_writes(&world.regions[1]).len(), 2);
+    let owner = shopper_id.parse().expect("id");
+    let carts = world.regions[1]
+        .region
+        .commerce
+        .carts_of(&owner, 1000)
+        .await
+        .expect("carts");
+    assert_eq!(carts.len(), 2, "the first cart and one new one");
+
+    // A checkout without the shopper's key is never resent: the shopper
+    // learns its outcome is unknown, and the standby never sees it.
+    let checkout = world
+        .client
+        .post(format!("{dub}/v1/checkout"))
+        .bearer_auth(&token)
+        .json(&json!({ "cart_id": cart_id }))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(checkout.status().as_u16(), 504);
+    let body: Value = checkout.json().await.expect("problem");
+    assert_eq!(body["type"], "urn:meridian:problem:maybe-applied");
+    assert_eq!(shop_writes(&world.regions[0]).len(), 4);
+    assert_eq!(shop_writes(&world.regions[1]).len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_the_home_region_applied_but_could_not_confirm_is_applied_once() {
+    // No retries inside a region: an unknown commit result is its answer
+    // (504 maybe-applied).
+    let world = World::start_with(WorldOptions {
+        max_retries: Some(0),
+        ..Default::default()
+    })
+    .await;
+    let dub = world.pop("dub");
+    let Shopper {
+        token,
+        shopper_id,
+        cart_id,
+    } = world.session_and_cart(&dub).await;
+    world.regions[0].faults.unknown_after_apply(1);
+    let write = world
+        .client
+        .post(format!("{dub}/v1/carts/{cart_id}/items"))
+        .bearer_auth(&token)
+        .json(&json!({ "sku": "PEN-1", "qty": 1 }))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(write.status().as_u16(), 200, "{:?}", write.text().await);
+    assert_eq!(write.headers()["x-cart-version"], "2");
+    assert_eq!(world.regions[0].faults.injected(), 1, "home applied it");
+    let items = format!("POST /v1/carts/{cart_id}/items");
+    assert_eq!(shop_writes(&world.regions[0]).last(), Some(&items));
+    assert_eq!(shop_writes(&world.regions[1]), [items]);
+    let cart = stored_cart(&world, &shopper_id, &cart_id).await;
+    assert_eq!(cart.lines[0].qty, 1, "applied once");
+    assert_eq!(cart.version, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_goes_to_the_standby_when_the_home_region_is_dead() {
+    let world = World::start().await;
+    let dub = world.pop("dub");
+    let Shopper {
+        token,
+        shopper_id,
+        cart_id,
+    } = world.session_and_cart(&dub).await;
+    // Dead for real: connecting is refused (kill fails the test otherwise).
     world.regions[0].kill().await;
     let write = world
         .client
@@ -173,16 +304,11 @@ async fn a_write_fails_over_to_the_standby_once_when_the_home_region_dies() {
         .await
         .expect("send");
     assert_eq!(write.status().as_u16(), 200, "{:?}", write.text().await);
-    // Applied exactly once, by the standby.
-    let cart = world.regions[1]
-        .region
-        .commerce
-        .cart(
-            &shopper_id.parse().expect("id"),
-            &cart_id.parse().expect("id"),
-        )
-        .await
-        .expect("cart");
+    assert_eq!(
+        shop_writes(&world.regions[1]),
+        [format!("POST /v1/carts/{cart_id}/items")]
+    );
+    let cart = stored_cart(&world, &shopper_id, &cart_id).await;
     assert_eq!(cart.lines.len(), 1);
     assert_eq!(cart.lines[0].qty, 1);
 }
@@ -190,9 +316,12 @@ async fn a_write_fails_over_to_the_standby_once_when_the_home_region_dies() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn static_assets_and_per_client_rate_limits_at_the_edge() {
     // A burst of 5, then 1 per second, per client and POP.
-    let world = World::start_with(edge_host::config::RateLimitConfig {
-        per_s: 1.0,
-        burst: 5.0,
+    let world = World::start_with(WorldOptions {
+        rate_limit: edge_host::config::RateLimitConfig {
+            per_s: 1.0,
+            burst: 5.0,
+        },
+        ..Default::default()
     })
     .await;
     let dub = world.pop("dub");

@@ -2,5 +2,6 @@
 //! real regional services and the real routing layer, all on 127.0.0.1.
 
 mod edge;
+mod front;
 mod worker;
 mod world;

@@ -13,6 +13,8 @@ use regional_server::{Region, RegionParts};
 use tokio::sync::watch;
 use topology::Topology;
 
+use crate::front::Front;
+
 pub const EDGE_KEY: &str = "edge-host-test-key-0123456789";
 
 pub fn workspace() -> PathBuf {
@@ -48,22 +50,34 @@ pub fn component() -> PathBuf {
 
 pub struct RegionHandle {
     pub name: String,
-    pub addr: SocketAddr,
+    /// In front of the region's own listener: the routing layer and the
+    /// edges reach the region through it.
+    pub front: Front,
     pub region: Region,
+    /// Faults in front of this region's commits (its own handles on the
+    /// shared stores: the other region is unaffected).
+    pub faults: Arc<db::Faults>,
     stop: watch::Sender<bool>,
 }
 
 impl RegionHandle {
-    /// Stops the region's server: its port refuses connections after this.
+    /// Kills the region: its address refuses connections after this (or
+    /// the test fails), and its server stops.
     pub async fn kill(&self) {
+        self.front.kill().await;
         let _ = self.stop.send(true);
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(self.addr).await.is_err() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
     }
+}
+
+/// How a [`World`] is built.
+#[derive(Debug, Default)]
+pub struct WorldOptions {
+    /// Per client at each POP.
+    pub rate_limit: edge_host::config::RateLimitConfig,
+    /// Retries of a transaction inside each region (the default policy's
+    /// when `None`); 0 makes an injected unknown commit result the
+    /// region's answer.
+    pub max_retries: Option<u32>,
 }
 
 pub struct World {
@@ -98,8 +112,7 @@ impl World {
         Self::start_with(Default::default()).await
     }
 
-    /// With `rate_limit` per client at each POP.
-    pub async fn start_with(rate_limit: edge_host::config::RateLimitConfig) -> World {
+    pub async fn start_with(world: WorldOptions) -> World {
         let component = component();
         let dir = tempfile::tempdir().expect("tempdir");
         let topology = Topology::from_toml_str(topology::LOCAL_TOPOLOGY).expect("topology");
@@ -117,10 +130,20 @@ impl World {
         let topology = Arc::new(topology);
         let mut regions = Vec::new();
         for name in ["us-east", "eu-west"] {
+            let faults = db::Faults::new();
+            let mut own = db::ShardMap::default();
+            for (id, db) in shards.iter() {
+                let mut policy = db.retry_policy();
+                policy.max_retries = world.max_retries.unwrap_or(policy.max_retries);
+                own.insert(
+                    id.clone(),
+                    db.with_faults(&faults).with_retry_policy(policy),
+                );
+            }
             let region = Region::build(RegionParts {
                 region: name.parse().expect("region"),
                 topology: topology.clone(),
-                shards: shards.clone(),
+                shards: own,
                 served: topology.shards().iter().map(|s| s.id().clone()).collect(),
                 catalog_shard: "us".parse().expect("shard"),
                 search: Arc::new(search::SearchIndex::open_or_create(None).expect("index")),
@@ -147,8 +170,9 @@ impl World {
             tokio::spawn(regional_server::run(region.clone(), listener, rx));
             regions.push(RegionHandle {
                 name: name.into(),
-                addr,
+                front: Front::start(addr).await,
                 region,
+                faults,
                 stop,
             });
         }
@@ -190,7 +214,7 @@ impl World {
             .expect("routing config");
         for endpoint in &mut routing.config.regions {
             endpoint.base_url = match regions.iter().find(|r| r.name == endpoint.name.as_str()) {
-                Some(r) => format!("http://{}", r.addr),
+                Some(r) => format!("http://{}", r.front.addr),
                 None => "http://127.0.0.1:9".into(),
             };
         }
@@ -215,7 +239,7 @@ impl World {
             max_instances: 64,
             max_kv_entries: 10_000,
             table_max_age_ms: 2_000,
-            rate_limit,
+            rate_limit: world.rate_limit,
             fast_path: true,
             pops: vec![
                 PopConfig {

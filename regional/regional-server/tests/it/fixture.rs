@@ -19,6 +19,9 @@ pub struct Options {
     pub workers: bool,
     pub settings: Settings,
     pub payments: SimulatedGatewayConfig,
+    /// Faults in front of every shard's commits, with this many retries of
+    /// a transaction (the default policy's when `None`).
+    pub faults: Option<(Arc<db::Faults>, Option<u32>)>,
 }
 
 impl Default for Options {
@@ -27,6 +30,7 @@ impl Default for Options {
             workers: true,
             settings: Settings::default(),
             payments: SimulatedGatewayConfig::default(),
+            faults: None,
         }
     }
 }
@@ -66,6 +70,18 @@ impl Fixture {
             db::RetryPolicy::default(),
         )
         .expect("open stores");
+        let shards = match &options.faults {
+            None => shards,
+            Some((faults, retries)) => {
+                let mut faulty = db::ShardMap::default();
+                for (id, db) in shards.iter() {
+                    let mut policy = db.retry_policy();
+                    policy.max_retries = retries.unwrap_or(policy.max_retries);
+                    faulty.insert(id.clone(), db.with_faults(faults).with_retry_policy(policy));
+                }
+                faulty
+            }
+        };
         let clock = Arc::new(ManualClock::new(
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

@@ -7,4 +7,5 @@ mod catalog;
 mod checkout;
 mod fixture;
 mod inventory;
+mod maybe_applied;
 mod validation;

@@ -1,0 +1,58 @@
+//! The RFC 9457 problem document every Meridian HTTP error is.
+
+use serde::{Deserialize, Serialize};
+
+/// The media type of a problem document.
+pub const CONTENT_TYPE: &str = "application/problem+json";
+
+/// Every problem's `type` is this followed by a slug.
+pub const TYPE_PREFIX: &str = "urn:meridian:problem:";
+
+/// Slugs both sides act on.
+pub mod kinds {
+    /// The write may or may not have been applied (a commit whose result is
+    /// unknown, a request that ran past its deadline): resend only with the
+    /// same idempotency key. Always status 504.
+    pub const MAYBE_APPLIED: &str = "maybe-applied";
+    /// Nothing was applied; try again (or another region). Status 503.
+    pub const UNAVAILABLE: &str = "unavailable";
+    /// The method is not one the route takes. Status 405.
+    pub const METHOD_NOT_ALLOWED: &str = "method-not-allowed";
+    pub const NOT_FOUND: &str = "not-found";
+}
+
+/// An RFC 9457 problem.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Problem {
+    /// A URI naming the kind of problem, e.g. `urn:meridian:problem:out-of-stock`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// The order a failed checkout created, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<String>,
+}
+
+impl Problem {
+    pub fn new(status: u16, slug: &str, title: &str, detail: impl Into<String>) -> Problem {
+        Problem {
+            kind: format!("{TYPE_PREFIX}{slug}"),
+            title: title.to_owned(),
+            status,
+            detail: detail.into(),
+            order_id: None,
+        }
+    }
+
+    /// The slug of a Meridian problem type.
+    pub fn slug(&self) -> Option<&str> {
+        self.kind.strip_prefix(TYPE_PREFIX)
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
