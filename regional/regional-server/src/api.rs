@@ -132,6 +132,8 @@ fn routers(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
             }),
         )
         .route("/metrics", axum::routing::get(metrics_text))
+        // After every route: it is set on each route's method router.
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
@@ -149,6 +151,16 @@ fn routers(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         ))
         .with_state(state);
     (router, doc)
+}
+
+/// A known route asked with a method it does not take (axum adds `Allow`).
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        regional_api::problem::kinds::METHOD_NOT_ALLOWED,
+        "Method not allowed",
+        "this route does not take that method",
+    )
 }
 
 async fn not_found() -> ApiError {

@@ -26,35 +26,30 @@ pub struct ApiState {
     pub admin_token: Option<Arc<str>>,
 }
 
-/// An RFC 9457 problem.
-#[derive(Debug, serde::Serialize)]
-pub struct Problem {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    title: &'static str,
-    status: u16,
-    detail: String,
-}
+/// An RFC 9457 problem: the platform's one problem document
+/// (`regional_api::Problem`), with a slug naming its kind.
+#[derive(Debug)]
+pub struct Problem(regional_api::Problem);
 
 impl Problem {
-    fn new(status: StatusCode, title: &'static str, detail: impl Into<String>) -> Self {
-        Problem {
-            kind: "about:blank",
+    fn new(status: StatusCode, slug: &str, title: &str, detail: impl Into<String>) -> Self {
+        Problem(regional_api::Problem::new(
+            status.as_u16(),
+            slug,
             title,
-            status: status.as_u16(),
-            detail: detail.into(),
-        }
+            detail,
+        ))
     }
 }
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = serde_json::to_vec(&self).unwrap_or_default();
+        let status =
+            StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         (
             status,
-            [(header::CONTENT_TYPE, "application/problem+json")],
-            body,
+            [(header::CONTENT_TYPE, regional_api::problem::CONTENT_TYPE)],
+            self.0.to_json(),
         )
             .into_response()
     }
@@ -63,11 +58,15 @@ impl IntoResponse for Problem {
 impl From<TableError> for Problem {
     fn from(e: TableError) -> Self {
         match e {
-            TableError::UnknownRegion { .. } => {
-                Problem::new(StatusCode::NOT_FOUND, "Unknown region", e.to_string())
-            }
+            TableError::UnknownRegion { .. } => Problem::new(
+                StatusCode::NOT_FOUND,
+                "unknown-region",
+                "Unknown region",
+                e.to_string(),
+            ),
             TableError::MissingEndpoint { .. } => Problem::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
+                "misconfigured",
                 "Routing misconfigured",
                 e.to_string(),
             ),
@@ -85,7 +84,23 @@ pub fn app(state: ApiState) -> Router {
         .route("/v1/regions/{region}/undrain", post(undrain))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
-        .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "Not found", "no such route") })
+        // After every route: it is set on each route's method router.
+        .method_not_allowed_fallback(|| async {
+            Problem::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                regional_api::problem::kinds::METHOD_NOT_ALLOWED,
+                "Method not allowed",
+                "this route does not take that method",
+            )
+        })
+        .fallback(|| async {
+            Problem::new(
+                StatusCode::NOT_FOUND,
+                regional_api::problem::kinds::NOT_FOUND,
+                "Not found",
+                "no such route",
+            )
+        })
         .with_state(state)
 }
 
@@ -120,8 +135,14 @@ async fn watch_table(
     State(state): State<ApiState>,
     query: Result<Query<WatchQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<RoutingTable>, Problem> {
-    let Query(query) =
-        query.map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "Bad query", e.body_text()))?;
+    let Query(query) = query.map_err(|e| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            "Bad query",
+            e.body_text(),
+        )
+    })?;
     let wait = Duration::from_millis(query.timeout_ms.unwrap_or(MAX_WATCH_MS).min(MAX_WATCH_MS));
     let mut changes = state.table.subscribe();
     let _ = tokio::time::timeout(wait, changes.wait_for(|t| t.version > query.since)).await;
@@ -138,8 +159,14 @@ async fn events(
     State(state): State<ApiState>,
     query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<Event>>, Problem> {
-    let Query(query) =
-        query.map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "Bad query", e.body_text()))?;
+    let Query(query) = query.map_err(|e| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            "Bad query",
+            e.body_text(),
+        )
+    })?;
     Ok(Json(
         state
             .table
@@ -156,6 +183,7 @@ fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), Problem> {
     let Some(expected) = &state.admin_token else {
         return Err(Problem::new(
             StatusCode::FORBIDDEN,
+            "admin-disabled",
             "Admin disabled",
             "no admin token is configured for this routing server",
         ));
@@ -168,6 +196,7 @@ fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), Problem> {
         Some(token) if constant_time_eq(token.as_bytes(), expected.as_bytes()) => Ok(()),
         _ => Err(Problem::new(
             StatusCode::UNAUTHORIZED,
+            "unauthorized",
             "Unauthorized",
             "drain and undrain need `Authorization: Bearer <admin token>`",
         )),
@@ -176,7 +205,12 @@ fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), Problem> {
 
 fn parse_region(raw: &str) -> Result<RegionId, Problem> {
     raw.parse().map_err(|e: topology::NameError| {
-        Problem::new(StatusCode::BAD_REQUEST, "Bad region name", e.to_string())
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            "Bad region name",
+            e.to_string(),
+        )
     })
 }
 
@@ -217,6 +251,7 @@ async fn metrics() -> Response {
             .into_response(),
         None => Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
+            regional_api::problem::kinds::UNAVAILABLE,
             "Metrics unavailable",
             "another metrics recorder is installed in this process",
         )

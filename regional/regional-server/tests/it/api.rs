@@ -144,3 +144,63 @@ fn the_environment_overrides_the_config_file() {
     .expect_err("unknown region");
     assert!(format!("{err:#}").contains("mars"), "{err:#}");
 }
+
+/// Every documented path asked with every method it does not take: 405,
+/// problem+json, and an `Allow` header naming the methods it does take.
+#[tokio::test]
+async fn a_wrong_method_on_any_known_route_is_a_problem_json_405() {
+    let fx = Fixture::start().await;
+    let doc: Value = fx
+        .client
+        .get(format!("{}/v1/openapi.json", fx.base))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        let concrete = path
+            .replace("{sku}", "NOSUCH-1")
+            .replace("{cart_id}", "us.01ARZ3NDEKTSV4RRFFQ69G5FAV")
+            .replace("{order_id}", "us.01ARZ3NDEKTSV4RRFFQ69G5FAV")
+            .replace("{slug}", "nosuch")
+            .replace("{warehouse}", "us");
+        for method in ["get", "post", "put", "delete", "patch"] {
+            if item.get(method).is_some() {
+                continue;
+            }
+            let method = Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
+            let response = if concrete.starts_with("/v1/admin") {
+                fx.admin(method.clone(), &concrete, None).send().await
+            } else {
+                fx.signed(method.clone(), &concrete, None, None)
+                    .send()
+                    .await
+            }
+            .expect("send");
+            let allow = response
+                .headers()
+                .get("allow")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let body = crate::fixture::problem(response, StatusCode::METHOD_NOT_ALLOWED).await;
+            assert_eq!(
+                body["type"], "urn:meridian:problem:method-not-allowed",
+                "{method} {concrete}"
+            );
+            let allow = allow.unwrap_or_else(|| panic!("{method} {concrete}: no Allow header"));
+            for documented in ["get", "post", "put", "delete"] {
+                if item.get(documented).is_some() {
+                    assert!(
+                        allow.contains(&documented.to_uppercase()),
+                        "{method} {concrete}: Allow {allow:?} lacks {documented}"
+                    );
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 50, "only {checked} wrong methods tried");
+}

@@ -291,3 +291,59 @@ async fn metrics_expose_region_health() {
     assert!(body.contains("routing_region_health"), "{body}");
     assert!(body.contains("routing_probes_total"), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_error_is_a_meridian_problem_json_a_wrong_method_included() {
+    let s = stack().await;
+    for (method, path, status, kind) in [
+        (reqwest::Method::PUT, "/v1/table", 405, "method-not-allowed"),
+        (
+            reqwest::Method::DELETE,
+            "/v1/events",
+            405,
+            "method-not-allowed",
+        ),
+        (
+            reqwest::Method::GET,
+            "/v1/regions/us-east/drain",
+            405,
+            "method-not-allowed",
+        ),
+        (reqwest::Method::GET, "/v1/nope", 404, "not-found"),
+        (
+            reqwest::Method::POST,
+            "/v1/regions/us-east/drain",
+            401,
+            "unauthorized",
+        ),
+        (
+            reqwest::Method::GET,
+            "/v1/events?limit=x",
+            400,
+            "bad-request",
+        ),
+    ] {
+        let response = s
+            .client
+            .request(method.clone(), format!("{}{path}", s.api))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), status, "{method} {path}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json",
+            "{method} {path}"
+        );
+        if status == 405 {
+            assert!(response.headers().contains_key("allow"), "{method} {path}");
+        }
+        let problem: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(problem["status"], status, "{method} {path}");
+        assert_eq!(
+            problem["type"],
+            format!("urn:meridian:problem:{kind}"),
+            "{method} {path}"
+        );
+    }
+}
