@@ -210,7 +210,7 @@ impl Commerce {
         let idem_key = keys::idempotency(&owner_text, idempotency_key);
 
         if let Some(order_id) = self.idempotent_order(db, &idem_key, &cart_text).await? {
-            return self.drive(db, &order_id).await;
+            return self.drive(db, &order_id, true).await;
         }
 
         // Price the cart (the catalog is in another shard), then create the
@@ -326,7 +326,7 @@ impl Commerce {
             .await?;
         self.faults().check(SagaState::Created, true)?;
         if created != order_id {
-            return self.drive(db, &created).await;
+            return self.drive(db, &created, true).await;
         }
         self.run_saga(db, &order_id, token).await
     }
@@ -350,8 +350,11 @@ impl Commerce {
     }
 
     /// Takes the saga's lease if it is free (or ours to take over) and runs
-    /// it; returns the order as it then stands.
-    async fn drive(&self, db: &Database, order_id: &str) -> Result<Order> {
+    /// it; returns the order as it then stands. When another runner holds
+    /// the lease and `wait` is set (a shopper's retry), waits for the order
+    /// to settle, bounded by `checkout_wait_ms`, so the retry gets the
+    /// outcome as soon as it exists.
+    async fn drive(&self, db: &Database, order_id: &str, wait: bool) -> Result<Order> {
         let token = runner_token();
         let now_ms = self.now_ms();
         let lease_ms = self.settings().saga_lease_ms;
@@ -380,8 +383,47 @@ impl Commerce {
             .await?;
         if acquired {
             self.run_saga(db, order_id, token).await
+        } else if wait {
+            self.await_settled(db, order_id).await
         } else {
             self.load_order(db, order_id).await
+        }
+    }
+
+    /// The order once it is no longer pending, or as it stands after
+    /// `checkout_wait_ms`. Each round reads the order and, while pending,
+    /// watches its key in the same transaction, so a change committed in
+    /// between wakes it.
+    async fn await_settled(&self, db: &Database, order_id: &str) -> Result<Order> {
+        let deadline = tokio::time::Instant::now()
+            + std::time::Duration::from_millis(self.settings().checkout_wait_ms);
+        loop {
+            let (order, watch) = db
+                .run(|tx, _| async move {
+                    let key = keys::order(order_id);
+                    let order = get_json::<Order>(&tx, &key, "order")
+                        .await?
+                        .ok_or_else(|| CommerceError::NotFound {
+                            what: "order",
+                            id: order_id.to_owned(),
+                        })?;
+                    let watch = match order.status {
+                        // No watch to be had (the engine's bound): answer now.
+                        OrderStatus::Pending => tx.watch(&key).ok(),
+                        _ => None,
+                    };
+                    Ok::<_, CommerceError>((order, watch))
+                })
+                .await?;
+            let Some(watch) = watch else {
+                return Ok(order);
+            };
+            match tokio::time::timeout_at(deadline, watch).await {
+                Ok(Ok(())) => {}
+                // Out of time, or the watch was dropped (too many, store
+                // closing): the order as it stands; the shopper retries.
+                Err(_) | Ok(Err(_)) => return Ok(order),
+            }
         }
     }
 
@@ -759,7 +801,7 @@ impl Commerce {
             {
                 continue;
             }
-            match self.drive(db, &order_id).await {
+            match self.drive(db, &order_id, false).await {
                 Ok(_) => {
                     // Count only progress, so the worker does not spin on a
                     // saga whose outcome is still unknown.

@@ -59,6 +59,9 @@ pub struct Settings {
     pub batch: usize,
     /// Catalog feed events kept for consumers that fall behind.
     pub feed_retention: usize,
+    /// How long a checkout retry waits for a saga another runner is
+    /// driving (woken by a watch on the order) before answering pending.
+    pub checkout_wait_ms: u64,
 }
 
 impl Default for Settings {
@@ -71,6 +74,7 @@ impl Default for Settings {
             payment_attempts: 3,
             batch: 256,
             feed_retention: 100_000,
+            checkout_wait_ms: 10_000,
         }
     }
 }
@@ -94,6 +98,9 @@ impl Settings {
         }
         if self.payment_attempts == 0 || self.payment_attempts > 20 {
             return Err(error::invalid("payment_attempts", "must be 1..=20"));
+        }
+        if self.checkout_wait_ms > 30_000 {
+            return Err(error::invalid("checkout_wait_ms", "must be 0..=30000"));
         }
         if !(100..=3_600_000).contains(&self.saga_lease_ms) {
             return Err(error::invalid("saga_lease_ms", "must be 100..=3600000"));

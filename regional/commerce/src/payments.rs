@@ -145,6 +145,10 @@ enum AuthState {
 pub struct SimulatedGateway {
     config: SimulatedGatewayConfig,
     state: Mutex<State>,
+    /// Test hook: while true, calls wait before taking effect.
+    paused: tokio::sync::watch::Sender<bool>,
+    /// Calls that have arrived while paused (ever).
+    held: tokio::sync::watch::Sender<u64>,
 }
 
 impl SimulatedGateway {
@@ -161,7 +165,24 @@ impl SimulatedGateway {
                 forced_timeouts: 0,
                 next_id: 1,
             }),
+            paused: tokio::sync::watch::Sender::new(false),
+            held: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// Test hook: calls from now on wait, before taking effect, until
+    /// [`SimulatedGateway::resume`].
+    pub fn pause(&self) {
+        self.paused.send_replace(true);
+    }
+
+    pub fn resume(&self) {
+        self.paused.send_replace(false);
+    }
+
+    /// Waits until `n` calls in all have arrived while paused.
+    pub async fn held_calls(&self, n: u64) {
+        let _ = self.held.subscribe().wait_for(|held| *held >= n).await;
     }
 
     pub fn stats(&self) -> GatewayStats {
@@ -184,6 +205,11 @@ impl SimulatedGateway {
     }
 
     async fn delay(&self) {
+        let mut paused = self.paused.subscribe();
+        if *paused.borrow_and_update() {
+            self.held.send_modify(|held| *held += 1);
+            let _ = paused.wait_for(|p| !*p).await;
+        }
         if self.config.latency_ms > 0 {
             tokio::time::sleep(Duration::from_millis(self.config.latency_ms)).await;
         }

@@ -38,6 +38,8 @@ pub struct AppState {
     pub sessions: Arc<Sessions>,
     pub admin_token: Option<Arc<str>>,
     pub http: HttpConfig,
+    /// Permits for checkout sagas running apart from their requests.
+    pub checkouts: Arc<tokio::sync::Semaphore>,
 }
 
 #[derive(OpenApi)]
@@ -695,7 +697,29 @@ async fn checkout(
         })
     })?;
     let cart_id = parse_id(&state, &body.cart_id, "cart")?;
-    let order = state.commerce.checkout(&owner, &cart_id, key).await?;
+    // The saga runs apart from the request: a client that hangs up (or a
+    // request past its deadline) does not stop it midway with its lease
+    // held, so a retry with the same key gets the outcome once it exists.
+    let permit = state.checkouts.clone().try_acquire_owned().map_err(|_| {
+        ApiError::unavailable("too many checkouts are running; nothing was applied; retry")
+            .with_retry_after(1)
+    })?;
+    let commerce = state.commerce.clone();
+    let key = key.to_owned();
+    let saga = tokio::spawn(async move {
+        let _permit = permit;
+        commerce.checkout(&owner, &cart_id, &key).await
+    });
+    let order = match saga.await {
+        Ok(outcome) => outcome?,
+        // The saga task panicked: the order may exist; a retry with the
+        // same key resumes it.
+        Err(_) => {
+            return Err(ApiError::maybe_applied(
+                "the checkout stopped unexpectedly; retry with the same Idempotency-Key",
+            ));
+        }
+    };
     crate::metrics::record_checkout(order.status);
     match order.status {
         OrderStatus::Confirmed => Ok((StatusCode::CREATED, Json(order)).into_response()),

@@ -71,6 +71,10 @@ pub struct HttpConfig {
     /// Whether shopper and purge-feed calls must be edge-signed.
     pub require_edge_signature: bool,
     pub session_ttl_s: u64,
+    /// Checkout sagas running at once in this region. A saga runs apart
+    /// from its request (a client hanging up does not stop it); past this
+    /// bound a new checkout is refused with 503 before anything is written.
+    pub max_running_checkouts: usize,
 }
 
 impl Default for HttpConfig {
@@ -82,6 +86,7 @@ impl Default for HttpConfig {
             max_remembered_signatures: 1_000_000,
             require_edge_signature: true,
             session_ttl_s: 24 * 3600,
+            max_running_checkouts: 1024,
         }
     }
 }
@@ -239,6 +244,10 @@ pub fn resolve(config: &RegionalConfig, topology: &Topology) -> anyhow::Result<B
             "workers.{name} must be 10..=600000"
         );
     }
+    anyhow::ensure!(
+        (1..=65_536).contains(&config.http.max_running_checkouts),
+        "http.max_running_checkouts must be 1..=65536"
+    );
     anyhow::ensure!(
         (1_000..=300_000).contains(&config.http.request_timeout_ms),
         "http.request_timeout_ms must be 1000..=300000"

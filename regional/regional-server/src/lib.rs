@@ -81,6 +81,9 @@ impl Region {
         let admin_token = (!parts.secrets.admin_token.is_empty())
             .then(|| Arc::from(parts.secrets.admin_token.as_str()));
         let state = AppState {
+            checkouts: Arc::new(tokio::sync::Semaphore::new(
+                parts.http.max_running_checkouts.max(1),
+            )),
             commerce: commerce.clone(),
             edge,
             sessions,

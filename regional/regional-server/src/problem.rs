@@ -18,6 +18,7 @@ pub struct ApiError {
     title: &'static str,
     detail: String,
     order_id: Option<String>,
+    retry_after_s: Option<u64>,
 }
 
 impl ApiError {
@@ -33,6 +34,7 @@ impl ApiError {
             title,
             detail: detail.into(),
             order_id: None,
+            retry_after_s: None,
         }
     }
 
@@ -47,6 +49,12 @@ impl ApiError {
 
     pub fn unauthorized(slug: &'static str, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, slug, "Unauthorized", detail)
+    }
+
+    /// Adds `Retry-After` (seconds) to the answer.
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after_s = Some(seconds);
+        self
     }
 
     pub fn with_order(mut self, order_id: String) -> Self {
@@ -91,12 +99,18 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
+        let mut response = (
             self.status,
             [(header::CONTENT_TYPE, regional_api::problem::CONTENT_TYPE)],
             self.problem().to_json(),
         )
-            .into_response()
+            .into_response();
+        if let Some(seconds) = self.retry_after_s {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+        }
+        response
     }
 }
 
@@ -204,7 +218,7 @@ impl From<CommerceError> for ApiError {
                     ) =>
             {
                 tracing::warn!(error = %error_chain(&e), "storage busy");
-                Self::unavailable("storage is busy; nothing was changed; retry")
+                Self::unavailable("storage is busy; nothing was changed; retry").with_retry_after(1)
             }
             _ => {
                 tracing::error!(error = %error_chain(&e), "internal error");

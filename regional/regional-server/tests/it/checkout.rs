@@ -593,3 +593,55 @@ async fn recovery_backs_off_from_a_saga_whose_payment_stays_unknown() {
     assert_eq!(fx.gateway.stats().authorizations, 1);
     assert_eq!(fx.gateway.stats().captures, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkout_whose_client_hung_up_completes_and_its_retry_gets_the_outcome() {
+    // No workers: nothing but the saga itself may finish the order.
+    let fx = Fixture::start_with(Options {
+        workers: false,
+        ..Default::default()
+    })
+    .await;
+    fx.catalog(&[("LAMP-1", "Desk lamp", 4000)]).await;
+    fx.restock("us", "LAMP-1", 5).await;
+    let (token, cart) = fx.cart_with("us", "LAMP-1", 1).await;
+    // The saga reaches the gateway and waits there; then the client hangs up.
+    fx.gateway.pause();
+    let first = tokio::spawn({
+        let request = fx
+            .signed(
+                Method::POST,
+                "/v1/checkout",
+                Some(&serde_json::json!({ "cart_id": cart })),
+                Some(&token),
+            )
+            .header("idempotency-key", "hung-up");
+        async move { request.send().await }
+    });
+    fx.gateway.held_calls(1).await;
+    first.abort();
+    let _ = first.await;
+    // The shopper retries with the same key while the saga is still held:
+    // the retry waits for it instead of answering pending.
+    let retry = tokio::spawn({
+        let request = fx
+            .signed(
+                Method::POST,
+                "/v1/checkout",
+                Some(&serde_json::json!({ "cart_id": cart })),
+                Some(&token),
+            )
+            .header("idempotency-key", "hung-up");
+        async move { request.send().await }
+    });
+    fx.gateway.resume();
+    let response = retry.await.expect("join").expect("send");
+    let status = response.status();
+    let order: Value = response.json().await.expect("json");
+    assert_eq!(status, StatusCode::CREATED, "{order}");
+    assert_eq!(order["status"], "confirmed");
+    let stats = fx.gateway.stats();
+    assert_eq!(stats.authorizations, 1, "{stats:?}");
+    assert_eq!(stats.captures, 1, "{stats:?}");
+    assert_eq!(audit(&fx, "us", "LAMP-1").await["sold"], 1);
+}
