@@ -25,6 +25,12 @@ pub struct MeridianConfig {
     pub routing: Option<PathBuf>,
     #[serde(default)]
     pub seed: SeedConfig,
+    /// The simulated payment provider every region of `up` calls (one, as
+    /// a real provider is): its behaviour and its own store (by default
+    /// `payments` beside the shards). The regions' own `[payments]` are not
+    /// used by `up`.
+    #[serde(default)]
+    pub payments: commerce::SimulatedGatewayConfig,
 }
 
 /// The demo catalog `up` writes when the catalog is empty.
@@ -57,6 +63,7 @@ pub struct Loaded {
     /// The routing config file, resolved.
     pub routing: Option<PathBuf>,
     pub seed: SeedConfig,
+    pub payments: commerce::SimulatedGatewayConfig,
 }
 
 pub fn parse(text: &str) -> anyhow::Result<MeridianConfig> {
@@ -79,6 +86,11 @@ fn read_bounded(path: &Path) -> anyhow::Result<String> {
 /// relative paths against the config's directory.
 pub fn load(path: &Path) -> anyhow::Result<Loaded> {
     let config = parse(&read_bounded(path)?).with_context(|| format!("in {}", path.display()))?;
+    config
+        .payments
+        .validate()
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("[payments] in {}", path.display()))?;
     let base = path.parent().unwrap_or(Path::new("."));
     let topology_path = base.join(&config.topology);
     let topology = Topology::from_toml_str(&read_bounded(&topology_path)?)
@@ -110,5 +122,12 @@ pub fn load(path: &Path) -> anyhow::Result<Loaded> {
         regions: config.regions.iter().map(|r| base.join(r)).collect(),
         routing: config.routing.as_ref().map(|r| base.join(r)),
         seed: config.seed,
+        payments: {
+            let mut payments = config.payments;
+            if let Some(dir) = &mut payments.store {
+                *dir = base.join(&*dir);
+            }
+            payments
+        },
     })
 }

@@ -45,13 +45,17 @@ fn shared_env(name: &str) -> Option<String> {
 pub async fn start(loaded: &Loaded, options: StartOptions) -> anyhow::Result<Platform> {
     anyhow::ensure!(!loaded.regions.is_empty(), "the config names no region");
     let shards = crate::open_storage(&loaded.storage, &loaded.topology)?;
+    let gateway = regional_server::storage::open_gateway(
+        &loaded.payments,
+        regional_server::storage::default_gateway_dir(&loaded.storage).as_deref(),
+    )?;
     let (shutdown, stop) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let mut regions = Vec::new();
     for path in &loaded.regions {
         let region_config = regional_server::config::load(path, shared_env)
             .with_context(|| format!("loading {}", path.display()))?;
-        let region = Region::from_config(&region_config, shards.clone())?;
+        let region = Region::from_config(&region_config, shards.clone(), gateway.clone())?;
         let addr = if options.ephemeral_ports {
             SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)
         } else {

@@ -36,6 +36,11 @@ pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 128;
 const MAX_STEPS_PER_RUN: usize = 8;
 /// Longest recovery waits between runs of a parked saga.
 const MAX_PARK_MS: u64 = 60_000;
+/// Runs in which the provider refused to capture a saga's authorization
+/// before the saga gives up and compensates (returns the stock, voids the
+/// authorization, fails the order with the provider's reason) rather than
+/// wait forever for an answer that will not change.
+pub const MAX_CAPTURE_REFUSALS: u32 = 5;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -85,6 +90,10 @@ pub struct Saga {
     /// not wait).
     #[serde(default)]
     pub next_attempt_ms: u64,
+    /// Runs in which the provider refused the capture (bounded by
+    /// [`MAX_CAPTURE_REFUSALS`]).
+    #[serde(default)]
+    pub capture_refusals: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -189,6 +198,8 @@ enum Next {
     /// The outcome is unknown for now (payment timeout): leave the saga for
     /// a later run.
     Later,
+    /// Persist this (same-state) saga, then leave it for a later run.
+    Retry(Saga),
 }
 
 impl Commerce {
@@ -271,6 +282,7 @@ impl Commerce {
             updated_ms: now_ms,
             parked_runs: 0,
             next_attempt_ms: 0,
+            capture_refusals: 0,
         };
         let (order_ref, saga_ref, idem_ref, cart_version) =
             (&order, &saga, &idem_key, cart.version);
@@ -461,16 +473,24 @@ impl Commerce {
                 SagaState::Compensating => self.step_compensate(&order, &saga).await?,
                 SagaState::Completed | SagaState::Compensated => break,
             };
-            let Next::To(new) = next else {
-                // Unknown outcome: free the lease so a retry of the request
-                // or the recovery worker can resume at once.
-                self.park(db, order_id, token).await?;
-                break;
+            let (new, then_park) = match next {
+                Next::To(new) => (new, false),
+                Next::Retry(new) => (new, true),
+                Next::Later => {
+                    // Unknown outcome: free the lease so a retry of the
+                    // request or the recovery worker can resume at once.
+                    self.park(db, order_id, token).await?;
+                    break;
+                }
             };
             self.faults().check(new.state, false)?;
             match self.persist(db, &order, saga.state, new, token).await? {
                 Some(persisted) => saga = persisted,
                 None => break,
+            }
+            if then_park {
+                self.park(db, order_id, token).await?;
+                break;
             }
             self.faults().check(saga.state, true)?;
         }
@@ -683,10 +703,23 @@ impl Commerce {
                 new.state = SagaState::Completed;
                 Ok(Next::To(new))
             }
-            // An authorization we hold cannot be refused capture by a sane
-            // gateway; if it is, the saga waits for an operator rather than
-            // giving away sold stock.
-            Ok(None) | Err(_) => Ok(Next::Later),
+            Ok(None) | Err(GatewayError::Timeout) => Ok(Next::Later),
+            // An authorization we hold should not be refused capture; when
+            // it is, try again in later runs (backing off), then give up:
+            // the stock goes back and the order fails with the provider's
+            // reason, for an operator to follow up.
+            Err(e) => {
+                let mut new = saga.clone();
+                new.capture_refusals = new.capture_refusals.saturating_add(1);
+                if new.capture_refusals < MAX_CAPTURE_REFUSALS {
+                    tracing::warn!(order = %saga.order_id, refusals = new.capture_refusals, error = %e, "capture refused; retried later");
+                    return Ok(Next::Retry(new));
+                }
+                tracing::error!(order = %saga.order_id, error = %e, "capture refused {MAX_CAPTURE_REFUSALS} times; compensating");
+                new.failure = Some(format!("the payment provider refused the capture: {e}"));
+                new.state = SagaState::Compensating;
+                Ok(Next::To(new))
+            }
         }
     }
 

@@ -6,7 +6,6 @@
 //! never charges again. That is what makes a timed-out call (outcome
 //! unknown) safe to retry.
 
-use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -62,8 +61,12 @@ pub struct SimulatedGatewayConfig {
     pub timeout_rate: f64,
     /// Seed of the random decisions (printed at start, to replay a run).
     pub seed: u64,
-    /// Idempotency keys remembered at most (oldest forgotten first).
-    pub max_keys: usize,
+    /// How long the provider remembers an idempotency key (Stripe: 24 h).
+    pub key_ttl_s: u64,
+    /// Where the simulated provider keeps its books: an embedded store of
+    /// its own, apart from the platform's shards (relative to the config
+    /// file). By default `payments` beside the shards' directories.
+    pub store: Option<std::path::PathBuf>,
 }
 
 impl Default for SimulatedGatewayConfig {
@@ -73,7 +76,8 @@ impl Default for SimulatedGatewayConfig {
             decline_rate: 0.0,
             timeout_rate: 0.0,
             seed: 1,
-            max_keys: 1_000_000,
+            key_ttl_s: 24 * 3600,
+            store: None,
         }
     }
 }
@@ -91,14 +95,15 @@ impl SimulatedGatewayConfig {
         if self.latency_ms > 60_000 {
             return Err("payments.latency_ms must be at most 60000".into());
         }
-        if self.max_keys == 0 {
-            return Err("payments.max_keys must be at least 1".into());
+        if !(60..=30 * 24 * 3600).contains(&self.key_ttl_s) {
+            return Err("payments.key_ttl_s must be 60 s to 30 days".into());
         }
         Ok(())
     }
 }
 
-/// What the simulated gateway did, for tests and drills.
+/// What the simulated gateway did in this process, for tests and drills
+/// (the durable record of every charge is [`SimulatedGateway::ledger`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct GatewayStats {
     /// Authorizations that took effect (distinct idempotency keys).
@@ -112,59 +117,153 @@ pub struct GatewayStats {
     pub replays: u64,
 }
 
-#[derive(Debug, Clone)]
-enum Outcome {
-    Authorized(String),
-    Declined(String),
-    Done,
-    Refused(&'static str),
+/// The provider's books, read from its durable store: what a drill checks
+/// against the platform's confirmed orders (charges == confirmed orders).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Ledger {
+    /// Every authorization the provider holds (one per order it took
+    /// effect for), with its state.
+    pub authorizations: Vec<LedgerEntry>,
 }
 
-#[derive(Debug)]
-struct State {
-    rng: StdRng,
-    outcomes: HashMap<String, Outcome>,
-    order: VecDeque<String>,
-    /// Authorization id → captured / voided.
-    authorizations: HashMap<String, AuthState>,
-    stats: GatewayStats,
-    /// Test hook: the next n calls time out (after taking effect).
-    forced_timeouts: u32,
-    next_id: u64,
+impl Ledger {
+    /// Authorizations captured (charged), by reference (order id).
+    pub fn captured(&self) -> impl Iterator<Item = &LedgerEntry> {
+        self.authorizations
+            .iter()
+            .filter(|a| a.state == AuthState::Captured)
+    }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum AuthState {
+/// One authorization in the provider's books.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerEntry {
+    pub authorization: String,
+    /// Our reference (the order id).
+    pub reference: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub state: AuthState,
+    pub created_ms: u64,
+}
+
+/// What became of an authorization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthState {
     Open,
     Captured,
     Voided,
 }
 
-/// A gateway simulated in memory.
+/// The remembered outcome of a call, by its idempotency key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum Outcome {
+    Authorized(String),
+    Declined(String),
+    Done,
+    Refused(String),
+}
+
+/// A stored outcome, with when its key may be forgotten.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredOutcome {
+    outcome: Outcome,
+    expires_ms: u64,
+}
+
+/// Which call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Call {
+    Authorize,
+    Capture,
+    Void,
+}
+
+/// What decides a call before it runs (chosen outside the transaction,
+/// which may run more than once).
+#[derive(Debug, Clone, Copy)]
+struct Draw {
+    decline: bool,
+    now_ms: u64,
+}
+
+/// The provider's keys, in its own store.
+mod keys {
+    use db::Subspace;
+
+    fn space() -> Subspace {
+        Subspace::from("pay")
+    }
+    pub(super) fn outcome(key: &str) -> Vec<u8> {
+        space().pack(&("key", key))
+    }
+    pub(super) fn outcome_expiry(expires_ms: u64, key: &str) -> Vec<u8> {
+        space().pack(&("exp", expires_ms, key))
+    }
+    pub(super) fn outcome_expiries() -> Subspace {
+        space().subspace(&("exp",))
+    }
+    pub(super) fn authorization(id: &str) -> Vec<u8> {
+        space().pack(&("auth", id))
+    }
+    pub(super) fn authorizations() -> Subspace {
+        space().subspace(&("auth",))
+    }
+}
+
+/// Why the provider's own store failed a call: to the caller that is an
+/// answer lost (the call may have taken effect), as a provider's 5xx is.
+fn store_failure(e: impl std::fmt::Display) -> GatewayError {
+    tracing::warn!(error = %e, "simulated gateway: its store failed a call");
+    GatewayError::Timeout
+}
+
+#[derive(Debug)]
+struct Dice {
+    rng: StdRng,
+    /// Test hook: the next n calls time out (after taking effect).
+    forced_timeouts: u32,
+    /// Test hook: the next n captures are refused (without effect).
+    refused_captures: u32,
+}
+
+/// A payment provider simulated over a durable store of its own, which
+/// outlives the platform (a crash of the platform forgets none of its
+/// idempotency keys or authorizations, as a real provider's would not).
+/// Share one per platform: every region calls the same provider.
 #[derive(Debug)]
 pub struct SimulatedGateway {
     config: SimulatedGatewayConfig,
-    state: Mutex<State>,
+    db: db::Database,
+    dice: Mutex<Dice>,
+    stats: Mutex<GatewayStats>,
+    calls: std::sync::atomic::AtomicU64,
     /// Test hook: while true, calls wait before taking effect.
     paused: tokio::sync::watch::Sender<bool>,
     /// Calls that have arrived while paused (ever).
     held: tokio::sync::watch::Sender<u64>,
 }
 
+/// Keys one sweep forgets at most.
+const SWEEP_BATCH: usize = 64;
+/// A sweep runs once per this many calls.
+const SWEEP_EVERY: u64 = 64;
+
 impl SimulatedGateway {
-    pub fn new(config: SimulatedGatewayConfig) -> Self {
+    /// The provider over its store `db` (not a shard of the platform's).
+    pub fn new(config: SimulatedGatewayConfig, db: db::Database) -> Self {
         let rng = StdRng::seed_from_u64(config.seed);
         SimulatedGateway {
             config,
-            state: Mutex::new(State {
+            db,
+            dice: Mutex::new(Dice {
                 rng,
-                outcomes: HashMap::new(),
-                order: VecDeque::new(),
-                authorizations: HashMap::new(),
-                stats: GatewayStats::default(),
                 forced_timeouts: 0,
-                next_id: 1,
+                refused_captures: 0,
             }),
+            stats: Mutex::new(GatewayStats::default()),
+            calls: std::sync::atomic::AtomicU64::new(0),
             paused: tokio::sync::watch::Sender::new(false),
             held: tokio::sync::watch::Sender::new(0),
         }
@@ -186,22 +285,43 @@ impl SimulatedGateway {
     }
 
     pub fn stats(&self) -> GatewayStats {
-        self.state.lock().stats
+        *self.stats.lock()
     }
 
     /// The next `n` calls take effect, then answer with a timeout.
     pub fn force_timeouts(&self, n: u32) {
-        self.state.lock().forced_timeouts = n;
+        self.dice.lock().forced_timeouts = n;
     }
 
-    /// Authorizations captured, by the reference they were made for.
-    pub fn captured_count(&self) -> usize {
-        self.state
-            .lock()
-            .authorizations
-            .values()
-            .filter(|s| **s == AuthState::Captured)
-            .count()
+    /// The next `n` captures are refused, without effect.
+    pub fn refuse_captures(&self, n: u32) {
+        self.dice.lock().refused_captures = n;
+    }
+
+    /// Every authorization in the provider's books (at most `limit`).
+    pub async fn ledger(&self, limit: usize) -> Result<Ledger, db::Error> {
+        let space = keys::authorizations();
+        let space = &space;
+        let kvs = self
+            .db
+            .run(|tx, _| async move {
+                tx.get_range_all(db::RangeOption::subspace(space).limit(limit), true)
+                    .await
+            })
+            .await?;
+        Ok(Ledger {
+            authorizations: kvs
+                .iter()
+                .filter_map(|kv| serde_json::from_slice(&kv.value).ok())
+                .collect(),
+        })
+    }
+
+    /// Authorizations captured so far (from the books).
+    pub async fn captured_count(&self) -> usize {
+        self.ledger(usize::MAX)
+            .await
+            .map_or(0, |l| l.captured().count())
     }
 
     async fn delay(&self) {
@@ -215,42 +335,134 @@ impl SimulatedGateway {
         }
     }
 
-    /// Runs `effect` once per idempotency key; decides whether the answer is
-    /// lost. Replays return the remembered outcome.
-    fn call(
-        &self,
-        key: &str,
-        effect: impl FnOnce(&mut State) -> Outcome,
-    ) -> Result<Outcome, GatewayError> {
-        let mut state = self.state.lock();
-        let outcome = if let Some(outcome) = state.outcomes.get(key) {
-            let outcome = outcome.clone();
-            state.stats.replays += 1;
-            outcome
-        } else {
-            let outcome = effect(&mut state);
-            if state.order.len() >= self.config.max_keys
-                && let Some(old) = state.order.pop_front()
-            {
-                state.outcomes.remove(&old);
-            }
-            state.order.push_back(key.to_owned());
-            state.outcomes.insert(key.to_owned(), outcome.clone());
-            outcome
+    fn now_ms() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    }
+
+    /// Runs `effect` once per idempotency key, in one transaction of the
+    /// provider's store with the key's record; replays return the stored
+    /// outcome. Then decides whether the answer is lost.
+    async fn call<F, Fut>(&self, kind: Call, key: &str, effect: F) -> Result<Outcome, GatewayError>
+    where
+        F: Fn(db::Transaction, Draw) -> Fut,
+        Fut: std::future::Future<Output = Result<Outcome, db::Error>>,
+    {
+        let decline_rate = match kind {
+            Call::Authorize => self.config.decline_rate,
+            Call::Capture | Call::Void => 0.0,
         };
-        let timeout = if state.forced_timeouts > 0 {
-            state.forced_timeouts -= 1;
-            true
-        } else {
-            let roll: f64 = state.rng.random();
-            roll < self.config.timeout_rate
+        let draw = {
+            let mut dice = self.dice.lock();
+            let roll: f64 = dice.rng.random();
+            Draw {
+                decline: roll < decline_rate,
+                now_ms: Self::now_ms(),
+            }
+        };
+        let ttl_ms = self.config.key_ttl_s.saturating_mul(1000);
+        let effect = &effect;
+        let (outcome, replayed) = self
+            .db
+            .run(|tx, _| async move {
+                let record = keys::outcome(key);
+                if let Some(bytes) = tx.get(&record).await?
+                    && let Ok(stored) = serde_json::from_slice::<StoredOutcome>(&bytes)
+                {
+                    return Ok((stored.outcome, true));
+                }
+                let outcome = effect(tx.clone(), draw).await?;
+                let expires_ms = draw.now_ms.saturating_add(ttl_ms);
+                let stored = StoredOutcome {
+                    outcome: outcome.clone(),
+                    expires_ms,
+                };
+                tx.set(&record, &serde_json::to_vec(&stored).unwrap_or_default())?;
+                tx.set(&keys::outcome_expiry(expires_ms, key), b"")?;
+                Ok::<_, db::Error>((outcome, false))
+            })
+            .await
+            .map_err(store_failure)?;
+        {
+            let mut stats = self.stats.lock();
+            if replayed {
+                stats.replays += 1;
+            } else {
+                match (&outcome, kind) {
+                    (Outcome::Authorized(_), _) => stats.authorizations += 1,
+                    (Outcome::Declined(_), _) => stats.declines += 1,
+                    (Outcome::Done, Call::Capture) => stats.captures += 1,
+                    (Outcome::Done, Call::Void) => stats.voids += 1,
+                    _ => {}
+                }
+            }
+        }
+        if self
+            .calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .is_multiple_of(SWEEP_EVERY)
+        {
+            // Forgetting old keys is the provider's business; a failure
+            // only delays it.
+            let _ = self.sweep(draw.now_ms).await;
+        }
+        let timeout = {
+            let mut dice = self.dice.lock();
+            if dice.forced_timeouts > 0 {
+                dice.forced_timeouts -= 1;
+                true
+            } else {
+                let roll: f64 = dice.rng.random();
+                roll < self.config.timeout_rate
+            }
         };
         if timeout {
-            state.stats.timeouts += 1;
+            self.stats.lock().timeouts += 1;
             return Err(GatewayError::Timeout);
         }
         Ok(outcome)
     }
+
+    /// Forgets idempotency keys past their TTL (at most one batch), as a
+    /// provider does (Stripe keeps keys 24 hours): the store stays bounded.
+    pub async fn sweep(&self, now_ms: u64) -> Result<usize, db::Error> {
+        let space = keys::outcome_expiries();
+        let space = &space;
+        self.db
+            .run(|tx, _| async move {
+                let (begin, _) = space.range();
+                let end = space.pack(&(now_ms,));
+                let due = tx
+                    .get_range(&db::RangeOption::new(begin, end).limit(SWEEP_BATCH), false)
+                    .await?;
+                for kv in &due.kvs {
+                    tx.clear(&kv.key)?;
+                    if let Ok((_, key)) = space.unpack::<(u64, String)>(&kv.key) {
+                        tx.clear(&keys::outcome(&key))?;
+                    }
+                }
+                Ok(due.kvs.len())
+            })
+            .await
+    }
+}
+
+async fn load_authorization(
+    tx: &db::Transaction,
+    id: &str,
+) -> Result<Option<LedgerEntry>, db::Error> {
+    Ok(tx
+        .get(&keys::authorization(id))
+        .await?
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok()))
+}
+
+fn store_authorization(tx: &db::Transaction, entry: &LedgerEntry) -> Result<(), db::Error> {
+    tx.set(
+        &keys::authorization(&entry.authorization),
+        &serde_json::to_vec(entry).unwrap_or_default(),
+    )
 }
 
 fn check_key(key: &str) -> Result<(), GatewayError> {
@@ -272,20 +484,30 @@ impl PaymentGateway for SimulatedGateway {
             });
         }
         self.delay().await;
-        let decline_rate = self.config.decline_rate;
-        let outcome = self.call(&request.idempotency_key, |state| {
-            let roll: f64 = state.rng.random();
-            if roll < decline_rate {
-                state.stats.declines += 1;
-                Outcome::Declined("card declined (simulated)".into())
-            } else {
-                let id = format!("auth_{:016x}", state.next_id);
-                state.next_id += 1;
-                state.authorizations.insert(id.clone(), AuthState::Open);
-                state.stats.authorizations += 1;
-                Outcome::Authorized(id)
-            }
-        })?;
+        // Chosen once, outside the transaction (which may run again).
+        let id = format!("auth_{}", ulid::Ulid::new());
+        let outcome = self
+            .call(Call::Authorize, &request.idempotency_key, |tx, draw| {
+                let id = id.clone();
+                async move {
+                    if draw.decline {
+                        return Ok(Outcome::Declined("card declined (simulated)".into()));
+                    }
+                    store_authorization(
+                        &tx,
+                        &LedgerEntry {
+                            authorization: id.clone(),
+                            reference: request.reference.clone(),
+                            amount_minor: request.amount_minor,
+                            currency: request.currency.clone(),
+                            state: AuthState::Open,
+                            created_ms: draw.now_ms,
+                        },
+                    )?;
+                    Ok(Outcome::Authorized(id))
+                }
+            })
+            .await?;
         match outcome {
             Outcome::Authorized(id) => Ok(id),
             Outcome::Declined(reason) => Err(GatewayError::Declined { reason }),
@@ -302,26 +524,33 @@ impl PaymentGateway for SimulatedGateway {
     ) -> Result<(), GatewayError> {
         check_key(idempotency_key)?;
         self.delay().await;
-        let outcome = self.call(idempotency_key, |state| {
-            match state.authorizations.get(authorization).copied() {
-                Some(AuthState::Open) => {
-                    state
-                        .authorizations
-                        .insert(authorization.to_owned(), AuthState::Captured);
-                    state.stats.captures += 1;
-                    Outcome::Done
-                }
-                Some(AuthState::Captured) => Outcome::Done,
-                Some(AuthState::Voided) | None => {
-                    Outcome::Refused("authorization is voided or unknown")
-                }
+        {
+            let mut dice = self.dice.lock();
+            if dice.refused_captures > 0 {
+                dice.refused_captures -= 1;
+                return Err(GatewayError::Rejected {
+                    reason: "capture refused (simulated)".into(),
+                });
             }
-        })?;
+        }
+        let outcome = self
+            .call(Call::Capture, idempotency_key, |tx, _| async move {
+                match load_authorization(&tx, authorization).await? {
+                    Some(mut entry) if entry.state == AuthState::Open => {
+                        entry.state = AuthState::Captured;
+                        store_authorization(&tx, &entry)?;
+                        Ok(Outcome::Done)
+                    }
+                    Some(entry) if entry.state == AuthState::Captured => Ok(Outcome::Done),
+                    _ => Ok(Outcome::Refused(
+                        "authorization is voided or unknown".into(),
+                    )),
+                }
+            })
+            .await?;
         match outcome {
             Outcome::Done => Ok(()),
-            Outcome::Refused(reason) => Err(GatewayError::Rejected {
-                reason: reason.into(),
-            }),
+            Outcome::Refused(reason) => Err(GatewayError::Rejected { reason }),
             Outcome::Authorized(_) | Outcome::Declined(_) => Err(GatewayError::Rejected {
                 reason: "idempotency key was used for another kind of call".into(),
             }),
@@ -331,26 +560,24 @@ impl PaymentGateway for SimulatedGateway {
     async fn void(&self, authorization: &str, idempotency_key: &str) -> Result<(), GatewayError> {
         check_key(idempotency_key)?;
         self.delay().await;
-        let outcome = self.call(idempotency_key, |state| {
-            match state.authorizations.get(authorization).copied() {
-                Some(AuthState::Open) => {
-                    state
-                        .authorizations
-                        .insert(authorization.to_owned(), AuthState::Voided);
-                    state.stats.voids += 1;
-                    Outcome::Done
+        let outcome = self
+            .call(Call::Void, idempotency_key, |tx, _| async move {
+                match load_authorization(&tx, authorization).await? {
+                    Some(mut entry) if entry.state == AuthState::Open => {
+                        entry.state = AuthState::Voided;
+                        store_authorization(&tx, &entry)?;
+                        Ok(Outcome::Done)
+                    }
+                    Some(entry) if entry.state == AuthState::Voided => Ok(Outcome::Done),
+                    _ => Ok(Outcome::Refused(
+                        "authorization is captured or unknown".into(),
+                    )),
                 }
-                Some(AuthState::Voided) => Outcome::Done,
-                Some(AuthState::Captured) | None => {
-                    Outcome::Refused("authorization is captured or unknown")
-                }
-            }
-        })?;
+            })
+            .await?;
         match outcome {
             Outcome::Done => Ok(()),
-            Outcome::Refused(reason) => Err(GatewayError::Rejected {
-                reason: reason.into(),
-            }),
+            Outcome::Refused(reason) => Err(GatewayError::Rejected { reason }),
             Outcome::Authorized(_) | Outcome::Declined(_) => Err(GatewayError::Rejected {
                 reason: "idempotency key was used for another kind of call".into(),
             }),

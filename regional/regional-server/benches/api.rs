@@ -379,6 +379,7 @@ fn shard(name: &str) -> anyhow::Result<ShardId> {
 struct Stores {
     topology: Arc<Topology>,
     engines: BTreeMap<ShardId, Arc<EmbeddedDatabase>>,
+    gateway: std::sync::OnceLock<Arc<SimulatedGateway>>,
     dir: tempfile::TempDir,
 }
 
@@ -398,6 +399,7 @@ impl Stores {
         Ok(Stores {
             topology: Arc::new(topology),
             engines,
+            gateway: std::sync::OnceLock::new(),
             dir,
         })
     }
@@ -447,9 +449,22 @@ impl Stores {
             catalog_shard: shard(WAREHOUSE)?,
             settings: Settings::default(),
             clock: Arc::new(SystemClock),
-            gateway: Arc::new(SimulatedGateway::new(SimulatedGatewayConfig::default())),
+            gateway: self.gateway()?,
             search,
         })?)
+    }
+
+    /// The simulated payment provider, over its own store in this
+    /// directory (opened once; every caller shares it).
+    fn gateway(&self) -> anyhow::Result<Arc<SimulatedGateway>> {
+        if let Some(gateway) = self.gateway.get() {
+            return Ok(gateway.clone());
+        }
+        let gateway = regional_server::storage::open_gateway(
+            &SimulatedGatewayConfig::default(),
+            Some(&self.dir.path().join("payments")),
+        )?;
+        Ok(self.gateway.get_or_init(|| gateway).clone())
     }
 
     /// A region over these stores with the production HTTP and worker
@@ -467,7 +482,7 @@ impl Stores {
             search: Arc::new(search),
             settings: Settings::default(),
             clock: Arc::new(SystemClock),
-            gateway: Arc::new(SimulatedGateway::new(SimulatedGatewayConfig::default())),
+            gateway: self.gateway()?,
             secrets: Secrets {
                 edge_key: EDGE_KEY.into(),
                 session_key: SESSION_KEY.into(),

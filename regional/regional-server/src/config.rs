@@ -168,6 +168,9 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> anyhow::Result
     if let Some(dir) = &mut config.search_dir {
         *dir = base.join(&*dir);
     }
+    if let Some(dir) = &mut config.payments.store {
+        *dir = base.join(&*dir);
+    }
     let served = resolve(&config, &topology)?;
     Ok(Loaded {
         config,

@@ -97,13 +97,17 @@ impl Region {
         })
     }
 
-    /// Builds a region from a loaded config, opening its storage, search
-    /// index and simulated payment gateway.
-    pub fn from_config(loaded: &config::Loaded, shards: ShardMap) -> anyhow::Result<Region> {
+    /// Builds a region from a loaded config, opening its search index, over
+    /// the opened `shards` and payment `gateway` (see
+    /// [`storage::open_gateway`]).
+    pub fn from_config(
+        loaded: &config::Loaded,
+        shards: ShardMap,
+        gateway: Arc<dyn PaymentGateway>,
+    ) -> anyhow::Result<Region> {
         let c = &loaded.config;
         let search = search::SearchIndex::open_or_create(c.search_dir.as_deref())
             .context("opening the search index")?;
-        tracing::info!(seed = c.payments.seed, "simulated payment gateway");
         Region::build(RegionParts {
             region: c.region.clone(),
             topology: Arc::new(loaded.topology.clone()),
@@ -113,7 +117,7 @@ impl Region {
             search: Arc::new(search),
             settings: c.commerce.clone(),
             clock: Arc::new(commerce::SystemClock),
-            gateway: Arc::new(commerce::SimulatedGateway::new(c.payments.clone())),
+            gateway,
             secrets: c.secrets.clone(),
             http: c.http.clone(),
             workers: c.workers.clone(),

@@ -46,7 +46,11 @@ fn main() -> anyhow::Result<()> {
         .context("starting the runtime")?;
     runtime.block_on(async move {
         let shards = storage::open(&loaded.config.storage, &loaded.topology)?;
-        let region = Region::from_config(&loaded, shards)?;
+        let gateway = storage::open_gateway(
+            &loaded.config.payments,
+            storage::default_gateway_dir(&loaded.config.storage).as_deref(),
+        )?;
+        let region = Region::from_config(&loaded, shards, gateway)?;
         match cli.command.unwrap_or(Command::Serve) {
             Command::Seed { products, seed, max_stock } => {
                 let options = commerce::seed::SeedOptions { products, seed, max_stock };

@@ -128,6 +128,16 @@ impl World {
         )
         .expect("stores");
         let topology = Arc::new(topology);
+        // One payment provider for both regions, with books of its own.
+        let gateway = Arc::new(commerce::SimulatedGateway::new(
+            Default::default(),
+            db_embedded::EmbeddedDatabase::open_database(
+                dir.path().join("payments"),
+                options.clone(),
+                db::RetryPolicy::default(),
+            )
+            .expect("payment provider store"),
+        ));
         let mut regions = Vec::new();
         for name in ["us-east", "eu-west"] {
             let faults = db::Faults::new();
@@ -149,7 +159,7 @@ impl World {
                 search: Arc::new(search::SearchIndex::open_or_create(None).expect("index")),
                 settings: commerce::Settings::default(),
                 clock: Arc::new(commerce::SystemClock),
-                gateway: Arc::new(commerce::SimulatedGateway::new(Default::default())),
+                gateway: gateway.clone(),
                 secrets: Secrets {
                     edge_key: EDGE_KEY.into(),
                     session_key: "edge-host-test-session-key".into(),

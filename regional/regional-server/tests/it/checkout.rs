@@ -108,20 +108,50 @@ async fn two_hundred_checkouts_of_fifty_units_sell_exactly_fifty() {
                 .is_empty()
         );
     }
-    // Every acknowledged order is there, confirmed, for its owner.
-    for (token, _) in carts.iter().take(3) {
+    // Every acknowledged order is there, confirmed, for its owner: read
+    // back by id and listed among the owner's orders.
+    let mut listed = std::collections::BTreeSet::new();
+    for (token, _) in &carts {
         let r = fx
             .signed(Method::GET, "/v1/orders?limit=100", None, Some(token))
             .send()
             .await
             .expect("send");
         assert_eq!(r.status(), StatusCode::OK);
+        let page: Value = r.json().await.expect("json");
+        for order in page["orders"].as_array().expect("orders") {
+            if order["status"] == "confirmed" {
+                let id = order["id"].as_str().expect("id").to_owned();
+                let one = fx
+                    .signed(Method::GET, &format!("/v1/orders/{id}"), None, Some(token))
+                    .send()
+                    .await
+                    .expect("send");
+                assert_eq!(one.status(), StatusCode::OK);
+                let one: Value = one.json().await.expect("json");
+                assert_eq!(one["status"], "confirmed", "{one}");
+                listed.insert(id);
+            }
+        }
     }
+    let acknowledged: std::collections::BTreeSet<String> = confirmed.iter().cloned().collect();
+    assert_eq!(
+        listed, acknowledged,
+        "confirmed orders listed == acknowledged"
+    );
     for id in &confirmed {
         let id: ShardedId = id.parse().expect("id");
         let saga = fx.region.commerce.saga(&id).await.expect("saga");
         assert_eq!(saga.state, SagaState::Completed);
     }
+    // The provider's books: exactly one charge per acknowledged order, of
+    // its amount, and none for any other.
+    let ledger = fx.gateway.ledger(10_000).await.expect("ledger");
+    let charged: std::collections::BTreeSet<String> =
+        ledger.captured().map(|c| c.reference.clone()).collect();
+    assert_eq!(charged, acknowledged, "charges == confirmed orders");
+    assert_eq!(ledger.captured().count(), 50);
+    assert!(ledger.captured().all(|c| c.amount_minor == 2500));
 }
 
 /// Crash points along the happy path: every one ends completed.
@@ -644,4 +674,113 @@ async fn a_checkout_whose_client_hung_up_completes_and_its_retry_gets_the_outcom
     assert_eq!(stats.authorizations, 1, "{stats:?}");
     assert_eq!(stats.captures, 1, "{stats:?}");
     assert_eq!(audit(&fx, "us", "LAMP-1").await["sold"], 1);
+}
+
+/// The provider keeps its books in a store of its own: a platform that
+/// crashes and re-sends an authorization with the same key is answered
+/// from the books, not charged again.
+#[tokio::test]
+async fn the_payment_provider_remembers_keys_and_charges_across_a_platform_restart() {
+    use commerce::payments::{AuthorizeRequest, PaymentGateway};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let open = || {
+        commerce::SimulatedGateway::new(
+            SimulatedGatewayConfig::default(),
+            db_embedded::EmbeddedDatabase::open_database(
+                dir.path(),
+                db_embedded::EmbeddedOptions::default(),
+                db::RetryPolicy::default(),
+            )
+            .expect("store"),
+        )
+    };
+    let request = AuthorizeRequest {
+        idempotency_key: "us.01ARZ3NDEKTSV4RRFFQ69G5FAV/authorize".into(),
+        amount_minor: 1200,
+        currency: "USD".into(),
+        reference: "us.01ARZ3NDEKTSV4RRFFQ69G5FAV".into(),
+    };
+    let first = {
+        let gateway = open();
+        let id = gateway.authorize(&request).await.expect("authorize");
+        gateway.capture(&id, "capture-1").await.expect("capture");
+        id
+        // The platform (and with it this handle) goes away here.
+    };
+    let gateway = open();
+    assert_eq!(gateway.authorize(&request).await.expect("replay"), first);
+    gateway
+        .capture(&first, "capture-1")
+        .await
+        .expect("capture replay");
+    let ledger = gateway.ledger(100).await.expect("ledger");
+    assert_eq!(ledger.authorizations.len(), 1, "{ledger:?}");
+    assert_eq!(ledger.captured().count(), 1);
+    assert_eq!(
+        gateway.stats().authorizations,
+        0,
+        "nothing new after restart"
+    );
+    assert_eq!(gateway.stats().replays, 2);
+}
+
+/// A capture the provider keeps refusing does not park its saga forever:
+/// after `MAX_CAPTURE_REFUSALS` runs it compensates (stock back, the
+/// authorization voided, the order failed with the provider's reason).
+#[tokio::test]
+async fn a_capture_the_provider_keeps_refusing_ends_compensated() {
+    let fx = Fixture::start_with(Options {
+        workers: false,
+        ..Default::default()
+    })
+    .await;
+    fx.catalog(&[("LAMP-1", "Desk lamp", 4000)]).await;
+    fx.restock("us", "LAMP-1", 5).await;
+    let (token, cart) = fx.cart_with("us", "LAMP-1", 1).await;
+    fx.gateway.refuse_captures(u32::MAX);
+    let (status, order) = fx.checkout(&token, &cart, "refused").await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{order}");
+    let id: ShardedId = order["id"].as_str().expect("id").parse().expect("id");
+    // Recovery passes, each after the saga's back-off has passed: bounded.
+    let max = commerce::checkout::MAX_CAPTURE_REFUSALS;
+    for _ in 0..max {
+        fx.clock.advance_ms(120_000);
+        fx.region
+            .commerce
+            .recover_sagas(&shard("us"))
+            .await
+            .expect("recover");
+    }
+    let saga = fx.region.commerce.saga(&id).await.expect("saga");
+    assert_eq!(saga.state, SagaState::Compensated, "{saga:?}");
+    assert_eq!(saga.capture_refusals, max);
+    let (status, order) = fx.checkout(&token, &cart, "refused").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{order}");
+    assert!(
+        order["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("refused the capture"),
+        "{order}"
+    );
+    let live = audit(&fx, "us", "LAMP-1").await;
+    assert_eq!(live["available"], 5, "{live}");
+    assert_eq!(live["sold"], 0, "{live}");
+    let ledger = fx.gateway.ledger(100).await.expect("ledger");
+    assert_eq!(ledger.captured().count(), 0);
+    assert!(
+        ledger
+            .authorizations
+            .iter()
+            .all(|a| a.state == commerce::payments::AuthState::Voided),
+        "{ledger:?}"
+    );
+    assert!(
+        fx.region
+            .commerce
+            .open_sagas(&shard("us"), 10)
+            .await
+            .expect("open")
+            .is_empty()
+    );
 }

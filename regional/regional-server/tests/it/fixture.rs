@@ -88,7 +88,16 @@ impl Fixture {
                 .expect("clock")
                 .as_millis() as u64,
         ));
-        let gateway = Arc::new(SimulatedGateway::new(options.payments));
+        // The provider keeps its books in a store of its own.
+        let gateway = Arc::new(SimulatedGateway::new(
+            options.payments,
+            db_embedded::EmbeddedDatabase::open_database(
+                dir.path().join("payments"),
+                db_embedded::EmbeddedOptions::default(),
+                db::RetryPolicy::default(),
+            )
+            .expect("payment provider store"),
+        ));
         let search = search::SearchIndex::open_or_create(None).expect("search index");
         let served = topology.shards().iter().map(|s| s.id().clone()).collect();
         let region = Region::build(RegionParts {
