@@ -2,3 +2,4 @@
 //! opens the local platform's storage.
 
 mod configs;
+mod crash;
