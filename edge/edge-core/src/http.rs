@@ -5,6 +5,10 @@
 /// a few KiB); a larger one gets 413.
 pub const MAX_REQUEST_BODY_BYTES: usize = 1024 * 1024;
 
+/// Largest origin (region or routing API) response body an edge takes:
+/// every host cuts a longer one off and treats the call as lost.
+pub const MAX_ORIGIN_BODY_BYTES: usize = 8 * 1024 * 1024;
+
 /// An incoming request.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Request {

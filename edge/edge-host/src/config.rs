@@ -32,6 +32,19 @@ pub struct HostConfig {
     /// compute); `false` runs every request in an instance.
     #[serde(default = "default_fast_path")]
     pub fast_path: bool,
+    /// Connections each POP holds open at once; past it the POP stops
+    /// accepting (they wait in the kernel's backlog).
+    #[serde(default = "default_max_connections")]
+    pub max_connections_per_pop: usize,
+    /// A client has this long to send a request's headers (on a new or an
+    /// idle kept-alive connection) before the connection is closed.
+    #[serde(default = "default_header_read_timeout_ms")]
+    pub header_read_timeout_ms: u64,
+    /// Wasm execution one request's instance may use, in milliseconds of
+    /// running (time spent waiting on I/O does not count); past it the
+    /// instance is stopped and the request answered 503.
+    #[serde(default = "default_guest_cpu_ms")]
+    pub guest_cpu_ms: u64,
     pub pops: Vec<PopConfig>,
 }
 
@@ -66,6 +79,15 @@ pub struct PopConfig {
 
 fn default_fast_path() -> bool {
     true
+}
+fn default_max_connections() -> usize {
+    1024
+}
+fn default_header_read_timeout_ms() -> u64 {
+    10_000
+}
+fn default_guest_cpu_ms() -> u64 {
+    1_000
 }
 fn default_max_instances() -> u32 {
     256
@@ -122,6 +144,18 @@ impl HostConfig {
         anyhow::ensure!(
             self.max_kv_entries >= 16,
             "max_kv_entries must be at least 16"
+        );
+        anyhow::ensure!(
+            (1..=100_000).contains(&self.max_connections_per_pop),
+            "max_connections_per_pop must be 1..=100000"
+        );
+        anyhow::ensure!(
+            (100..=120_000).contains(&self.header_read_timeout_ms),
+            "header_read_timeout_ms must be 100..=120000"
+        );
+        anyhow::ensure!(
+            (10..=60_000).contains(&self.guest_cpu_ms),
+            "guest_cpu_ms must be 10..=60000"
         );
         let mut names = std::collections::BTreeSet::new();
         for pop in &self.pops {

@@ -182,6 +182,8 @@ pub struct PopState {
     pub fast_path: AtomicBool,
     /// Requests answered that way.
     pub fast_hits: AtomicU64,
+    /// Accepts that failed (and were retried).
+    pub accept_errors: AtomicU64,
 }
 
 /// Per-request store data.
@@ -226,8 +228,14 @@ const KEEP_RESIDENT_SCANNED: usize = 2 << 20;
 /// Without `PAGEMAP_SCAN` the kept bytes are reset with one memset whether
 /// written or not, so only the lowest 64 KiB are kept.
 const KEEP_RESIDENT_MEMSET: usize = 64 << 10;
+/// Memories and tables reserved per component instance (the Spin
+/// component has one memory and a few tables; wasi adapters add some).
+const SLOTS_PER_INSTANCE: u32 = 4;
 /// Slots decommitted together.
 const DECOMMIT_BATCH: usize = 32;
+
+/// How often the engine's epoch advances: the unit of a guest's budget.
+const EPOCH_TICK: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// The compiled component, ready to instantiate.
 pub struct EdgeHost {
@@ -235,6 +243,19 @@ pub struct EdgeHost {
     pre: ProxyPre<RequestState>,
     /// The outgoing connection pool every instance sends through.
     hooks: outgoing::PooledHooks,
+    /// One permit per pooled instance slot: a request that finds none is
+    /// answered 503 at once rather than failing to instantiate.
+    instances: Arc<tokio::sync::Semaphore>,
+    /// Epoch ticks of wasm execution one instance may use.
+    budget_ticks: u64,
+    /// Stops the epoch ticker thread.
+    ticking: Arc<AtomicBool>,
+}
+
+impl Drop for EdgeHost {
+    fn drop(&mut self) {
+        self.ticking.store(false, Ordering::Relaxed);
+    }
 }
 
 impl std::fmt::Debug for EdgeHost {
@@ -245,8 +266,9 @@ impl std::fmt::Debug for EdgeHost {
 
 impl EdgeHost {
     /// Compiles `component` and links its imports. `max_instances` bounds
-    /// concurrent requests' instances (the pooling allocator's slots).
-    pub fn load(component: &Path, max_instances: u32) -> anyhow::Result<Self> {
+    /// concurrent requests' instances (the pooling allocator's slots);
+    /// `guest_cpu_ms` bounds the wasm execution of each.
+    pub fn load(component: &Path, max_instances: u32, guest_cpu_ms: u64) -> anyhow::Result<Self> {
         let scanned = PoolingAllocationConfig::is_pagemap_scan_available();
         let keep_resident = if scanned {
             KEEP_RESIDENT_SCANNED
@@ -254,9 +276,12 @@ impl EdgeHost {
             KEEP_RESIDENT_MEMSET
         };
         let mut pool = PoolingAllocationConfig::default();
+        // An instance of the component holds several core instances,
+        // memories and tables: the component-instance count is the bound,
+        // the rest is sized so that it never binds first.
         pool.total_component_instances(max_instances)
-            .total_memories(max_instances)
-            .total_tables(max_instances)
+            .total_memories(max_instances.saturating_mul(SLOTS_PER_INSTANCE))
+            .total_tables(max_instances.saturating_mul(SLOTS_PER_INSTANCE))
             .max_memory_size(64 << 20)
             // Reset what an instance wrote in place rather than with
             // madvise (no page faults on the next instance), and decommit
@@ -272,6 +297,8 @@ impl EdgeHost {
         let mut config = Config::new();
         config
             .wasm_component_model(true)
+            // A guest that loops is stopped (see `handle`).
+            .epoch_interruption(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         // `MERIDIAN_PERFMAP=1` writes /tmp/perf-<pid>.map, so `perf report`
         // names the component's functions.
@@ -287,10 +314,27 @@ impl EdgeHost {
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(wt)?;
         spin_imports::add_to_linker(&mut linker).map_err(wt)?;
         let pre = ProxyPre::new(linker.instantiate_pre(&component).map_err(wt)?).map_err(wt)?;
+        let ticking = Arc::new(AtomicBool::new(true));
+        {
+            // The epoch clock: a tick every EPOCH_TICK while the host lives.
+            let (engine, ticking) = (engine.clone(), ticking.clone());
+            std::thread::Builder::new()
+                .name("edge-epoch".into())
+                .spawn(move || {
+                    while ticking.load(Ordering::Relaxed) {
+                        std::thread::sleep(EPOCH_TICK);
+                        engine.increment_epoch();
+                    }
+                })
+                .context("starting the epoch thread")?;
+        }
         Ok(EdgeHost {
             engine,
             pre,
             hooks: outgoing::PooledHooks::new(),
+            instances: Arc::new(tokio::sync::Semaphore::new(max_instances as usize)),
+            budget_ticks: (guest_cpu_ms / EPOCH_TICK.as_millis() as u64).max(1),
+            ticking,
         })
     }
 
@@ -340,6 +384,21 @@ impl EdgeHost {
                 }
             })
         });
+        let Ok(permit) = self.instances.clone().try_acquire_owned() else {
+            // Every instance slot is busy: nothing was done; come back.
+            let mut busy = problem_response(edge_core::http::Response::problem(
+                503,
+                regional_api::problem::kinds::UNAVAILABLE,
+                "Edge busy",
+                "every instance of this edge is busy; nothing was applied; retry",
+            ));
+            busy.headers_mut().insert(
+                hyper::header::RETRY_AFTER,
+                hyper::header::HeaderValue::from_static("1"),
+            );
+            return Ok(busy);
+        };
+        let unsafe_method = !req.method().is_safe();
         let mut store = Store::new(
             &self.engine,
             RequestState {
@@ -361,28 +420,54 @@ impl EdgeHost {
             .http()
             .new_response_outparam(tx)
             .map_err(wt)?;
+        // The guest's budget counts the ticks during which it was running
+        // wasm (the callback runs only then; waiting on I/O passes none):
+        // it yields to the runtime at every tick and is stopped past the
+        // budget.
+        store.set_epoch_deadline(1);
+        let budget = self.budget_ticks;
+        let mut used = 0u64;
+        store.epoch_deadline_callback(move |_| {
+            used += 1;
+            Ok(if used > budget {
+                wasmtime::UpdateDeadline::Interrupt
+            } else {
+                wasmtime::UpdateDeadline::Yield(1)
+            })
+        });
         let pre = self.pre.clone();
         let task = tokio::spawn(async move {
+            // The slot is held until the instance is gone.
+            let _permit = permit;
             let proxy = pre.instantiate_async(&mut store).await?;
             proxy
                 .wasi_http_incoming_handler()
                 .call_handle(&mut store, incoming, out)
                 .await
         });
-        match rx.await {
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(code)) => Err(anyhow::anyhow!(
-                "the component answered with an error: {code:?}"
-            )),
-            Err(_) => {
-                let e = match task.await {
-                    Ok(Ok(())) => anyhow::anyhow!("the component never set a response"),
-                    Ok(Err(e)) => wt(e),
-                    Err(e) => anyhow::Error::from(e),
-                };
-                Err(e.context("the component failed before responding"))
-            }
-        }
+        let failure = match rx.await {
+            Ok(Ok(response)) => return Ok(response),
+            Ok(Err(code)) => anyhow::anyhow!("the component answered with an error: {code:?}"),
+            Err(_) => match task.await {
+                Ok(Ok(())) => anyhow::anyhow!("the component never set a response"),
+                Ok(Err(e)) => wt(e).context("the component failed before responding"),
+                Err(e) => anyhow::Error::from(e).context("the component's task failed"),
+            },
+        };
+        tracing::warn!(error = %format!("{failure:#}"), "edge request failed");
+        // A write the component may have forwarded before it failed (or
+        // ran out of budget) may have been applied: say so.
+        Ok(if unsafe_method {
+            problem_response(edge_core::http::Response::problem(
+                504,
+                regional_api::problem::kinds::MAYBE_APPLIED,
+                "Outcome unknown",
+                "the edge failed while handling this request; it may have been applied; \
+                 retry with the same Idempotency-Key",
+            ))
+        } else {
+            problem(502, "the edge component failed")
+        })
     }
 }
 
@@ -469,21 +554,52 @@ async fn fast_hit<B>(
     builder.body(body).ok()
 }
 
-/// Serves one POP on `listener` until `shutdown` turns true.
+/// What bounds one POP's connections.
+#[derive(Debug, Clone, Copy)]
+struct ConnectionLimits {
+    max_connections: usize,
+    header_read_timeout: std::time::Duration,
+}
+
+/// After a failed accept (out of file descriptors, say) the POP waits this
+/// long before accepting again, instead of ending.
+const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Serves one POP on `listener` until `shutdown` turns true: at most
+/// `max_connections` at once (the rest wait in the kernel's backlog), each
+/// closed when its client is slower than `header_read_timeout` to send a
+/// request's headers; an accept that fails is logged and retried.
 async fn serve_pop(
     host: Arc<EdgeHost>,
     pop: Arc<PopState>,
     native: Arc<Edge<native::NativeHost>>,
     listener: tokio::net::TcpListener,
+    limits: ConnectionLimits,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
+    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     loop {
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => permit.context("connection permits")?,
+            _ = shutdown.changed() => return Ok(()),
+        };
         let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => accepted.context("accepting")?,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!(pop = %pop.name, error = %e, "accept failed; retrying");
+                    pop.accept_errors.fetch_add(1, Ordering::Relaxed);
+                    tokio::select! {
+                        _ = tokio::time::sleep(ACCEPT_BACKOFF) => continue,
+                        _ = shutdown.changed() => return Ok(()),
+                    }
+                }
+            },
             _ = shutdown.changed() => return Ok(()),
         };
         let (host, pop, native) = (host.clone(), pop.clone(), native.clone());
         tokio::spawn(async move {
+            let _permit = permit;
             let service = service_fn(move |req| {
                 let (host, pop, native) = (host.clone(), pop.clone(), native.clone());
                 async move {
@@ -497,6 +613,8 @@ async fn serve_pop(
                 }
             });
             let _ = http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout)
                 .keep_alive(true)
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
@@ -533,7 +651,15 @@ impl Running {
 /// Starts every POP of `config` (binding `listen`, or an ephemeral port of
 /// 127.0.0.1 when `ephemeral`), with its watchers.
 pub async fn start(config: &HostConfig, ephemeral: bool) -> anyhow::Result<Running> {
-    let host = Arc::new(EdgeHost::load(&config.component, config.max_instances)?);
+    let host = Arc::new(EdgeHost::load(
+        &config.component,
+        config.max_instances,
+        config.guest_cpu_ms,
+    )?);
+    let limits = ConnectionLimits {
+        max_connections: config.max_connections_per_pop,
+        header_read_timeout: std::time::Duration::from_millis(config.header_read_timeout_ms),
+    };
     let (shutdown, stop) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     let mut pops = Vec::new();
@@ -544,6 +670,7 @@ pub async fn start(config: &HostConfig, ephemeral: bool) -> anyhow::Result<Runni
             variables: config.variables_for(pop),
             fast_path: AtomicBool::new(config.fast_path),
             fast_hits: AtomicU64::new(0),
+            accept_errors: AtomicU64::new(0),
         });
         let native = Arc::new(Edge::new(
             native::NativeHost {
@@ -569,6 +696,7 @@ pub async fn start(config: &HostConfig, ephemeral: bool) -> anyhow::Result<Runni
             state.clone(),
             native.clone(),
             listener,
+            limits,
             stop.clone(),
         ));
         watchers::spawn(&mut tasks, native, stop.clone());

@@ -62,7 +62,15 @@ impl Host for NativeHost {
             .iter()
             .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
             .collect();
-        let body = response.bytes().await.map_err(|_| Failure::Lost)?.to_vec();
+        // Bounded: a longer body is cut off and the call counts as lost.
+        let mut response = response;
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|_| Failure::Lost)? {
+            if body.len() + chunk.len() > edge_core::http::MAX_ORIGIN_BODY_BYTES {
+                return Err(Failure::Lost);
+            }
+            body.extend_from_slice(&chunk);
+        }
         Ok(Response {
             status,
             headers,

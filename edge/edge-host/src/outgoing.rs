@@ -74,7 +74,17 @@ impl WasiHttpHooks for PooledHooks {
                 Ok(Err(_)) => return Err(Error::ConnectionTerminated),
                 Ok(Ok(response)) => response,
             };
-            let response = response.map(|body| body.map_err(Error::Hyper).boxed_unsync());
+            // Origin bodies are bounded: past the bound the component reads
+            // an error (the answer is lost, as far as the edge can tell).
+            let limit = edge_core::http::MAX_ORIGIN_BODY_BYTES;
+            let response = response.map(|body| {
+                http_body_util::Limited::new(body, limit)
+                    .map_err(move |e| match e.downcast::<hyper::Error>() {
+                        Ok(e) => Error::Hyper(*e),
+                        Err(_) => Error::HttpResponseBodySize(Some(limit as u64)),
+                    })
+                    .boxed_unsync()
+            });
             Ok((response, Box::new(async { Ok(()) }) as Io))
         })
     }

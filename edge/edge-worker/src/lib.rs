@@ -153,7 +153,20 @@ impl Host for WorkerHost {
         };
         let status = response.status_code();
         let headers = pairs_of(response.headers());
+        // Origin bodies are bounded (declared or read): a longer one counts
+        // as a lost answer.
+        let limit = edge_core::http::MAX_ORIGIN_BODY_BYTES;
+        let declared = headers
+            .iter()
+            .find(|(n, _)| n == "content-length")
+            .and_then(|(_, v)| v.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > limit) {
+            return Err(Failure::Lost);
+        }
         let body = response.bytes().await.map_err(|_| Failure::Lost)?;
+        if body.len() > limit {
+            return Err(Failure::Lost);
+        }
         Ok(EdgeResponse {
             status,
             headers,

@@ -21,6 +21,10 @@ struct State {
     client: reqwest::Client,
     dying: AtomicBool,
     writes: Mutex<Vec<String>>,
+    /// Writes that have arrived (ever), for waiting on.
+    arrived: tokio::sync::watch::Sender<usize>,
+    /// While true, writes wait here before going on.
+    holding: tokio::sync::watch::Sender<bool>,
 }
 
 pub struct Front {
@@ -44,6 +48,8 @@ impl Front {
                 .expect("client"),
             dying: AtomicBool::new(false),
             writes: Mutex::new(Vec::new()),
+            arrived: tokio::sync::watch::Sender::new(0),
+            holding: tokio::sync::watch::Sender::new(false),
         });
         let shared = state.clone();
         // Connections live in this task's JoinSet: aborting the task drops
@@ -93,6 +99,21 @@ impl Front {
         panic!("the front at {} still accepts connections", self.addr);
     }
 
+    /// From now on writes wait at the front (the region looks slow) until
+    /// [`Front::release`].
+    pub fn hold_writes(&self) {
+        self.state.holding.send_replace(true);
+    }
+
+    pub fn release(&self) {
+        self.state.holding.send_replace(false);
+    }
+
+    /// Waits until `n` writes in all have arrived.
+    pub async fn writes_arrived(&self, n: usize) {
+        let _ = self.state.arrived.subscribe().wait_for(|a| *a >= n).await;
+    }
+
     /// The writes that reached this front, as `METHOD /path`.
     pub fn writes(&self) -> Vec<String> {
         self.state.writes.lock().clone()
@@ -114,10 +135,12 @@ async fn pass(
             .writes
             .lock()
             .push(format!("{} {}", parts.method, parts.uri.path()));
+        state.arrived.send_modify(|a| *a += 1);
         if state.dying.load(Ordering::SeqCst) {
             // hyper closes the connection without an answer.
             return Err(std::io::Error::other("the region died mid-request"));
         }
+        let _ = state.holding.subscribe().wait_for(|h| !*h).await;
     }
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let mut request = state

@@ -25,27 +25,39 @@ pub fn workspace() -> PathBuf {
 /// test` built it already).
 pub fn component() -> PathBuf {
     static BUILD: Once = Once::new();
-    let target = std::env::var_os("CARGO_TARGET_DIR")
+    BUILD.call_once(|| build_wasm("edge-spin"));
+    target_dir().join("wasm32-wasip2/release/edge_spin.wasm")
+}
+
+/// The guest that loops forever (`edge/bad-guest`), built once.
+pub fn bad_guest() -> PathBuf {
+    static BUILD: Once = Once::new();
+    BUILD.call_once(|| build_wasm("bad-guest"));
+    target_dir().join("wasm32-wasip2/release/bad_guest.wasm")
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("target"));
-    BUILD.call_once(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = std::process::Command::new(cargo)
-            .current_dir(workspace())
-            .args([
-                "build",
-                "-p",
-                "edge-spin",
-                "--target",
-                "wasm32-wasip2",
-                "--release",
-            ])
-            .env("CARGO_TARGET_DIR", &target)
-            .status()
-            .expect("running cargo build for the edge component");
-        assert!(status.success(), "building the edge component failed");
-    });
-    target.join("wasm32-wasip2/release/edge_spin.wasm")
+        .unwrap_or_else(|| workspace().join("target"))
+}
+
+fn build_wasm(krate: &str) {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .current_dir(workspace())
+        .args([
+            "build",
+            "-p",
+            krate,
+            "--target",
+            "wasm32-wasip2",
+            "--release",
+        ])
+        .env("CARGO_TARGET_DIR", target_dir())
+        .status()
+        .expect("running cargo build for a component");
+    assert!(status.success(), "building {krate} failed");
 }
 
 pub struct RegionHandle {
@@ -78,6 +90,12 @@ pub struct WorldOptions {
     /// when `None`); 0 makes an injected unknown commit result the
     /// region's answer.
     pub max_retries: Option<u32>,
+    /// Connections each POP holds at once (1024 when `None`).
+    pub max_connections_per_pop: Option<usize>,
+    /// How long a client may take to send headers (10 s when `None`).
+    pub header_read_timeout_ms: Option<u64>,
+    /// Instances running at once across the POPs (64 when `None`).
+    pub max_instances: Option<u32>,
 }
 
 pub struct World {
@@ -246,11 +264,14 @@ impl World {
             component,
             routing_url: format!("http://{routing_api}"),
             edge_key: EDGE_KEY.into(),
-            max_instances: 64,
+            max_instances: world.max_instances.unwrap_or(64),
             max_kv_entries: 10_000,
             table_max_age_ms: 2_000,
             rate_limit: world.rate_limit,
             fast_path: true,
+            max_connections_per_pop: world.max_connections_per_pop.unwrap_or(1024),
+            header_read_timeout_ms: world.header_read_timeout_ms.unwrap_or(10_000),
+            guest_cpu_ms: 1_000,
             pops: vec![
                 PopConfig {
                     name: "dub".into(),
