@@ -136,19 +136,84 @@ impl From<Response> for Handled {
     }
 }
 
-/// Key-value keys the edge uses.
+/// The edge's key-value store, as every platform keeps it: one
+/// definition of its keys, of which may be evicted, and of its bound.
+///
+/// Cache entries, rate-limit buckets and tag generations live in a fixed
+/// number of slots each (a stable hash of their logical key), so the store
+/// holds at most [`kv::MAX_KEYS`] keys however many distinct URLs and
+/// clients arrive (a Spin key-value store never evicts). A slot shared by
+/// two logical keys is safe: an entry records its full key and a lookup
+/// of another key misses; a shared bucket limits both clients together; a
+/// shared tag generation only purges more than needed.
 pub mod kv {
     /// The stored routing table.
     pub const TABLE: &str = "rt1";
     /// The purge feed cursor.
     pub const PURGE_CURSOR: &str = "pc1";
+    /// Slots for cache entries, rate-limit buckets and tag generations.
+    pub const CACHE_SLOTS: u64 = 65_536;
+    pub const BUCKET_SLOTS: u64 = 16_384;
+    pub const TAG_SLOTS: u64 = 65_536;
+    /// Keys the edge ever writes, at most.
+    pub const MAX_KEYS: u64 = CACHE_SLOTS + BUCKET_SLOTS + TAG_SLOTS + 2;
+
+    /// What a key holds, and whether a store may drop it.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Class {
+        /// A cached response: may be dropped (a later miss).
+        Cache,
+        /// A rate-limit bucket: may be dropped (the client starts afresh).
+        Bucket,
+        /// A tag's purge generation: may be dropped (it then reads as 0,
+        /// which no entry stored after a purge carries: misses, not stale
+        /// hits).
+        Tag,
+        /// The routing table or the purge cursor: must be kept.
+        Pinned,
+    }
+
+    impl Class {
+        pub fn evictable(self) -> bool {
+            self != Class::Pinned
+        }
+    }
+
+    /// The class of a key the edge wrote.
+    pub fn class(key: &str) -> Class {
+        if key.starts_with("c1:") {
+            Class::Cache
+        } else if key.starts_with("r1:") {
+            Class::Bucket
+        } else if key.starts_with("t1:") {
+            Class::Tag
+        } else {
+            Class::Pinned
+        }
+    }
+
+    /// FNV-1a: stable across processes and platforms (unlike std's
+    /// randomly seeded hasher), so every instance of a POP finds the slot.
+    fn slot(text: &str, slots: u64) -> u64 {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in text.bytes() {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        hash % slots
+    }
+
+    /// The slot a cached response for the logical cache key lives in.
+    pub fn cache(key: &str) -> String {
+        format!("c1:{:x}", slot(key, CACHE_SLOTS))
+    }
     /// A tag's purge generation.
     pub fn tag(tag: &str) -> String {
-        format!("t1:{tag}")
+        format!("t1:{:x}", slot(tag, TAG_SLOTS))
     }
     /// A client's rate-limit bucket.
     pub fn bucket(client: &str) -> String {
-        format!("r1:{client}")
+        format!("r1:{:x}", slot(client, BUCKET_SLOTS))
     }
 }
 
@@ -273,9 +338,11 @@ impl<H: Host> Edge<H> {
     async fn lookup(&self, req: &Request, route: &Route, key: &str) -> Option<Entry> {
         let current = self.generations(route, req).await;
         self.host
-            .get(key)
+            .get(&kv::cache(key))
             .await
             .and_then(|bytes| Entry::decode(&bytes).ok())
+            // The slot may hold another key's entry.
+            .filter(|e| e.key == key)
             .filter(|e| current.iter().all(|t| e.tags.contains(t)))
             .filter(|e| match route {
                 Route::CartRead { cart } => {
@@ -425,6 +492,7 @@ impl<H: Host> Edge<H> {
         }
         let now_ms = self.host.now_ms();
         let entry = Entry {
+            key: key.to_owned(),
             status: 200,
             content_type: response
                 .header("content-type")
@@ -440,7 +508,7 @@ impl<H: Host> Edge<H> {
             },
             body: response.body,
         };
-        self.host.set(key, &entry.encode()).await;
+        self.host.set(&kv::cache(key), &entry.encode()).await;
         Ok(self.entry_response(&req, &entry, "MISS", now_ms))
     }
 
@@ -499,6 +567,7 @@ impl<H: Host> Edge<H> {
             (policy::policy(&route), policy::cache_key(&route, &read))
         {
             let entry = Entry {
+                key: key.clone(),
                 status: 200,
                 content_type: "application/json".into(),
                 etag: policy::etag(&response.body),
@@ -508,7 +577,7 @@ impl<H: Host> Edge<H> {
                 cart_version: Some(version),
                 body: response.body.clone(),
             };
-            self.host.set(&key, &entry.encode()).await;
+            self.host.set(&kv::cache(&key), &entry.encode()).await;
         }
         response
     }
@@ -1290,6 +1359,49 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// However many distinct URLs and clients arrive, the store holds at
+    /// most `kv::MAX_KEYS` keys; and a slot shared by two keys never
+    /// serves one key's entry for the other.
+    #[test]
+    fn the_store_stays_bounded_and_shared_slots_never_mix_entries() {
+        let e = edge(Box::new(|call| {
+            json(200, &format!("{{\"url\":{:?}}}", call.url))
+        }));
+        for i in 0..100_000u32 {
+            let mut req = get("/v1/search");
+            req.query = Some(format!("q=w{i}"));
+            req.client = format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255);
+            let _ = block_on(e.handle(req));
+        }
+        let kv = e.host.kv.borrow();
+        assert!(kv.len() as u64 <= kv::MAX_KEYS, "{} keys", kv.len());
+        let count = |class| kv.keys().filter(|k| kv::class(k) == class).count() as u64;
+        assert!(count(kv::Class::Cache) <= kv::CACHE_SLOTS);
+        assert!(count(kv::Class::Bucket) <= kv::BUCKET_SLOTS);
+        assert!(count(kv::Class::Tag) <= kv::TAG_SLOTS);
+        assert!(
+            kv.keys()
+                .all(|k| kv::class(k).evictable() || k == kv::TABLE || k == kv::PURGE_CURSOR),
+            "a key outside the store's classes"
+        );
+        drop(kv);
+        // Two search keys that share a slot.
+        let key = |i: u32| format!("c1:/v1/search?q=x{i}");
+        let first = kv::cache(&key(0));
+        let other = (1..1_000_000)
+            .find(|i| kv::cache(&key(*i)) == first)
+            .expect("a colliding key");
+        let search = |i: u32| {
+            let mut req = get("/v1/search");
+            req.query = Some(format!("q=x{i}"));
+            block_on(e.handle(req)).response
+        };
+        assert_eq!(search(0).header("x-cache"), Some("MISS"));
+        let r = search(other);
+        assert_eq!(r.header("x-cache"), Some("MISS"), "another key's entry");
+        assert!(String::from_utf8_lossy(&r.body).contains(&format!("q=x{other}")));
     }
 
     #[test]

@@ -5,11 +5,13 @@ use crate::policy::CachePolicy;
 
 /// Largest body stored, in bytes; larger responses pass uncached.
 pub const MAX_BODY_BYTES: usize = 512 * 1024;
-const MAGIC: &[u8; 4] = b"MRE1";
+const MAGIC: &[u8; 4] = b"MRE2";
 
 /// A stored response.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Entry {
+    /// The logical cache key (its slot in the store may be shared).
+    pub key: String,
     pub status: u16,
     pub content_type: String,
     pub etag: String,
@@ -96,6 +98,7 @@ mod tests {
 
     fn entry() -> Entry {
         Entry {
+            key: "c1:/v1/products/A-1".into(),
             status: 200,
             content_type: "application/json".into(),
             etag: "W/\"1\"".into(),

@@ -49,13 +49,12 @@ fn wt(e: wasmtime::Error) -> anyhow::Error {
 }
 
 /// One POP's key-value store, bounded. Cache entries and rate-limit
-/// buckets (`c1:`, `r1:`) and the edge's state (routing table, purge
-/// cursor, tag generations) are kept apart, each up to `max_entries`, so
-/// that evicting a cache entry costs O(1) and state never crowds the cache
-/// out. When full, an arbitrary cache entry goes; on the state side only a
-/// tag generation (`t1:`), never the table or the cursor. Losing a
-/// generation is safe: it then reads as 0, which no entry stored after a
-/// purge of that tag carries, so such entries become misses.
+/// buckets and the edge's state (routing table, purge cursor, tag
+/// generations) are kept apart, each up to `max_entries`, so that evicting
+/// a cache entry costs O(1) and state never crowds the cache out. When
+/// full, an arbitrary cache entry goes; on the state side only a tag
+/// generation, never the table or the cursor: which key is which, and
+/// which may go, is edge-core's one definition (`edge_core::edge::kv`).
 #[derive(Debug)]
 pub struct KvStore {
     maps: Mutex<KvMaps>,
@@ -69,7 +68,8 @@ struct KvMaps {
 }
 
 fn is_cache_key(key: &str) -> bool {
-    key.starts_with("c1:") || key.starts_with("r1:")
+    use edge_core::edge::kv::{Class, class};
+    matches!(class(key), Class::Cache | Class::Bucket)
 }
 
 impl KvStore {
@@ -107,7 +107,9 @@ impl KvStore {
             let victim = if cache {
                 map.keys().next().cloned()
             } else {
-                map.keys().find(|k| k.starts_with("t1:")).cloned()
+                map.keys()
+                    .find(|k| edge_core::edge::kv::class(k) == edge_core::edge::kv::Class::Tag)
+                    .cloned()
             };
             if let Some(victim) = victim {
                 map.remove(&victim);
@@ -152,22 +154,24 @@ mod kv_tests {
 
     #[test]
     fn the_store_stays_bounded_and_keeps_the_edge_state() {
-        let kv = KvStore::new(16);
-        kv.set("rt1", b"table");
-        kv.set("pc1", b"cursor");
+        use edge_core::edge::kv;
+        let store = KvStore::new(16);
+        store.set(kv::TABLE, b"table");
+        store.set(kv::PURGE_CURSOR, b"cursor");
         for i in 0..100 {
-            kv.set(&format!("c1:/v1/products/{i}"), b"entry");
-            kv.set(&format!("t1:product:{i}"), b"7");
+            store.set(&kv::cache(&format!("c1:/v1/products/{i}")), b"entry");
+            store.set(&kv::tag(&format!("product:{i}")), b"7");
         }
-        assert_eq!(kv.len(), 32);
-        assert_eq!(kv.get("rt1").as_deref(), Some(&b"table"[..]));
-        assert_eq!(kv.get("pc1").as_deref(), Some(&b"cursor"[..]));
+        assert_eq!(store.len(), 32);
+        assert_eq!(store.get(kv::TABLE).as_deref(), Some(&b"table"[..]));
+        assert_eq!(store.get(kv::PURGE_CURSOR).as_deref(), Some(&b"cursor"[..]));
         // The newest writes are in.
-        assert!(kv.contains("c1:/v1/products/99"));
-        assert!(kv.contains("t1:product:99"));
-        kv.set("c1:/v1/products/99", b"new");
-        assert_eq!(kv.get("c1:/v1/products/99").as_deref(), Some(&b"new"[..]));
-        assert_eq!(kv.len(), 32);
+        let newest = kv::cache("c1:/v1/products/99");
+        assert!(store.contains(&newest));
+        assert!(store.contains(&kv::tag("product:99")));
+        store.set(&newest, b"new");
+        assert_eq!(store.get(&newest).as_deref(), Some(&b"new"[..]));
+        assert_eq!(store.len(), 32);
     }
 }
 

@@ -13,7 +13,10 @@
 use edge_core::http::{Request as EdgeRequest, Response as EdgeResponse};
 use edge_core::origin::Failure;
 use edge_core::{Edge, EdgeConfig, Host, Outbound};
-use spin_sdk::http::{ErrorCode, Method, Request, Response, SendError};
+use futures::StreamExt;
+use spin_sdk::http::{
+    ErrorCode, IncomingRequest, IncomingResponse, Method, Request, Response, SendError,
+};
 use spin_sdk::http_component;
 use spin_sdk::key_value::Store;
 
@@ -74,15 +77,26 @@ impl Host for SpinHost {
             builder.header(name, value);
         }
         let outgoing = builder.body(request.body).build();
-        match spin_sdk::http::send::<_, Response>(outgoing).await {
-            Ok(response) => Ok(EdgeResponse {
-                status: *response.status(),
-                headers: response
+        match spin_sdk::http::send::<_, IncomingResponse>(outgoing).await {
+            Ok(response) => {
+                let status = response.status();
+                let headers = response
                     .headers()
-                    .filter_map(|(n, v)| Some((n.to_ascii_lowercase(), v.as_str()?.to_owned())))
-                    .collect(),
-                body: response.into_body(),
-            }),
+                    .entries()
+                    .into_iter()
+                    .filter_map(|(n, v)| Some((n.to_ascii_lowercase(), String::from_utf8(v).ok()?)))
+                    .collect();
+                // Bounded: a longer body is cut off and counts as lost.
+                let limit = edge_core::http::MAX_ORIGIN_BODY_BYTES;
+                let body = read_bounded(Box::pin(response.take_body_stream()), limit)
+                    .await
+                    .ok_or(Failure::Lost)?;
+                Ok(EdgeResponse {
+                    status,
+                    headers,
+                    body,
+                })
+            }
             Err(SendError::Http(code)) => Err(classify(&code)),
             // Converting or streaming failed: part of the request may have
             // gone out, so it may have been applied.
@@ -115,34 +129,92 @@ fn config() -> anyhow::Result<EdgeConfig> {
         .map_err(|missing| anyhow::anyhow!("the {} variable is not set", missing.0))
 }
 
-fn to_edge(req: &Request) -> EdgeRequest {
-    let query = req.query();
-    EdgeRequest {
-        method: method_name(req.method()),
-        path: req.path().to_owned(),
-        query: (!query.is_empty()).then(|| query.to_owned()),
-        headers: req
-            .headers()
-            .filter_map(|(n, v)| Some((n.to_ascii_lowercase(), v.as_str()?.to_owned())))
-            .collect(),
-        body: req.body().to_vec(),
-        client: req
-            .header("spin-client-addr")
-            .and_then(|v| v.as_str())
-            .map(|a| a.rsplit_once(':').map_or(a, |(ip, _)| ip).to_owned())
-            .unwrap_or_default(),
+/// Reads a body stream up to `limit` bytes; `None` past it or on error.
+async fn read_bounded(
+    mut stream: impl futures::Stream<Item = Result<Vec<u8>, impl Sized>> + Unpin,
+    limit: usize,
+) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.ok()?;
+        if body.len() + chunk.len() > limit {
+            return None;
+        }
+        body.extend_from_slice(&chunk);
     }
+    Some(body)
+}
+
+/// The request as edge-core sees it, its body read up to the edge's bound:
+/// `Err` with the 413 to answer when it is longer (declared or read).
+async fn to_edge(req: IncomingRequest) -> Result<EdgeRequest, EdgeResponse> {
+    let too_large = || {
+        EdgeResponse::problem(
+            413,
+            "body-too-large",
+            "Request body too large",
+            &format!(
+                "request bodies are limited to {} bytes",
+                edge_core::http::MAX_REQUEST_BODY_BYTES
+            ),
+        )
+    };
+    let headers: Vec<(String, String)> = req
+        .headers()
+        .entries()
+        .into_iter()
+        .filter_map(|(n, v)| Some((n.to_ascii_lowercase(), String::from_utf8(v).ok()?)))
+        .collect();
+    let declared = headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .and_then(|(_, v)| v.trim().parse::<usize>().ok());
+    if declared.is_some_and(|n| n > edge_core::http::MAX_REQUEST_BODY_BYTES) {
+        return Err(too_large());
+    }
+    let method = method_name(&req.method());
+    let path_with_query = req.path_with_query().unwrap_or_else(|| "/".into());
+    let (path, query) = match path_with_query.split_once('?') {
+        Some((path, query)) => (path.to_owned(), Some(query.to_owned())),
+        None => (path_with_query, None),
+    };
+    let client = headers
+        .iter()
+        .find(|(n, _)| n == "spin-client-addr")
+        .map(|(_, a)| {
+            a.rsplit_once(':')
+                .map_or(a.as_str(), |(ip, _)| ip)
+                .to_owned()
+        })
+        .unwrap_or_default();
+    let body = read_bounded(
+        Box::pin(req.into_body_stream()),
+        edge_core::http::MAX_REQUEST_BODY_BYTES,
+    )
+    .await
+    .ok_or_else(too_large)?;
+    Ok(EdgeRequest {
+        method,
+        path,
+        query: query.filter(|q| !q.is_empty()),
+        headers,
+        body,
+        client,
+    })
 }
 
 #[http_component]
-async fn handle(req: Request) -> anyhow::Result<Response> {
+async fn handle(req: IncomingRequest) -> anyhow::Result<Response> {
     let edge = Edge::new(
         SpinHost {
             store: Store::open_default()?,
         },
         config()?,
     );
-    let handled = edge.handle(to_edge(&req)).await;
+    let handled = match to_edge(req).await {
+        Ok(req) => edge.handle(req).await,
+        Err(refused) => refused.into(),
+    };
     // Spin's 0.2 handler answers when this function returns, so deferred
     // work (a stale-while-revalidate refresh) runs first: the shopper got
     // the stale entry's content, the next one gets the refreshed entry.

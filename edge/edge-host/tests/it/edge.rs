@@ -398,6 +398,32 @@ async fn static_assets_and_per_client_rate_limits_at_the_edge() {
     assert_eq!(huge.status().as_u16(), 413);
     let problem: Value = huge.json().await.expect("problem json");
     assert_eq!(problem["type"], "urn:meridian:problem:body-too-large");
+    // So is one that does not say its length (chunked): the component reads
+    // it up to the bound and refuses the rest.
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(iad.trim_start_matches("http://"))
+            .await
+            .expect("connect");
+        let chunk = vec![b' '; 64 * 1024];
+        let mut request = b"POST /v1/checkout HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n".to_vec();
+        for _ in 0..=edge_core::http::MAX_REQUEST_BODY_BYTES / chunk.len() {
+            request.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+            request.extend_from_slice(&chunk);
+            request.extend_from_slice(b"\r\n");
+        }
+        request.extend_from_slice(b"0\r\n\r\n");
+        // The edge may answer (and close) before it has read everything.
+        let _ = stream.write_all(&request).await;
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer).await;
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+        assert!(
+            answer.contains("urn:meridian:problem:body-too-large"),
+            "{answer}"
+        );
+    }
 }
 
 /// Status, header fields (sorted; without `date`, `age` apart, and
