@@ -315,6 +315,7 @@ impl Commerce {
     pub async fn commit_reservation(&self, warehouse: &ShardId, id: &str) -> Result<Reservation> {
         validate_reservation_id(id)?;
         let now_ms = self.now_ms();
+        let gc_due_ms = now_ms.saturating_add(self.settings().retention_s.saturating_mul(1000));
         self.warehouse_db(warehouse)?
             .run(|tx, _| async move {
                 let Some(mut r) =
@@ -334,6 +335,7 @@ impl Commerce {
                 }
                 r.state = ReservationState::Committed;
                 set_json(&tx, &keys::reservation(id), &r)?;
+                tx.set(&keys::reservation_gc(gc_due_ms, id), b"")?;
                 tx.clear(&keys::reservation_expiry(r.expires_ms, id))?;
                 tx.add_i64(&keys::reserved(&r.sku), -r.qty)?;
                 tx.add_i64(&keys::sold(&r.sku), r.qty)?;
@@ -367,6 +369,7 @@ impl Commerce {
         validate_reservation_id(id)?;
         validate_sku(sku)?;
         let now_ms = self.now_ms();
+        let gc_due_ms = now_ms.saturating_add(self.settings().retention_s.saturating_mul(1000));
         self.warehouse_db(warehouse)?
             .run(|tx, _| async move {
                 let existing =
@@ -383,6 +386,7 @@ impl Commerce {
                         release_reason: Some(reason.to_owned()),
                     };
                     set_json(&tx, &keys::reservation(id), &tombstone)?;
+                    tx.set(&keys::reservation_gc(gc_due_ms, id), b"")?;
                     return Ok(tombstone);
                 };
                 let event = match r.state {
@@ -414,6 +418,7 @@ impl Commerce {
                 r.state = ReservationState::Released;
                 r.release_reason = Some(reason.to_owned());
                 set_json(&tx, &keys::reservation(id), &r)?;
+                tx.set(&keys::reservation_gc(gc_due_ms, id), b"")?;
                 log(&tx, &r.sku, now_ms, event)?;
                 Ok(r)
             })
@@ -544,6 +549,40 @@ impl Commerce {
             }
         }
         Ok(released)
+    }
+
+    /// Deletes finished reservations of `warehouse` (released, committed,
+    /// tombstones) whose retention passed: at most one batch. Returns how
+    /// many went. A reservation still held is never touched.
+    pub async fn collect_reservations(&self, warehouse: &ShardId) -> Result<usize> {
+        let now_ms = self.now_ms();
+        let batch = self.settings().batch;
+        let space = keys::reservation_gcs();
+        let space = &space;
+        self.warehouse_db(warehouse)?
+            .run(|tx, _| async move {
+                let (begin, _) = space.range();
+                let end = space.pack(&(now_ms,));
+                let due = tx
+                    .get_range(&RangeOption::new(begin, end).limit(batch), false)
+                    .await?;
+                let mut deleted = 0;
+                for kv in &due.kvs {
+                    tx.clear(&kv.key)?;
+                    let Ok((_, id)) = space.unpack::<(u64, String)>(&kv.key) else {
+                        continue;
+                    };
+                    let record = keys::reservation(&id);
+                    if let Some(r) = get_json::<Reservation>(&tx, &record, "reservation").await?
+                        && r.state != ReservationState::Reserved
+                    {
+                        tx.clear(&record)?;
+                        deleted += 1;
+                    }
+                }
+                Ok::<_, CommerceError>(deleted)
+            })
+            .await
     }
 
     async fn clear_expiry_entry(&self, warehouse: &ShardId, key: &[u8]) -> Result<()> {

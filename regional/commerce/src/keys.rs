@@ -145,3 +145,18 @@ pub(crate) fn analytics_counters() -> Subspace {
 pub(crate) fn analytics_seen(event_id: &str) -> Vec<u8> {
     space("stats").pack(&("seen", event_id))
 }
+/// When a seen analytics event's record may go (its redelivery window is
+/// long past).
+pub(crate) fn analytics_seen_gc(due_ms: u64, event_id: &str) -> Vec<u8> {
+    space("stats").pack(&("seen-gc", due_ms, event_id))
+}
+pub(crate) fn analytics_seen_gcs() -> Subspace {
+    space("stats").subspace(&("seen-gc",))
+}
+/// When a finished (released or committed) reservation's record may go.
+pub(crate) fn reservation_gc(due_ms: u64, id: &str) -> Vec<u8> {
+    space("inv").pack(&("gc", due_ms, id))
+}
+pub(crate) fn reservation_gcs() -> Subspace {
+    space("inv").subspace(&("gc",))
+}

@@ -62,6 +62,11 @@ pub struct Settings {
     /// How long a checkout retry waits for a saga another runner is
     /// driving (woken by a watch on the order) before answering pending.
     pub checkout_wait_ms: u64,
+    /// How long records that only guard against late retries are kept
+    /// once finished: released or committed reservations (tombstones
+    /// included) and seen analytics events. Late retries and redeliveries
+    /// come within seconds; then the garbage collector removes them.
+    pub retention_s: u64,
 }
 
 impl Default for Settings {
@@ -75,6 +80,7 @@ impl Default for Settings {
             batch: 256,
             feed_retention: 100_000,
             checkout_wait_ms: 10_000,
+            retention_s: 24 * 3600,
         }
     }
 }
@@ -98,6 +104,9 @@ impl Settings {
         }
         if self.payment_attempts == 0 || self.payment_attempts > 20 {
             return Err(error::invalid("payment_attempts", "must be 1..=20"));
+        }
+        if !(60..=30 * 24 * 3600).contains(&self.retention_s) {
+            return Err(error::invalid("retention_s", "must be 60 s to 30 days"));
         }
         if self.checkout_wait_ms > 30_000 {
             return Err(error::invalid("checkout_wait_ms", "must be 0..=30000"));

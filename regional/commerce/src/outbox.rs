@@ -157,12 +157,16 @@ impl Commerce {
                 .await
             }
             Topic::Analytics => {
+                let gc_due_ms = self
+                    .now_ms()
+                    .saturating_add(self.settings().retention_s.saturating_mul(1000));
                 db.run(|tx, _| async move {
                     let seen = keys::analytics_seen(&message.id);
                     if tx.get(&seen).await?.is_some() {
                         return Ok(());
                     }
                     tx.set(&seen, b"")?;
+                    tx.set(&keys::analytics_seen_gc(gc_due_ms, &message.id), b"")?;
                     let name = kind_name(message.kind);
                     tx.add_i64(&keys::analytics_counter(name), 1)?;
                     if message.kind == MessageKind::OrderConfirmed {
@@ -174,6 +178,32 @@ impl Commerce {
                 .await
             }
         }
+    }
+
+    /// Deletes the seen-event records of `shard` whose retention passed
+    /// (their redelivery window is long over): at most one batch.
+    pub async fn collect_seen_events(&self, shard: &ShardId) -> Result<usize> {
+        let now_ms = self.now_ms();
+        let batch = self.settings().batch;
+        let space = keys::analytics_seen_gcs();
+        let space = &space;
+        self.shards()
+            .get(shard)?
+            .run(|tx, _| async move {
+                let (begin, _) = space.range();
+                let end = space.pack(&(now_ms,));
+                let due = tx
+                    .get_range(&RangeOption::new(begin, end).limit(batch), false)
+                    .await?;
+                for kv in &due.kvs {
+                    tx.clear(&kv.key)?;
+                    if let Ok((_, id)) = space.unpack::<(u64, String)>(&kv.key) {
+                        tx.clear(&keys::analytics_seen(&id))?;
+                    }
+                }
+                Ok::<_, CommerceError>(due.kvs.len())
+            })
+            .await
     }
 
     /// Messages waiting on `topic` in `shard` (at most `limit` counted).

@@ -40,6 +40,26 @@ pub struct AppState {
     pub http: HttpConfig,
     /// Permits for checkout sagas running apart from their requests.
     pub checkouts: Arc<tokio::sync::Semaphore>,
+    /// Searches admitted (running or waiting to run) and running.
+    pub searches: SearchPermits,
+}
+
+/// The two bounds on search work: how many may be admitted (running plus
+/// waiting) and how many run at once.
+#[derive(Debug, Clone)]
+pub struct SearchPermits {
+    pub admitted: Arc<tokio::sync::Semaphore>,
+    pub running: Arc<tokio::sync::Semaphore>,
+}
+
+impl SearchPermits {
+    pub fn new(running: usize, queued: usize) -> Self {
+        let running = running.max(1);
+        SearchPermits {
+            admitted: Arc::new(tokio::sync::Semaphore::new(running + queued)),
+            running: Arc::new(tokio::sync::Semaphore::new(running)),
+        }
+    }
 }
 
 #[derive(OpenApi)]
@@ -514,18 +534,33 @@ async fn search(
         offset: p.offset,
         limit,
     };
-    let index = state.commerce.search_index().clone();
-    let page = tokio::task::spawn_blocking(move || index.search(&query))
+    // Bounded: admitted or refused at once (nothing done), then waiting
+    // for a running slot; a request that ends while waiting runs nothing.
+    let _admitted = state.searches.admitted.try_acquire().map_err(|_| {
+        ApiError::unavailable("too many searches are waiting; retry").with_retry_after(1)
+    })?;
+    let running = state
+        .searches
+        .running
+        .clone()
+        .acquire_owned()
         .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "Internal error",
-                "internal error",
-            )
-        })?
-        .map_err(CommerceError::from)?;
+        .map_err(|_| ApiError::unavailable("search is shutting down"))?;
+    let index = state.commerce.search_index().clone();
+    let page = tokio::task::spawn_blocking(move || {
+        let _running = running;
+        index.search(&query)
+    })
+    .await
+    .map_err(|_| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal error",
+            "internal error",
+        )
+    })?
+    .map_err(CommerceError::from)?;
     Ok(Json(SearchOut {
         total: page.total,
         offset: p.offset,

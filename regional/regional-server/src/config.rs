@@ -71,6 +71,12 @@ pub struct HttpConfig {
     /// Whether shopper and purge-feed calls must be edge-signed.
     pub require_edge_signature: bool,
     pub session_ttl_s: u64,
+    /// Searches running at once (each on a blocking thread).
+    pub max_concurrent_searches: usize,
+    /// Searches waiting for one of those at most; past it a search is
+    /// answered 503 with Retry-After. A search whose request ends while it
+    /// waits never runs.
+    pub max_queued_searches: usize,
     /// Checkout sagas running at once in this region. A saga runs apart
     /// from its request (a client hanging up does not stop it); past this
     /// bound a new checkout is refused with 503 before anything is written.
@@ -87,6 +93,10 @@ impl Default for HttpConfig {
             require_edge_signature: true,
             session_ttl_s: 24 * 3600,
             max_running_checkouts: 1024,
+            max_concurrent_searches: std::thread::available_parallelism()
+                .map_or(2, |n| n.get() * 2)
+                .clamp(2, 64),
+            max_queued_searches: 256,
         }
     }
 }
@@ -247,6 +257,14 @@ pub fn resolve(config: &RegionalConfig, topology: &Topology) -> anyhow::Result<B
             "workers.{name} must be 10..=600000"
         );
     }
+    anyhow::ensure!(
+        (1..=1024).contains(&config.http.max_concurrent_searches),
+        "http.max_concurrent_searches must be 1..=1024"
+    );
+    anyhow::ensure!(
+        config.http.max_queued_searches <= 65_536,
+        "http.max_queued_searches must be at most 65536"
+    );
     anyhow::ensure!(
         (1..=65_536).contains(&config.http.max_running_checkouts),
         "http.max_running_checkouts must be 1..=65536"

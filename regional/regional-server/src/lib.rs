@@ -81,6 +81,10 @@ impl Region {
         let admin_token = (!parts.secrets.admin_token.is_empty())
             .then(|| Arc::from(parts.secrets.admin_token.as_str()));
         let state = AppState {
+            searches: api::SearchPermits::new(
+                parts.http.max_concurrent_searches,
+                parts.http.max_queued_searches,
+            ),
             checkouts: Arc::new(tokio::sync::Semaphore::new(
                 parts.http.max_running_checkouts.max(1),
             )),

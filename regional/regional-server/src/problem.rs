@@ -202,6 +202,10 @@ impl From<CommerceError> for ApiError {
                 "Invalid request",
                 error_chain(&e),
             ),
+            // A bound of the engine, not a fault: come back shortly.
+            E::Db(db::Error::TooManyWatches { .. }) => {
+                Self::unavailable("too many long polls are waiting; retry").with_retry_after(1)
+            }
             // The commit may have happened: say so, so that nobody takes it
             // for a failure and applies it again elsewhere.
             E::Db(db_err) if db_err.is_maybe_committed() => {

@@ -92,9 +92,11 @@ pub fn spawn(
                     let mut n = 0;
                     for shard in &warehouses {
                         n += c.sweep_expired_reservations(shard).await?;
+                        n += c.collect_reservations(shard).await?;
                     }
                     for shard in &served {
                         n += c.sweep_expired_carts(shard).await?;
+                        n += c.collect_seen_events(shard).await?;
                     }
                     // Only the region that homes the catalog trims its feed.
                     if c.served().contains(c.catalog_shard()) {

@@ -204,3 +204,42 @@ async fn a_wrong_method_on_any_known_route_is_a_problem_json_405() {
     }
     assert!(checked > 50, "only {checked} wrong methods tried");
 }
+
+/// Search work is bounded: with every admission taken, a search is
+/// refused at once with 503 + Retry-After; freed, it runs.
+#[tokio::test]
+async fn searches_past_the_bound_are_refused_with_retry_after() {
+    let fx = Fixture::start().await;
+    let admitted = fx.region.state.searches.admitted.clone();
+    let all = admitted.available_permits() as u32;
+    let held = admitted.acquire_many(all).await.expect("permits");
+    let r = fx
+        .signed(Method::GET, "/v1/search?q=lamp", None, None)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        r.headers().get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    crate::fixture::problem(r, StatusCode::SERVICE_UNAVAILABLE).await;
+    drop(held);
+    let r = fx
+        .signed(Method::GET, "/v1/search?q=lamp", None, None)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+/// The engine's watch bound is "come back shortly", not an internal error.
+#[test]
+fn too_many_watches_is_503_with_retry_after() {
+    use axum::response::IntoResponse;
+    let error = regional_server::problem::ApiError::from(commerce::CommerceError::Db(
+        db::Error::TooManyWatches { limit: 1 },
+    ));
+    let response = error.into_response();
+    assert_eq!(response.status().as_u16(), 503);
+    assert_eq!(response.headers()["retry-after"], "1");
+}

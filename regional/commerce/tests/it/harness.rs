@@ -1,0 +1,129 @@
+//! One region's `Commerce` over fresh embedded stores (every shard of the
+//! local topology), a manual clock, and the simulated payment provider
+//! over a store of its own.
+
+use std::sync::Arc;
+
+use commerce::catalog::{CategoryInput, Money, ProductInput};
+use commerce::{Commerce, CommerceParts, ManualClock, Settings, SimulatedGateway};
+use topology::{ShardId, ShardedId, Topology};
+
+pub struct World {
+    pub commerce: Commerce,
+    pub clock: Arc<ManualClock>,
+    pub gateway: Arc<SimulatedGateway>,
+    _dir: tempfile::TempDir,
+}
+
+pub fn shard(name: &str) -> ShardId {
+    name.parse().expect("shard")
+}
+
+impl World {
+    pub async fn start() -> World {
+        Self::start_with(Settings::default()).await
+    }
+
+    pub async fn start_with(settings: Settings) -> World {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let topology = Topology::from_toml_str(topology::LOCAL_TOPOLOGY).expect("topology");
+        let options = db_embedded::EmbeddedOptions {
+            durability: db::Durability::Buffer,
+            ..Default::default()
+        };
+        let shards = db_embedded::open_shard_map(
+            dir.path(),
+            &topology,
+            &options,
+            db::RetryPolicy::default(),
+        )
+        .expect("stores");
+        let gateway = Arc::new(SimulatedGateway::new(
+            Default::default(),
+            db_embedded::EmbeddedDatabase::open_database(
+                dir.path().join("payments"),
+                options,
+                db::RetryPolicy::default(),
+            )
+            .expect("provider store"),
+        ));
+        let clock = Arc::new(ManualClock::new(1_800_000_000_000));
+        let served = topology.shards().iter().map(|s| s.id().clone()).collect();
+        let commerce = Commerce::new(CommerceParts {
+            shards,
+            topology: Arc::new(topology),
+            region: "us-east".parse().expect("region"),
+            served,
+            catalog_shard: shard("us"),
+            settings,
+            clock: clock.clone(),
+            gateway: gateway.clone(),
+            search: Arc::new(search::SearchIndex::open_or_create(None).expect("index")),
+        })
+        .expect("commerce");
+        World {
+            commerce,
+            clock,
+            gateway,
+            _dir: dir,
+        }
+    }
+
+    /// Products `(sku, price)` in one category, with `stock` units each in
+    /// warehouse `us`.
+    pub async fn catalog(&self, products: &[(&str, i64)], stock: i64) {
+        let c = &self.commerce;
+        c.upsert_category(
+            "test",
+            &CategoryInput {
+                name: "Test".into(),
+                parent: None,
+            },
+        )
+        .await
+        .expect("category");
+        for (sku, price) in products {
+            c.upsert_product(
+                sku,
+                &ProductInput {
+                    title: format!("Product {sku}"),
+                    description: String::new(),
+                    category: "test".into(),
+                    price: Money {
+                        amount_minor: *price,
+                        currency: "USD".into(),
+                    },
+                    attributes: Default::default(),
+                    images: vec![],
+                },
+            )
+            .await
+            .expect("product");
+            if stock > 0 {
+                c.restock(&shard("us"), sku, stock).await.expect("stock");
+            }
+        }
+    }
+
+    /// A shopper in `shard` with a cart holding `lines`.
+    pub async fn cart(&self, shard_name: &str, lines: &[(&str, i64)]) -> (ShardedId, ShardedId) {
+        let owner = self.commerce.new_id(&shard(shard_name));
+        let cart = self.commerce.create_cart(&owner, None).await.expect("cart");
+        let cart: ShardedId = cart.id.parse().expect("cart id");
+        for (sku, qty) in lines {
+            self.commerce
+                .change_cart(
+                    &owner,
+                    &cart,
+                    &commerce::cart::CartChange::Add {
+                        sku: (*sku).into(),
+                        qty: *qty,
+                    },
+                    None,
+                )
+                .await
+                .expect("add");
+        }
+        (owner, cart)
+    }
+}

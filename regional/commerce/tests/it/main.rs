@@ -1,0 +1,6 @@
+//! The commerce domain's own tests, on the embedded engine, without HTTP:
+//! the saga's paths, garbage collection, the provider's books.
+
+mod gc;
+mod harness;
+mod saga;

@@ -1,0 +1,176 @@
+//! The checkout saga driven directly: multi-line orders, two concurrent
+//! checkouts under one key, a reservation that expires before payment, a
+//! void the provider refuses while compensating, and the outbox's crash
+//! hook with redelivery.
+
+use commerce::checkout::SagaState;
+use commerce::orders::OrderStatus;
+use commerce::outbox::Topic;
+
+use crate::harness::{World, shard};
+
+#[tokio::test]
+async fn a_multi_line_order_reserves_commits_and_charges_every_line() {
+    let w = World::start().await;
+    w.catalog(&[("A-1", 250), ("B-2", 1000), ("C-3", 75)], 10)
+        .await;
+    let (owner, cart) = w.cart("eu", &[("A-1", 2), ("B-2", 1), ("C-3", 4)]).await;
+    let order = w
+        .commerce
+        .checkout(&owner, &cart, "multi")
+        .await
+        .expect("checkout");
+    assert_eq!(order.status, OrderStatus::Confirmed);
+    assert_eq!(order.lines.len(), 3);
+    assert_eq!(order.total.amount_minor, 2 * 250 + 1000 + 4 * 75);
+    let us = shard("us");
+    for (sku, qty) in [("A-1", 2), ("B-2", 1), ("C-3", 4)] {
+        let level = w.commerce.stock(&us, sku).await.expect("stock");
+        assert_eq!(
+            (level.sold, level.reserved, level.available),
+            (qty, 0, 10 - qty)
+        );
+        assert_eq!(
+            w.commerce.rebuild_stock(&us, sku).await.expect("log"),
+            level
+        );
+    }
+    let ledger = w.gateway.ledger(10).await.expect("ledger");
+    let charges: Vec<_> = ledger.captured().collect();
+    assert_eq!(charges.len(), 1);
+    assert_eq!(charges[0].amount_minor, order.total.amount_minor);
+    assert_eq!(charges[0].reference, order.id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_concurrent_checkouts_under_one_key_make_one_order() {
+    let w = World::start().await;
+    w.catalog(&[("A-1", 250)], 10).await;
+    let (owner, cart) = w.cart("us", &[("A-1", 1)]).await;
+    let (a, b) = tokio::join!(
+        w.commerce.checkout(&owner, &cart, "same-key"),
+        w.commerce.checkout(&owner, &cart, "same-key"),
+    );
+    let (a, b) = (a.expect("first"), b.expect("second"));
+    assert_eq!(a.id, b.id, "one order");
+    // Whichever did not run the saga waited for it (or answered pending);
+    // a retry now gets the outcome.
+    let again = w
+        .commerce
+        .checkout(&owner, &cart, "same-key")
+        .await
+        .expect("again");
+    assert_eq!(again.status, OrderStatus::Confirmed);
+    assert_eq!(
+        w.gateway
+            .ledger(10)
+            .await
+            .expect("ledger")
+            .authorizations
+            .len(),
+        1
+    );
+    assert_eq!(
+        w.commerce
+            .stock(&shard("us"), "A-1")
+            .await
+            .expect("stock")
+            .sold,
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_reservation_that_expires_before_payment_compensates_the_order() {
+    let w = World::start().await;
+    w.catalog(&[("A-1", 250)], 10).await;
+    let (owner, cart) = w.cart("us", &[("A-1", 3)]).await;
+    // Every payment call's answer is lost: the saga parks after reserving.
+    let attempts = w.commerce.settings().payment_attempts;
+    w.gateway.force_timeouts(attempts);
+    let order = w
+        .commerce
+        .checkout(&owner, &cart, "slow-pay")
+        .await
+        .expect("checkout");
+    assert_eq!(order.status, OrderStatus::Pending);
+    let id: topology::ShardedId = order.id.parse().expect("id");
+    assert_eq!(
+        w.commerce.saga(&id).await.expect("saga").state,
+        SagaState::Reserved
+    );
+    // The reservation's TTL passes and the sweep gives the stock back.
+    w.clock
+        .advance_ms(w.commerce.settings().reservation_ttl_s * 1000 + 1);
+    let us = shard("us");
+    assert_eq!(
+        w.commerce
+            .sweep_expired_reservations(&us)
+            .await
+            .expect("sweep"),
+        1
+    );
+    // The saga resumes: authorized now, but its stock is gone: it
+    // compensates (voiding the authorization) instead of selling.
+    assert_eq!(w.commerce.recover_sagas(&us).await.expect("recover"), 1);
+    let saga = w.commerce.saga(&id).await.expect("saga");
+    assert_eq!(saga.state, SagaState::Compensated, "{saga:?}");
+    let order = w.commerce.order(&owner, &id).await.expect("order");
+    assert_eq!(order.status, OrderStatus::Failed);
+    let level = w.commerce.stock(&us, "A-1").await.expect("stock");
+    assert_eq!((level.available, level.reserved, level.sold), (10, 0, 0));
+    let ledger = w.gateway.ledger(10).await.expect("ledger");
+    assert_eq!(ledger.captured().count(), 0);
+    assert!(
+        ledger
+            .authorizations
+            .iter()
+            .all(|a| a.state == commerce::payments::AuthState::Voided)
+    );
+}
+
+#[tokio::test]
+async fn a_crash_between_an_outbox_effect_and_its_delete_is_redelivered_once() {
+    let w = World::start().await;
+    w.catalog(&[("A-1", 250)], 10).await;
+    let (owner, cart) = w.cart("us", &[("A-1", 1)]).await;
+    let order = w
+        .commerce
+        .checkout(&owner, &cart, "outbox")
+        .await
+        .expect("checkout");
+    assert_eq!(order.status, OrderStatus::Confirmed);
+    let us = shard("us");
+    // The consumer's effect happens, then the worker dies before deleting.
+    w.commerce.faults().arm_outbox_crash();
+    assert!(
+        w.commerce
+            .drain_outbox(&us, Topic::Analytics)
+            .await
+            .is_err()
+    );
+    assert!(
+        w.commerce
+            .outbox_backlog(&us, Topic::Analytics, 10)
+            .await
+            .expect("backlog")
+            > 0
+    );
+    // Redelivered: the seen-record makes the second delivery a no-op.
+    assert!(
+        w.commerce
+            .drain_outbox(&us, Topic::Analytics)
+            .await
+            .expect("drain")
+            > 0
+    );
+    assert_eq!(
+        w.commerce
+            .outbox_backlog(&us, Topic::Analytics, 10)
+            .await
+            .expect("backlog"),
+        0
+    );
+    let analytics = w.commerce.analytics(&us).await.expect("analytics");
+    assert_eq!(analytics.get("order_confirmed"), Some(&1), "{analytics:?}");
+}
