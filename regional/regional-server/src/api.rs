@@ -42,6 +42,8 @@ pub struct AppState {
     pub checkouts: Arc<tokio::sync::Semaphore>,
     /// Searches admitted (running or waiting to run) and running.
     pub searches: SearchPermits,
+    /// This service's own metrics registry.
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// The two bounds on search work: how many may be admitted (running plus
@@ -222,7 +224,7 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
         )
         .into_response(),
     };
-    crate::metrics::record_request(
+    state.metrics.record_request(
         &method,
         &route,
         response.status().as_u16(),
@@ -755,7 +757,7 @@ async fn checkout(
             ));
         }
     };
-    crate::metrics::record_checkout(order.status);
+    state.metrics.record_checkout(order.status);
     match order.status {
         OrderStatus::Confirmed => Ok((StatusCode::CREATED, Json(order)).into_response()),
         OrderStatus::Pending => Ok((StatusCode::ACCEPTED, Json(order)).into_response()),
@@ -994,19 +996,10 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, ApiError>
     }))
 }
 
-async fn metrics_text() -> Response {
-    match crate::metrics::handle() {
-        Some(handle) => (
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-            handle.render(),
-        )
-            .into_response(),
-        None => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "metrics-unavailable",
-            "Metrics unavailable",
-            "no metrics recorder",
-        )
-        .into_response(),
-    }
+async fn metrics_text(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
 }

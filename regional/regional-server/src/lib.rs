@@ -55,6 +55,7 @@ pub struct Region {
 
 impl Region {
     pub fn build(parts: RegionParts) -> anyhow::Result<Region> {
+        let metrics = metrics::Metrics::new(parts.region.as_str());
         let commerce = Commerce::new(CommerceParts {
             shards: parts.shards,
             topology: parts.topology,
@@ -81,6 +82,7 @@ impl Region {
         let admin_token = (!parts.secrets.admin_token.is_empty())
             .then(|| Arc::from(parts.secrets.admin_token.as_str()));
         let state = AppState {
+            metrics,
             searches: api::SearchPermits::new(
                 parts.http.max_concurrent_searches,
                 parts.http.max_queued_searches,
@@ -136,7 +138,12 @@ pub async fn run(
     listener: TcpListener,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let mut workers = workers::spawn(&region.commerce, &region.workers, shutdown.clone());
+    let mut workers = workers::spawn(
+        &region.commerce,
+        &region.workers,
+        &region.state.metrics,
+        shutdown.clone(),
+    );
     let router = app(region.state.clone());
     let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
         while !*shutdown.borrow() {

@@ -1,43 +1,96 @@
-//! Prometheus metrics of the regional service: requests by route and
-//! status with latency, checkout outcomes, worker passes.
+//! Prometheus metrics of one regional service: requests by route and
+//! status with latency, checkout outcomes, worker passes. Each service has
+//! a registry of its own (not the process-global recorder), labelled
+//! `service="regional"` and `region="<name>"`, so several regions in one
+//! process (`meridian up`) each serve only their own series.
 
-use std::sync::OnceLock;
+use std::sync::Arc;
 use std::time::Duration;
 
 use commerce::orders::OrderStatus;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics::{Key, Label, Level, Metadata, Recorder};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
-static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+const METADATA: Metadata<'static> =
+    Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
 
-/// The process's Prometheus recorder, installed on first use (a process has
-/// one global recorder; several services in one process share it).
-pub fn handle() -> Option<&'static PrometheusHandle> {
-    HANDLE
-        .get_or_init(|| PrometheusBuilder::new().install_recorder().ok())
-        .as_ref()
+/// One service's registry.
+#[derive(Clone)]
+pub struct Metrics {
+    recorder: Arc<PrometheusRecorder>,
+    handle: PrometheusHandle,
 }
 
-pub(crate) fn record_request(method: &str, route: &str, status: u16, elapsed: Duration) {
-    handle();
-    let labels = [
-        ("method", method.to_owned()),
-        ("route", route.to_owned()),
-        ("status", status.to_string()),
-    ];
-    metrics::counter!("regional_http_requests_total", &labels).increment(1);
-    metrics::histogram!("regional_http_request_seconds", "route" => route.to_owned())
-        .record(elapsed.as_secs_f64());
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
 }
 
-pub(crate) fn record_checkout(status: OrderStatus) {
-    let outcome = match status {
-        OrderStatus::Confirmed => "confirmed",
-        OrderStatus::Pending => "pending",
-        OrderStatus::Failed => "failed",
-    };
-    metrics::counter!("regional_checkouts_total", "outcome" => outcome).increment(1);
-}
+impl Metrics {
+    pub fn new(region: &str) -> Metrics {
+        let recorder = PrometheusBuilder::new()
+            .add_global_label("service", "regional")
+            .add_global_label("region", region)
+            .build_recorder();
+        let handle = recorder.handle();
+        Metrics {
+            recorder: Arc::new(recorder),
+            handle,
+        }
+    }
 
-pub(crate) fn record_worker(worker: &'static str, handled: usize) {
-    metrics::counter!("regional_worker_items_total", "worker" => worker).increment(handled as u64);
+    /// The Prometheus text of this service's series.
+    pub fn render(&self) -> String {
+        self.handle.run_upkeep();
+        self.handle.render()
+    }
+
+    fn counter(&self, name: &'static str, labels: Vec<Label>, by: u64) {
+        self.recorder
+            .register_counter(&Key::from_parts(name, labels), &METADATA)
+            .increment(by);
+    }
+
+    pub(crate) fn record_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        self.counter(
+            "regional_http_requests_total",
+            vec![
+                Label::new("method", method.to_owned()),
+                Label::new("route", route.to_owned()),
+                Label::new("status", status.to_string()),
+            ],
+            1,
+        );
+        self.recorder
+            .register_histogram(
+                &Key::from_parts(
+                    "regional_http_request_seconds",
+                    vec![Label::new("route", route.to_owned())],
+                ),
+                &METADATA,
+            )
+            .record(elapsed.as_secs_f64());
+    }
+
+    pub(crate) fn record_checkout(&self, status: OrderStatus) {
+        let outcome = match status {
+            OrderStatus::Confirmed => "confirmed",
+            OrderStatus::Pending => "pending",
+            OrderStatus::Failed => "failed",
+        };
+        self.counter(
+            "regional_checkouts_total",
+            vec![Label::new("outcome", outcome)],
+            1,
+        );
+    }
+
+    pub(crate) fn record_worker(&self, worker: &'static str, handled: usize) {
+        self.counter(
+            "regional_worker_items_total",
+            vec![Label::new("worker", worker)],
+            handled as u64,
+        );
+    }
 }

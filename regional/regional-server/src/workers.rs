@@ -20,6 +20,7 @@ use crate::problem::error_chain;
 pub fn spawn(
     commerce: &Commerce,
     config: &WorkerConfig,
+    metrics: &crate::metrics::Metrics,
     shutdown: watch::Receiver<bool>,
 ) -> JoinSet<()> {
     let mut set = JoinSet::new();
@@ -31,6 +32,7 @@ pub fn spawn(
         let c = commerce.clone();
         let wait_ms = config.feed_wait_ms;
         set.spawn(repeat(
+            metrics.clone(),
             "feed",
             Duration::ZERO,
             shutdown.clone(),
@@ -44,6 +46,7 @@ pub fn spawn(
         let c = commerce.clone();
         let served = served.clone();
         set.spawn(repeat(
+            metrics.clone(),
             "outbox",
             Duration::from_millis(config.outbox_interval_ms),
             shutdown.clone(),
@@ -65,6 +68,7 @@ pub fn spawn(
         let c = commerce.clone();
         let served = served.clone();
         set.spawn(repeat(
+            metrics.clone(),
             "saga-recovery",
             Duration::from_millis(config.recovery_interval_ms),
             shutdown.clone(),
@@ -83,6 +87,7 @@ pub fn spawn(
     {
         let c = commerce.clone();
         set.spawn(repeat(
+            metrics.clone(),
             "sweep",
             Duration::from_millis(config.sweep_interval_ms),
             shutdown.clone(),
@@ -113,6 +118,7 @@ pub fn spawn(
 /// Runs `pass` until shutdown: immediately again while it finds work,
 /// else after `idle`. An error is logged and retried after a back-off.
 async fn repeat<F, Fut>(
+    metrics: crate::metrics::Metrics,
     name: &'static str,
     idle: Duration,
     mut shutdown: watch::Receiver<bool>,
@@ -131,7 +137,7 @@ async fn repeat<F, Fut>(
             result = pass() => match result {
                 Ok(handled) => {
                     backoff = Duration::from_millis(50);
-                    crate::metrics::record_worker(name, handled);
+                    metrics.record_worker(name, handled);
                     if handled > 0 { Duration::ZERO } else { idle }
                 }
                 Err(e) => {

@@ -75,7 +75,6 @@ impl From<TableError> for Problem {
 }
 
 pub fn app(state: ApiState) -> Router {
-    crate::metrics::handle();
     Router::new()
         .route("/v1/table", get(table))
         .route("/v1/table/watch", get(watch_table))
@@ -242,19 +241,10 @@ async fn undrain(
     set_drain(state, headers, region, false).await
 }
 
-async fn metrics() -> Response {
-    match crate::metrics::handle() {
-        Some(handle) => (
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-            handle.render(),
-        )
-            .into_response(),
-        None => Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            regional_api::problem::kinds::UNAVAILABLE,
-            "Metrics unavailable",
-            "another metrics recorder is installed in this process",
-        )
-        .into_response(),
-    }
+async fn metrics(State(state): State<ApiState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.table.metrics().render(),
+    )
+        .into_response()
 }

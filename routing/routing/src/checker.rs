@@ -66,7 +66,6 @@ impl Drop for Checker {
 impl Checker {
     /// Starts probing every region of `table`.
     pub fn spawn(table: RegionTable, prober: Arc<dyn Prober>) -> Self {
-        crate::metrics::handle();
         let policy = table.policy().clone();
         let interval = Duration::from_millis(policy.interval_ms);
         let timeout = Duration::from_millis(policy.timeout_ms);
@@ -81,7 +80,7 @@ impl Checker {
                     loop {
                         ticks.tick().await;
                         let outcome = prober.probe(&endpoint.readyz_url, timeout).await;
-                        crate::metrics::record_probe(&endpoint.name, outcome);
+                        table.metrics().record_probe(&endpoint.name, outcome);
                         if let Err(e) = table.observe(&endpoint.name, outcome) {
                             tracing::error!(error = %e, "probe of a region the table lacks");
                             return;

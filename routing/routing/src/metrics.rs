@@ -1,23 +1,20 @@
 //! Prometheus metrics of the routing layer: probe outcomes and latency,
-//! each region's health, the table version.
+//! each region's health, the table version. The routing layer has a
+//! registry of its own (not the process-global recorder), labelled
+//! `service="routing"`, so it serves only its own series when it shares a
+//! process with the regions (`meridian up`).
 
-use std::sync::OnceLock;
+use std::sync::Arc;
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics::{Key, Label, Level, Metadata, Recorder};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 use topology::RegionId;
 use topology::routing::{Health, RoutingTable};
 
 use crate::health::ProbeOutcome;
 
-static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
-
-/// The process's Prometheus recorder, installed on first use (a process
-/// has one global recorder; several servers in one test process share it).
-pub fn handle() -> Option<&'static PrometheusHandle> {
-    HANDLE
-        .get_or_init(|| PrometheusBuilder::new().install_recorder().ok())
-        .as_ref()
-}
+const METADATA: Metadata<'static> =
+    Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
 
 /// Health as a number for a gauge: 0 healthy, 1 degraded, 2 down, 3 drained.
 pub fn health_code(health: Health) -> f64 {
@@ -29,26 +26,78 @@ pub fn health_code(health: Health) -> f64 {
     }
 }
 
-pub(crate) fn record_probe(region: &RegionId, outcome: ProbeOutcome) {
-    let region = region.as_str().to_owned();
-    match outcome {
-        ProbeOutcome::Ready { latency } => {
-            metrics::counter!("routing_probes_total", "region" => region.clone(), "outcome" => "ready")
-                .increment(1);
-            metrics::histogram!("routing_probe_latency_seconds", "region" => region)
-                .record(latency.as_secs_f64());
-        }
-        ProbeOutcome::Failed => {
-            metrics::counter!("routing_probes_total", "region" => region, "outcome" => "failed")
-                .increment(1);
+/// The routing layer's registry.
+#[derive(Clone)]
+pub struct Metrics {
+    recorder: Arc<PrometheusRecorder>,
+    handle: PrometheusHandle,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let recorder = PrometheusBuilder::new()
+            .add_global_label("service", "routing")
+            .build_recorder();
+        let handle = recorder.handle();
+        Metrics {
+            recorder: Arc::new(recorder),
+            handle,
         }
     }
 }
 
-pub(crate) fn record_table(table: &RoutingTable) {
-    metrics::gauge!("routing_table_version").set(table.version as f64);
-    for region in &table.regions {
-        metrics::gauge!("routing_region_health", "region" => region.name.as_str().to_owned())
-            .set(health_code(region.health));
+impl Metrics {
+    /// The Prometheus text of the routing layer's series.
+    pub fn render(&self) -> String {
+        self.handle.run_upkeep();
+        self.handle.render()
+    }
+
+    pub(crate) fn record_probe(&self, region: &RegionId, outcome: ProbeOutcome) {
+        let region = Label::new("region", region.as_str().to_owned());
+        let (outcome, latency) = match outcome {
+            ProbeOutcome::Ready { latency } => ("ready", Some(latency)),
+            ProbeOutcome::Failed => ("failed", None),
+        };
+        self.recorder
+            .register_counter(
+                &Key::from_parts(
+                    "routing_probes_total",
+                    vec![region.clone(), Label::new("outcome", outcome)],
+                ),
+                &METADATA,
+            )
+            .increment(1);
+        if let Some(latency) = latency {
+            self.recorder
+                .register_histogram(
+                    &Key::from_parts("routing_probe_latency_seconds", vec![region]),
+                    &METADATA,
+                )
+                .record(latency.as_secs_f64());
+        }
+    }
+
+    pub(crate) fn record_table(&self, table: &RoutingTable) {
+        self.recorder
+            .register_gauge(&Key::from_name("routing_table_version"), &METADATA)
+            .set(table.version as f64);
+        for region in &table.regions {
+            self.recorder
+                .register_gauge(
+                    &Key::from_parts(
+                        "routing_region_health",
+                        vec![Label::new("region", region.name.as_str().to_owned())],
+                    ),
+                    &METADATA,
+                )
+                .set(health_code(region.health));
+        }
     }
 }

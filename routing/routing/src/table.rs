@@ -96,6 +96,8 @@ pub struct RegionTable {
     state: Arc<Mutex<State>>,
     policy: HealthPolicy,
     published: watch::Sender<Arc<RoutingTable>>,
+    /// The routing layer's own metrics registry.
+    metrics: crate::metrics::Metrics,
 }
 
 fn now_ms() -> u64 {
@@ -148,15 +150,23 @@ impl RegionTable {
             events: VecDeque::new(),
         };
         let (published, _) = watch::channel(Arc::new(snapshot(&state)));
+        let metrics = crate::metrics::Metrics::default();
+        metrics.record_table(&snapshot(&state));
         Ok(RegionTable {
             state: Arc::new(Mutex::new(state)),
             policy: policy.bounded(),
             published,
+            metrics,
         })
     }
 
     pub fn policy(&self) -> &HealthPolicy {
         &self.policy
+    }
+
+    /// The routing layer's metrics (probes, health, table version).
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
     }
 
     /// The regions to probe.
@@ -249,7 +259,7 @@ impl RegionTable {
         while state.events.len() > MAX_EVENTS {
             state.events.pop_front();
         }
-        crate::metrics::record_table(&snapshot(&state));
+        self.metrics.record_table(&snapshot(&state));
         self.published.send_replace(Arc::new(snapshot(&state)));
         Ok(())
     }

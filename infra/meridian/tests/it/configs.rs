@@ -190,5 +190,52 @@ async fn up_starts_every_region_seeded_and_routed() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert_eq!(healthy, 3);
+    // Every service in the process serves its own metrics, labelled: each
+    // region only its own series, the routing layer its own.
+    let names: Vec<String> = platform
+        .regions
+        .iter()
+        .map(|(n, _, _)| n.as_str().to_owned())
+        .collect();
+    for (name, addr, _) in &platform.regions {
+        let r = client
+            .get(format!("http://{addr}/metrics"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{name}");
+        let text = r.text().await.unwrap();
+        let series: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("regional_"))
+            .collect();
+        assert!(!series.is_empty(), "{name}: {text}");
+        for line in series {
+            assert!(
+                line.contains(&format!("region=\"{name}\"")),
+                "{name}: {line}"
+            );
+            for other in names.iter().filter(|o| *o != name.as_str()) {
+                assert!(
+                    !line.contains(&format!("region=\"{other}\"")),
+                    "{name}: {line}"
+                );
+            }
+        }
+        assert!(!text.contains("routing_"), "{name} serves routing's series");
+    }
+    let text = client
+        .get(format!("http://{api}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("routing_region_health{"), "{text}");
+    assert!(
+        !text.contains("regional_http"),
+        "routing serves the regions' series"
+    );
     platform.stop().await.unwrap();
 }

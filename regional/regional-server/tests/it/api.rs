@@ -101,10 +101,42 @@ async fn health_readiness_and_metrics() {
         .text()
         .await
         .expect("text");
+    // The two readiness probes above are counted, in this region's own
+    // series.
+    let readyz = |text: &str| {
+        text.lines()
+            .find(|l| {
+                l.starts_with("regional_http_requests_total{")
+                    && l.contains("route=\"/readyz\"")
+                    && l.contains("status=\"200\"")
+            })
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+    };
+    assert_eq!(readyz(&metrics), Some(1.0), "{metrics}");
     assert!(
-        metrics.contains("regional_http_requests_total"),
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("regional_"))
+            .all(|l| l.contains("region=\"us-east\"") && l.contains("service=\"regional\"")),
         "{metrics}"
     );
+    for _ in 0..3 {
+        fx.client
+            .get(format!("{}/readyz", fx.base))
+            .send()
+            .await
+            .expect("send");
+    }
+    let metrics = fx
+        .client
+        .get(format!("{}/metrics", fx.base))
+        .send()
+        .await
+        .expect("send")
+        .text()
+        .await
+        .expect("text");
+    assert_eq!(readyz(&metrics), Some(4.0), "{metrics}");
 }
 
 #[test]

@@ -274,22 +274,72 @@ async fn long_poll_returns_at_its_timeout_and_rejects_bad_queries() {
     assert_eq!(bad.headers()["content-type"], "application/problem+json");
 }
 
+/// The value of the sample `name{labels…}` in Prometheus text (every
+/// given label present).
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|line| line.starts_with(name) && !line.starts_with('#'))
+        .filter(|line| line[name.len()..].starts_with(['{', ' ']))
+        .find(|line| {
+            labels
+                .iter()
+                .all(|(k, v)| line.contains(&format!("{k}=\"{v}\"")))
+        })
+        .and_then(|line| line.rsplit(' ').next()?.parse().ok())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_expose_region_health() {
+async fn metrics_follow_region_health_and_count_probes() {
     let s = stack().await;
     s.wait_until(|t| t.regions.iter().all(|r| r.health == Health::Healthy))
         .await;
-    let body = s
-        .client
-        .get(format!("{}/metrics", s.api))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(body.contains("routing_region_health"), "{body}");
-    assert!(body.contains("routing_probes_total"), "{body}");
+    let metrics = || async {
+        s.client
+            .get(format!("{}/metrics", s.api))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let body = metrics().await;
+    let health = |body: &str| {
+        sample(
+            body,
+            "routing_region_health",
+            &[("region", "eu-west"), ("service", "routing")],
+        )
+    };
+    assert_eq!(health(&body), Some(0.0), "{body}");
+    let probes = sample(
+        &body,
+        "routing_probes_total",
+        &[("region", "eu-west"), ("outcome", "ready")],
+    )
+    .unwrap_or_default();
+    assert!(probes >= 2.0, "{body}");
+    // eu-west goes down: the gauge says so (2 = down), and failed probes
+    // are counted.
+    s.regions[1].ready.store(false, Ordering::SeqCst);
+    s.wait_until(|t| {
+        t.regions
+            .iter()
+            .any(|r| r.name.as_str() == "eu-west" && r.health == Health::Down)
+    })
+    .await;
+    let body = metrics().await;
+    assert_eq!(health(&body), Some(2.0), "{body}");
+    assert!(
+        sample(
+            &body,
+            "routing_probes_total",
+            &[("region", "eu-west"), ("outcome", "failed")],
+        )
+        .unwrap_or_default()
+            >= 3.0,
+        "{body}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
