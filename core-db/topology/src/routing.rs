@@ -57,6 +57,10 @@ pub struct ShardRoute {
     pub active: Option<RegionId>,
 }
 
+/// Longest the routing API holds a `GET /v1/table/watch` long poll (and an
+/// edge asks for).
+pub const MAX_WATCH_MS: u64 = 30_000;
+
 /// The whole table. `version` increases on every change.
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -92,17 +96,31 @@ impl RoutingTable {
             .find(|r| r.health.serves())
     }
 
+    /// Every serving region, healthy before degraded, each group nearest
+    /// to a point first: the one order in which the DNS authority answers
+    /// `api` and an edge tries regions for reads any region answers.
+    pub fn serving_nearest_first(&self, latitude: f64, longitude: f64) -> Vec<&RegionStatus> {
+        let mut serving: Vec<(bool, f64, &RegionStatus)> = self
+            .regions
+            .iter()
+            .filter(|r| r.health.serves())
+            .map(|r| {
+                (
+                    r.health != Health::Healthy,
+                    great_circle_km(latitude, longitude, r.latitude, r.longitude),
+                    r,
+                )
+            })
+            .collect();
+        serving.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+        serving.into_iter().map(|(_, _, r)| r).collect()
+    }
+
     /// The serving region nearest to a point, healthy before degraded.
     pub fn nearest_serving(&self, latitude: f64, longitude: f64) -> Option<&RegionStatus> {
-        let distance =
-            |r: &RegionStatus| great_circle_km(latitude, longitude, r.latitude, r.longitude);
-        let best = |health: Health| {
-            self.regions
-                .iter()
-                .filter(|r| r.health == health)
-                .min_by(|a, b| distance(a).total_cmp(&distance(b)))
-        };
-        best(Health::Healthy).or_else(|| best(Health::Degraded))
+        self.serving_nearest_first(latitude, longitude)
+            .into_iter()
+            .next()
     }
 }
 

@@ -61,6 +61,10 @@ pub struct EdgeConfig {
     pub rate_limit: RateLimit,
 }
 
+/// `table_max_age_ms` when a platform does not set it (every platform's
+/// default, edge-host's config included).
+pub const DEFAULT_TABLE_MAX_AGE_MS: u64 = 1_000;
+
 /// A required edge setting that is not set (named as in
 /// [`EdgeConfig::SETTINGS`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -104,7 +108,7 @@ impl EdgeConfig {
                 .ok_or(MissingSetting("edge_key"))?
                 .into_bytes(),
             routing_url: text("routing_url").ok_or(MissingSetting("routing_url"))?,
-            table_max_age_ms: number(text("table_max_age_ms"), 1_000),
+            table_max_age_ms: number(text("table_max_age_ms"), DEFAULT_TABLE_MAX_AGE_MS),
             rate_limit: RateLimit {
                 per_s: number(text("rate_per_s"), defaults.per_s),
                 burst: number(text("rate_burst"), defaults.burst),
@@ -216,10 +220,6 @@ pub mod kv {
         format!("r1:{:x}", slot(client, BUCKET_SLOTS))
     }
 }
-
-/// Longest long poll the edge asks for (the routing API and the purge feed
-/// both cap at 30 s).
-pub const MAX_POLL_MS: u64 = 30_000;
 
 /// Every entry carries this tag, so one purge of it drops everything (a
 /// purge feed reset).
@@ -641,7 +641,7 @@ impl<H: Host> Edge<H> {
                 url: format!(
                     "{}/v1/table/watch?since={since}&timeout_ms={}",
                     self.config.routing_url.trim_end_matches('/'),
-                    timeout_ms.min(MAX_POLL_MS)
+                    timeout_ms.min(topology::routing::MAX_WATCH_MS)
                 ),
                 headers: vec![("accept".into(), "application/json".into())],
                 body: Vec::new(),
@@ -675,11 +675,8 @@ impl<H: Host> Edge<H> {
             .unwrap_or_default();
         let request = Request {
             method: "GET".into(),
-            path: "/v1/purge".into(),
-            query: Some(format!(
-                "after={cursor}&limit=1000&wait_ms={}",
-                wait_ms.min(MAX_POLL_MS)
-            )),
+            path: regional_api::purge::PATH.into(),
+            query: Some(regional_api::purge::query(&cursor, wait_ms)),
             ..Default::default()
         };
         for base in origin::nearest(&table, self.config.latitude, self.config.longitude) {
@@ -689,18 +686,7 @@ impl<H: Host> Edge<H> {
             if response.status != 200 {
                 continue;
             }
-            #[derive(serde::Deserialize)]
-            struct Event {
-                tags: Vec<String>,
-                version: u64,
-            }
-            #[derive(serde::Deserialize)]
-            struct Page {
-                events: Vec<Event>,
-                cursor: String,
-                reset: bool,
-            }
-            let page: Page = serde_json::from_slice(&response.body).ok()?;
+            let page: regional_api::purge::Page = serde_json::from_slice(&response.body).ok()?;
             if page.reset {
                 self.purge(&[ALL_TAG.to_owned()]).await;
             }

@@ -23,28 +23,15 @@ pub fn for_shard(table: &RoutingTable, shard: &ShardId) -> Vec<String> {
     out
 }
 
-/// Regions to try, nearest serving first, for a read any region answers.
+/// Regions to try, nearest serving first (healthy before degraded, the
+/// routing table's one rule, which DNS follows too), for a read any region
+/// answers.
 pub fn nearest(table: &RoutingTable, latitude: f64, longitude: f64) -> Vec<String> {
-    let mut serving: Vec<_> = table
-        .regions
-        .iter()
-        .filter(|r| r.health.serves())
-        .map(|r| {
-            let km =
-                topology::routing::great_circle_km(latitude, longitude, r.latitude, r.longitude);
-            // Healthy before degraded, then by distance.
-            (
-                r.health != topology::routing::Health::Healthy,
-                km,
-                r.base_url.clone(),
-            )
-        })
-        .collect();
-    serving.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
-    serving
+    table
+        .serving_nearest_first(latitude, longitude)
         .into_iter()
         .take(MAX_ATTEMPTS)
-        .map(|(_, _, url)| url)
+        .map(|r| r.base_url.clone())
         .collect()
 }
 

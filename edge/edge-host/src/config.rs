@@ -96,7 +96,7 @@ fn default_max_kv_entries() -> usize {
     100_000
 }
 fn default_table_max_age_ms() -> u64 {
-    5_000
+    edge_core::edge::DEFAULT_TABLE_MAX_AGE_MS
 }
 
 /// Largest config file read, in bytes.
@@ -187,5 +187,30 @@ impl HostConfig {
         let variables = self.variables_for(pop);
         EdgeConfig::from_lookup("spin", |name| variables.get(name).cloned())
             .with_context(|| format!("POP {}", pop.name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A POP whose edge.toml leaves the setting out reads edge-core's
+    /// default, as every other platform does.
+    #[test]
+    fn defaults_are_edge_cores() {
+        let config = HostConfig::from_toml_str(
+            "component = \"c.wasm\"\nrouting_url = \"http://r\"\nedge_key = \"edge-host-test-key-0123\"\n\
+             [[pops]]\nname = \"p\"\nlisten = \"127.0.0.1:1\"\nlatitude = 0.0\nlongitude = 0.0\n",
+        )
+        .expect("config");
+        let edge = config.edge_config(&config.pops[0]).expect("settings");
+        let core = EdgeConfig::from_lookup("x", |name| match name {
+            "edge_key" => Some("k".into()),
+            "routing_url" => Some("http://r".into()),
+            _ => None,
+        })
+        .expect("defaults");
+        assert_eq!(edge.table_max_age_ms, core.table_max_age_ms);
+        assert_eq!(edge.rate_limit, core.rate_limit);
     }
 }

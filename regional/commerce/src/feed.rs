@@ -16,9 +16,9 @@ use crate::error::{CommerceError, Result, invalid};
 use crate::{Commerce, decode, get_counter, keys, set_versionstamped_json};
 
 /// Longest a feed read may wait for new events.
-pub const MAX_WAIT_MS: u64 = 30_000;
+pub const MAX_WAIT_MS: u64 = regional_api::purge::MAX_WAIT_MS;
 /// Events one feed read returns at most.
-pub const MAX_FEED_LIMIT: usize = 1_000;
+pub const MAX_FEED_LIMIT: usize = regional_api::purge::MAX_LIMIT;
 
 /// What changed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

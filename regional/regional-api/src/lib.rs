@@ -5,12 +5,16 @@
 //! - [`idempotency`]: what an `Idempotency-Key` may be;
 //! - [`problem`]: the RFC 9457 problem+json document every error is;
 //! - [`delivery`]: what a status says about whether a write was applied,
-//!   which decides what an edge may send to another region.
+//!   which decides what an edge may send to another region;
+//! - [`session`]: the shopper session token's claims and bounds;
+//! - [`purge`]: the purge feed's page, limits and query.
 
 pub mod delivery;
 pub mod headers;
 pub mod idempotency;
 pub mod problem;
+pub mod purge;
+pub mod session;
 
 pub use delivery::Delivery;
 pub use problem::Problem;

@@ -26,8 +26,6 @@ type HmacSha256 = Hmac<Sha256>;
 pub use topology::signing::{
     NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign as sign_edge_request,
 };
-/// Longest session token accepted, in bytes.
-const MAX_TOKEN_LEN: usize = 512;
 
 fn mac(key: &[u8]) -> HmacSha256 {
     // HMAC takes keys of any length; this cannot fail.
@@ -102,16 +100,10 @@ impl EdgeVerifier {
                 ),
             ));
         }
-        let Some(given) = signature.strip_prefix("v1=").filter(|s| s.len() == 64) else {
+        let Some(given_bytes) = topology::signing::parse_signature(signature) else {
             return Err(ApiError::unauthorized(
                 "signature-invalid",
                 "signature is not v1=<64 hex digits>",
-            ));
-        };
-        let Some(given_bytes) = unhex(given) else {
-            return Err(ApiError::unauthorized(
-                "signature-invalid",
-                "signature is not hex",
             ));
         };
         // Constant-time comparison.
@@ -136,9 +128,7 @@ impl EdgeVerifier {
         if matches!(method, "GET" | "HEAD") {
             return Ok(());
         }
-        let mut key = [0u8; 32];
-        key.copy_from_slice(&given_bytes);
-        self.remember(key, timestamp_s, now_s)
+        self.remember(given_bytes, timestamp_s, now_s)
     }
 
     /// Refuses a signature already seen inside the window (a replay).
@@ -176,20 +166,9 @@ impl EdgeVerifier {
     }
 }
 
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
-/// A session's claims.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Claims {
-    /// The shopper id.
-    pub sub: ShardedId,
-    pub exp_ms: u64,
-}
+/// A session's claims: the contract's one definition (the edge reads them
+/// too, to route).
+pub use regional_api::session::Claims;
 
 /// Issues and checks session tokens: `<base64url claims>.<base64url hmac>`.
 #[derive(Debug)]
@@ -208,7 +187,7 @@ impl Sessions {
             sub: shopper,
             exp_ms: now_ms.saturating_add(self.ttl_ms),
         };
-        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap_or_default());
+        let payload = claims.encode_payload();
         let mut m = mac(&self.key);
         m.update(payload.as_bytes());
         let sig = URL_SAFE_NO_PAD.encode(m.finalize().into_bytes());
@@ -225,19 +204,11 @@ impl Sessions {
         };
         let bad =
             || ApiError::unauthorized("session-invalid", "session token is malformed or forged");
-        if token.len() > MAX_TOKEN_LEN {
-            return Err(bad());
-        }
-        let (payload, sig) = token.split_once('.').ok_or_else(bad)?;
-        let sig = URL_SAFE_NO_PAD.decode(sig).map_err(|_| bad())?;
+        let (payload, sig) = regional_api::session::split(token).ok_or_else(bad)?;
         let mut m = mac(&self.key);
         m.update(payload.as_bytes());
         m.verify_slice(&sig).map_err(|_| bad())?;
-        let claims: Claims = URL_SAFE_NO_PAD
-            .decode(payload)
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .ok_or_else(bad)?;
+        let claims = regional_api::session::decode_payload(payload).ok_or_else(bad)?;
         if claims.exp_ms <= now_ms {
             return Err(ApiError::unauthorized(
                 "session-expired",

@@ -15,8 +15,9 @@ use topology::routing::RoutingTable;
 
 use crate::table::{Event, MAX_EVENTS, RegionTable, TableError};
 
-/// Longest a long poll is held open.
-pub const MAX_WATCH_MS: u64 = 30_000;
+/// Longest a long poll is held open (the routing API's contract with the
+/// edges, in `topology::routing`).
+pub use topology::routing::MAX_WATCH_MS;
 
 /// What the API serves from.
 #[derive(Debug, Clone)]

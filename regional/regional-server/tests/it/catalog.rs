@@ -210,3 +210,48 @@ async fn the_purge_feed_long_poll_wakes_on_a_change() {
     assert_eq!(empty["events"], json!([]));
     assert_eq!(empty["cursor"], next);
 }
+
+/// The purge feed as the edge asks for it (the contract's query, at its
+/// limits) is answered in the contract's page shape; one past the limits
+/// is refused. A drift between the region's page and the edge's reading
+/// of it fails here.
+#[tokio::test]
+async fn the_purge_feed_speaks_the_edge_contract() {
+    use regional_api::purge;
+    let fx = Fixture::start().await;
+    fx.catalog(&[("MUG-1", "Blue mug", 1200)]).await;
+    let r = fx
+        .signed(
+            Method::GET,
+            &format!("{}?{}", purge::PATH, purge::query("", 0)),
+            None,
+            None,
+        )
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), StatusCode::OK);
+    let page: purge::Page = r.json().await.expect("the edge's page shape");
+    assert_eq!(page.events.len(), 2);
+    assert!(page.events[1].tags.contains(&"product:MUG-1".to_owned()));
+    assert!(page.events[1].version > 0);
+    assert!(!page.cursor.is_empty());
+    for query in [
+        format!("limit={}", purge::MAX_LIMIT + 1),
+        format!("wait_ms={}", purge::MAX_WAIT_MS + 1),
+    ] {
+        let (status, body) = get_json(&fx, &format!("{}?{query}", purge::PATH)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{query}: {body}");
+    }
+}
+
+/// The edge routes by the session token's claims without the session key:
+/// a token the region issues must read, unverified, as its shopper.
+#[tokio::test]
+async fn a_session_token_reads_as_its_shopper_with_the_contracts_reader() {
+    let fx = Fixture::start().await;
+    let (token, shopper) = fx.session("eu").await;
+    let claims = regional_api::session::unverified_claims(&token).expect("claims");
+    assert_eq!(claims.sub.to_string(), shopper);
+    assert!(token.len() <= regional_api::session::MAX_TOKEN_LEN);
+}
