@@ -15,7 +15,7 @@ use crate::entry::{Entry, Freshness, MAX_BODY_BYTES};
 use crate::http::{Request, Response};
 use crate::origin::{self, Failure};
 use crate::policy::{self, CachePolicy};
-use crate::ratelimit::{Bucket, RateLimit};
+use crate::ratelimit::{Bucket, Class, RateLimit, RateLimits};
 use crate::token;
 
 /// What the platform gives the edge. Implemented by each adapter (Spin's
@@ -58,7 +58,7 @@ pub struct EdgeConfig {
     /// A stored routing table older than this is fetched again (a POP
     /// with a long-poll watcher keeps it current well before).
     pub table_max_age_ms: u64,
-    pub rate_limit: RateLimit,
+    pub rate_limits: RateLimits,
 }
 
 /// `table_max_age_ms` when a platform does not set it (every platform's
@@ -75,7 +75,7 @@ impl EdgeConfig {
     /// The settings every platform gives the edge, by name: Spin variables
     /// and the local host's variables use these names, the Worker the same
     /// in upper case.
-    pub const SETTINGS: [&'static str; 8] = [
+    pub const SETTINGS: [&'static str; 13] = [
         "pop",
         "latitude",
         "longitude",
@@ -84,6 +84,11 @@ impl EdgeConfig {
         "table_max_age_ms",
         "rate_per_s",
         "rate_burst",
+        "write_rate_per_s",
+        "write_rate_burst",
+        "session_rate_per_s",
+        "session_rate_burst",
+        "address_rate_factor",
     ];
 
     /// Reads the settings through `lookup`, the one parser all platforms
@@ -99,19 +104,35 @@ impl EdgeConfig {
         fn number<T: std::str::FromStr>(value: Option<String>, default: T) -> T {
             value.and_then(|v| v.trim().parse().ok()).unwrap_or(default)
         }
-        let defaults = RateLimit::default();
+        let pop = text("pop").unwrap_or_else(|| default_pop.to_owned());
+        let latitude = number(text("latitude"), 0.0);
+        let longitude = number(text("longitude"), 0.0);
+        let edge_key = text("edge_key")
+            .ok_or(MissingSetting("edge_key"))?
+            .into_bytes();
+        let routing_url = text("routing_url").ok_or(MissingSetting("routing_url"))?;
+        let table_max_age_ms = number(text("table_max_age_ms"), DEFAULT_TABLE_MAX_AGE_MS);
+        let defaults = RateLimits::default();
+        let mut limit = |per_s: &str, burst: &str, default: RateLimit| RateLimit {
+            per_s: number(text(per_s), default.per_s),
+            burst: number(text(burst), default.burst),
+        };
+        let read = limit("rate_per_s", "rate_burst", defaults.read);
+        let write = limit("write_rate_per_s", "write_rate_burst", defaults.write);
+        let session = limit("session_rate_per_s", "session_rate_burst", defaults.session);
+        let address_factor = number(text("address_rate_factor"), defaults.address_factor);
         Ok(EdgeConfig {
-            pop: text("pop").unwrap_or_else(|| default_pop.to_owned()),
-            latitude: number(text("latitude"), 0.0),
-            longitude: number(text("longitude"), 0.0),
-            edge_key: text("edge_key")
-                .ok_or(MissingSetting("edge_key"))?
-                .into_bytes(),
-            routing_url: text("routing_url").ok_or(MissingSetting("routing_url"))?,
-            table_max_age_ms: number(text("table_max_age_ms"), DEFAULT_TABLE_MAX_AGE_MS),
-            rate_limit: RateLimit {
-                per_s: number(text("rate_per_s"), defaults.per_s),
-                burst: number(text("rate_burst"), defaults.burst),
+            pop,
+            latitude,
+            longitude,
+            edge_key,
+            routing_url,
+            table_max_age_ms,
+            rate_limits: RateLimits {
+                read,
+                write,
+                session,
+                address_factor,
             },
         })
     }
@@ -245,9 +266,6 @@ impl<H: Host> Edge<H> {
 
     /// Handles one request.
     pub async fn handle(&self, req: Request) -> Handled {
-        if let Err(retry_after_s) = self.rate_limit(&req).await {
-            return self.rate_limited(retry_after_s).into();
-        }
         let route = classify(&req);
         let handled = match &route {
             Route::Health => Response::new(200)
@@ -273,6 +291,13 @@ impl<H: Host> Edge<H> {
                 cart,
                 repeat,
             } => {
+                let class = match target {
+                    Target::Nearest => Class::Session,
+                    _ => Class::Write,
+                };
+                if let Err(retry_after_s) = self.admit(&req, class).await {
+                    return self.rate_limited(retry_after_s).into();
+                }
                 let mut req = req.clone();
                 if *repeat == Repeat::EdgeKeyed && req.header(IDEMPOTENCY_KEY).is_none() {
                     // The region deduplicates these writes by key: with
@@ -288,7 +313,10 @@ impl<H: Host> Edge<H> {
                     response.into()
                 }
             }
-            Route::PrivateRead { target } => self.forward(&req, target, None).await.into(),
+            Route::PrivateRead { target } => match self.admit(&req, Class::Read).await {
+                Ok(()) => self.forward(&req, target, None).await.into(),
+                Err(retry_after_s) => self.rate_limited(retry_after_s).into(),
+            },
             _ => self.cached(&req, &route).await,
         };
         let mut handled = handled;
@@ -310,8 +338,7 @@ impl<H: Host> Edge<H> {
     }
 
     /// The answer [`Edge::handle`] would give `req` when it is a fresh
-    /// cache hit (or that client's 429), with the same effects on the
-    /// store; `None` (and no effect) for anything else. A host may call it
+    /// cache hit, with the same effects on the store; `None` (and no effect) for anything else. A host may call it
     /// in front of the full handler, as a CDN's cache sits in front of its
     /// compute.
     pub async fn fresh_hit(&self, req: &Request) -> Option<Response> {
@@ -323,10 +350,7 @@ impl<H: Host> Edge<H> {
         if entry.freshness(now_ms) != Freshness::Fresh {
             return None;
         }
-        // What `handle` does first; the lookup above changed nothing.
-        if let Err(retry_after_s) = self.rate_limit(req).await {
-            return Some(self.rate_limited(retry_after_s));
-        }
+        // A fresh hit costs the origin nothing: never rate limited.
         let mut response = self.entry_response(req, &entry, "HIT", now_ms);
         response.set_header("x-edge-pop", self.config.pop.clone());
         Some(response)
@@ -366,10 +390,36 @@ impl<H: Host> Edge<H> {
         }
     }
 
-    async fn rate_limit(&self, req: &Request) -> Result<(), u64> {
+    /// Takes a token of `class` for the request's subject (its session's
+    /// shopper when it carries unexpired session claims, else its address),
+    /// and for a session also from its address's larger bucket; the
+    /// seconds until one is free when none is.
+    async fn admit(&self, req: &Request, class: Class) -> Result<(), u64> {
         let now_ms = self.host.now_ms();
-        let key = kv::bucket(&req.client);
-        let limit = self.config.rate_limit;
+        let limits = self.config.rate_limits;
+        let limit = limits.of(class);
+        let address = format!("{}|a:{}", class.name(), req.client);
+        let shopper = req
+            .header("authorization")
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(regional_api::session::unverified_claims)
+            .filter(|claims| claims.exp_ms > now_ms)
+            .map(|claims| format!("{}|s:{}", class.name(), claims.sub));
+        match shopper {
+            Some(shopper) => {
+                self.take(&shopper, limit, now_ms).await?;
+                let wider = RateLimit {
+                    per_s: limit.per_s * limits.address_factor,
+                    burst: limit.burst * limits.address_factor,
+                };
+                self.take(&address, wider, now_ms).await
+            }
+            None => self.take(&address, limit, now_ms).await,
+        }
+    }
+
+    async fn take(&self, subject: &str, limit: RateLimit, now_ms: u64) -> Result<(), u64> {
+        let key = kv::bucket(subject);
         let mut bucket = self
             .host
             .get(&key)
@@ -428,7 +478,10 @@ impl<H: Host> Edge<H> {
     async fn cached(&self, req: &Request, route: &Route) -> Handled {
         let (Some(policy), Some(key)) = (policy::policy(route), policy::cache_key(route, req))
         else {
-            return self.forward(req, &read_target(route), None).await.into();
+            return match self.admit(req, Class::Read).await {
+                Ok(()) => self.forward(req, &read_target(route), None).await.into(),
+                Err(retry_after_s) => self.rate_limited(retry_after_s).into(),
+            };
         };
         let now_ms = self.host.now_ms();
         let entry = self.lookup(req, route, &key).await;
@@ -439,15 +492,27 @@ impl<H: Host> Edge<H> {
                 response: self.entry_response(req, &e, "STALE", now_ms),
                 deferred: vec![Deferred::Revalidate(req.clone())],
             },
-            (stale, _) => match self.fill(req, route, policy, &key).await {
-                Ok(response) => self.conditional(req, response).into(),
-                Err(error) => match stale {
-                    Some(e) if e.freshness(now_ms) != Freshness::Expired => self
-                        .entry_response(req, &e, "STALE-IF-ERROR", now_ms)
-                        .into(),
-                    _ => error.into(),
-                },
-            },
+            (stale, _) => {
+                let usable = stale.filter(|e| e.freshness(now_ms) != Freshness::Expired);
+                if let Err(retry_after_s) = self.admit(req, Class::Read).await {
+                    // Limited: what is still usable beats a refusal.
+                    return match usable {
+                        Some(e) => self
+                            .entry_response(req, &e, "STALE-IF-ERROR", now_ms)
+                            .into(),
+                        None => self.rate_limited(retry_after_s).into(),
+                    };
+                }
+                match self.fill(req, route, policy, &key).await {
+                    Ok(response) => self.conditional(req, response).into(),
+                    Err(error) => match usable {
+                        Some(e) => self
+                            .entry_response(req, &e, "STALE-IF-ERROR", now_ms)
+                            .into(),
+                        None => error.into(),
+                    },
+                }
+            }
         }
     }
 
@@ -915,9 +980,20 @@ mod tests {
                 edge_key: b"edge-key".to_vec(),
                 routing_url: "http://routing".into(),
                 table_max_age_ms: 1_000,
-                rate_limit: RateLimit {
-                    per_s: 1_000.0,
-                    burst: 1_000.0,
+                rate_limits: RateLimits {
+                    read: RateLimit {
+                        per_s: 1_000.0,
+                        burst: 1_000.0,
+                    },
+                    write: RateLimit {
+                        per_s: 1_000.0,
+                        burst: 1_000.0,
+                    },
+                    session: RateLimit {
+                        per_s: 1_000.0,
+                        burst: 1_000.0,
+                    },
+                    address_factor: 20.0,
                 },
             },
         )
@@ -962,8 +1038,9 @@ mod tests {
         assert_eq!(config.routing_url, "http://r");
         // Unparsable or empty numbers take their defaults.
         assert_eq!(config.table_max_age_ms, 1_000);
-        assert_eq!(config.rate_limit.per_s, RateLimit::default().per_s);
-        assert_eq!(config.rate_limit.burst, 7.0);
+        assert_eq!(config.rate_limits.read.per_s, RateLimit::default().per_s);
+        assert_eq!(config.rate_limits.read.burst, 7.0);
+        assert_eq!(config.rate_limits.write, RateLimits::default().write);
         // Every name read is one of SETTINGS.
         let mut asked = Vec::new();
         let _ = EdgeConfig::from_lookup("spin", |n| {
@@ -1066,19 +1143,23 @@ mod tests {
     }
 
     #[test]
-    fn fresh_hit_rate_limits_like_handle() {
+    fn fresh_hits_are_never_rate_limited_on_either_path() {
         let mut e = edge(Box::new(|_| json(200, "{\"sku\":\"A-1\"}")));
-        e.config.rate_limit = RateLimit {
+        e.config.rate_limits.read = RateLimit {
             per_s: 0.001,
-            burst: 2.0,
+            burst: 1.0,
         };
+        // The miss takes the one token; the hits after it cost nothing.
         block_on(e.handle(get("/v1/products/A-1")));
-        assert!(block_on(e.fresh_hit(&get("/v1/products/A-1"))).is_some());
-        let limited = block_on(e.fresh_hit(&get("/v1/products/A-1"))).expect("answered");
-        assert_eq!(limited.status, 429);
+        for _ in 0..100 {
+            let fast = block_on(e.fresh_hit(&get("/v1/products/A-1"))).expect("hit");
+            assert_eq!(fast.status, 200);
+            assert_eq!(fast, block_on(e.handle(get("/v1/products/A-1"))).response);
+        }
+        // The next miss is limited.
         assert_eq!(
-            limited,
-            block_on(e.handle(get("/v1/products/A-1"))).response
+            block_on(e.handle(get("/v1/products/B-2"))).response.status,
+            429
         );
     }
 
@@ -1390,22 +1471,103 @@ mod tests {
         assert!(String::from_utf8_lossy(&r.body).contains(&format!("q=x{other}")));
     }
 
-    #[test]
-    fn rate_limited_clients_get_429_with_retry_after() {
-        let mut e = edge(Box::new(|_| json(200, "{}")));
-        e.config.rate_limit = RateLimit {
-            per_s: 1.0,
-            burst: 2.0,
+    fn session(shopper: &str) -> String {
+        let claims = regional_api::session::Claims {
+            sub: shopper.parse().unwrap(),
+            exp_ms: u64::MAX,
         };
-        assert_eq!(block_on(e.handle(get("/healthz"))).response.status, 200);
-        assert_eq!(block_on(e.handle(get("/healthz"))).response.status, 200);
-        let r = block_on(e.handle(get("/healthz"))).response;
+        format!("Bearer {}.c2ln", claims.encode_payload())
+    }
+
+    #[test]
+    fn what_costs_the_origin_is_limited_per_class_and_subject() {
+        let mut e = edge(Box::new(|_| json(200, "{\"version\":2}")));
+        e.config.rate_limits = RateLimits {
+            read: RateLimit {
+                per_s: 1.0,
+                burst: 2.0,
+            },
+            write: RateLimit {
+                per_s: 1.0,
+                burst: 1.0,
+            },
+            session: RateLimit {
+                per_s: 1.0,
+                burst: 1.0,
+            },
+            address_factor: 3.0,
+        };
+        let search = |q: &str, client: &str| {
+            let mut r = get("/v1/search");
+            r.query = Some(format!("q={q}"));
+            r.client = client.into();
+            block_on(e.handle(r)).response
+        };
+        // Misses: two, then 429 with Retry-After, as problem+json.
+        assert_eq!(search("a", "1.2.3.4").status, 200);
+        assert_eq!(search("b", "1.2.3.4").status, 200);
+        let r = search("c", "1.2.3.4");
         assert_eq!(r.status, 429);
         assert_eq!(r.header("retry-after"), Some("1"));
         assert_eq!(r.header("content-type"), Some("application/problem+json"));
-        let mut other = get("/healthz");
-        other.client = "5.6.7.8".into();
-        assert_eq!(block_on(e.handle(other)).response.status, 200);
+        // Another address has its own bucket; the limited one still gets
+        // fresh hits, static assets and health.
+        assert_eq!(search("c", "5.6.7.8").status, 200);
+        assert_eq!(search("a", "1.2.3.4").status, 200);
+        assert_eq!(
+            block_on(e.handle(get("/assets/app.css"))).response.status,
+            200
+        );
+        assert_eq!(block_on(e.handle(get("/healthz"))).response.status, 200);
+        // Writes: one per session; two sessions behind one address each
+        // get theirs, up to the address's wider bucket (3 here).
+        let write = |shopper: &str| {
+            let mut r = get("/v1/carts/us.01ARZ3NDEKTSV4RRFFQ69G5FAV/items");
+            r.method = "POST".into();
+            r.body = b"{}".to_vec();
+            r.client = "9.9.9.9".into();
+            r.headers.push(("authorization".into(), session(shopper)));
+            block_on(e.handle(r)).response.status
+        };
+        let shoppers = [
+            "us.01ARZ3NDEKTSV4RRFFQ69G5FA1",
+            "us.01ARZ3NDEKTSV4RRFFQ69G5FA2",
+            "us.01ARZ3NDEKTSV4RRFFQ69G5FA3",
+            "us.01ARZ3NDEKTSV4RRFFQ69G5FA4",
+        ];
+        assert_eq!(write(shoppers[0]), 200);
+        assert_eq!(write(shoppers[0]), 429, "one write per session");
+        assert_eq!(write(shoppers[1]), 200);
+        assert_eq!(write(shoppers[2]), 200);
+        assert_eq!(write(shoppers[3]), 429, "the address's ceiling holds");
+        // New sessions are their own class, by address.
+        let new_session = || {
+            let mut r = get("/v1/sessions");
+            r.method = "POST".into();
+            r.body = b"{}".to_vec();
+            block_on(e.handle(r)).response.status
+        };
+        assert_eq!(new_session(), 200);
+        assert_eq!(new_session(), 429);
+    }
+
+    /// Fifty shoppers behind one address browsing cached pages at an
+    /// ordinary pace are never refused (the issue that made hits free).
+    #[test]
+    fn fifty_shoppers_behind_one_address_browse_cached_pages_freely() {
+        let mut e = edge(Box::new(|_| json(200, "{\"sku\":\"A-1\"}")));
+        e.config.rate_limits = RateLimits::default();
+        let mut refused = 0;
+        for round in 0..20 {
+            for shopper in 0..50 {
+                let mut r = get(&format!("/v1/products/P-{}", (shopper + round) % 10));
+                r.client = "10.0.0.1".into();
+                if block_on(e.handle(r)).response.status == 429 {
+                    refused += 1;
+                }
+            }
+        }
+        assert_eq!(refused, 0);
     }
 
     #[test]

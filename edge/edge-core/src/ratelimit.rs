@@ -1,8 +1,17 @@
-//! Per-client rate limiting: a token bucket per client, stored as text in
-//! the edge's key-value store (`<tokens>:<updated_ms>`). Read-modify-write
-//! without a lock, so concurrent requests of one client may each spend the
-//! same token: the limit is approximate upward, never refuses more than it
-//! should.
+//! Rate limiting of what costs the origin: a token bucket per class of
+//! request and per subject (the shopper's session when the request
+//! carries one, else the client address), stored as text in the edge's
+//! key-value store (`<tokens>:<updated_ms>`). Fresh cache hits, static
+//! assets and the edge's health cost the origin nothing and are never
+//! limited: many shoppers behind one address (an office, a carrier's NAT)
+//! browse freely. A session's requests also count against its address's
+//! bucket, at `address_factor` times the class limit, so forged session
+//! claims (the edge cannot check their signature) cannot multiply the
+//! origin load without bound.
+//!
+//! Read-modify-write without a lock, so concurrent requests of one subject
+//! may each spend the same token: the limit is approximate upward, never
+//! refuses more than it should.
 
 /// The limit: `burst` requests at once, refilled at `per_s` per second.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -20,7 +29,67 @@ impl Default for RateLimit {
     }
 }
 
-/// One client's bucket.
+/// What a request costs the origin, and so which limit it counts against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// A read the edge cannot answer from its cache (a miss, a private
+    /// read).
+    Read,
+    /// A write (cart change, checkout).
+    Write,
+    /// A new session.
+    Session,
+}
+
+impl Class {
+    pub fn name(self) -> &'static str {
+        match self {
+            Class::Read => "read",
+            Class::Write => "write",
+            Class::Session => "session",
+        }
+    }
+}
+
+/// The limit of each class, and how much more an address may do than one
+/// session.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimits {
+    pub read: RateLimit,
+    pub write: RateLimit,
+    pub session: RateLimit,
+    /// An address's bucket holds this many times a session's.
+    pub address_factor: f64,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        RateLimits {
+            read: RateLimit::default(),
+            write: RateLimit {
+                per_s: 10.0,
+                burst: 20.0,
+            },
+            session: RateLimit {
+                per_s: 10.0,
+                burst: 100.0,
+            },
+            address_factor: 20.0,
+        }
+    }
+}
+
+impl RateLimits {
+    pub fn of(&self, class: Class) -> RateLimit {
+        match class {
+            Class::Read => self.read,
+            Class::Write => self.write,
+            Class::Session => self.session,
+        }
+    }
+}
+
+/// One subject's bucket.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Bucket {
     pub tokens: f64,

@@ -23,11 +23,17 @@ fn defaults() -> EdgeConfig {
     .expect("defaults")
 }
 
-fn tunable(config: &EdgeConfig) -> [(&'static str, f64); 3] {
+fn tunable(config: &EdgeConfig) -> [(&'static str, f64); 8] {
+    let r = &config.rate_limits;
     [
         ("table_max_age_ms", config.table_max_age_ms as f64),
-        ("rate_per_s", config.rate_limit.per_s),
-        ("rate_burst", config.rate_limit.burst),
+        ("rate_per_s", r.read.per_s),
+        ("rate_burst", r.read.burst),
+        ("write_rate_per_s", r.write.per_s),
+        ("write_rate_burst", r.write.burst),
+        ("session_rate_per_s", r.session.per_s),
+        ("session_rate_burst", r.session.burst),
+        ("address_rate_factor", r.address_factor),
     ]
 }
 

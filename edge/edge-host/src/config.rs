@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use edge_core::EdgeConfig;
-use edge_core::ratelimit::RateLimit;
+use edge_core::ratelimit::RateLimits;
 
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -48,19 +48,34 @@ pub struct HostConfig {
     pub pops: Vec<PopConfig>,
 }
 
+/// The edge's rate limits (`[rate_limit]`): what costs the origin, per
+/// class and per session (else per address); fresh cache hits are never
+/// limited. Defaults are edge-core's.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RateLimitConfig {
+    /// Reads the cache cannot answer (misses, private reads).
     pub per_s: f64,
     pub burst: f64,
+    pub write_per_s: f64,
+    pub write_burst: f64,
+    pub session_per_s: f64,
+    pub session_burst: f64,
+    /// An address may do this many times what one session may.
+    pub address_factor: f64,
 }
 
 impl Default for RateLimitConfig {
     fn default() -> Self {
-        let d = RateLimit::default();
+        let d = RateLimits::default();
         RateLimitConfig {
-            per_s: d.per_s,
-            burst: d.burst,
+            per_s: d.read.per_s,
+            burst: d.read.burst,
+            write_per_s: d.write.per_s,
+            write_burst: d.write.burst,
+            session_per_s: d.session.per_s,
+            session_burst: d.session.burst,
+            address_factor: d.address_factor,
         }
     }
 }
@@ -175,6 +190,26 @@ impl HostConfig {
             ("table_max_age_ms".into(), self.table_max_age_ms.to_string()),
             ("rate_per_s".into(), self.rate_limit.per_s.to_string()),
             ("rate_burst".into(), self.rate_limit.burst.to_string()),
+            (
+                "write_rate_per_s".into(),
+                self.rate_limit.write_per_s.to_string(),
+            ),
+            (
+                "write_rate_burst".into(),
+                self.rate_limit.write_burst.to_string(),
+            ),
+            (
+                "session_rate_per_s".into(),
+                self.rate_limit.session_per_s.to_string(),
+            ),
+            (
+                "session_rate_burst".into(),
+                self.rate_limit.session_burst.to_string(),
+            ),
+            (
+                "address_rate_factor".into(),
+                self.rate_limit.address_factor.to_string(),
+            ),
         ]);
         v.extend(pop.variables.clone());
         v
@@ -211,6 +246,6 @@ mod tests {
         })
         .expect("defaults");
         assert_eq!(edge.table_max_age_ms, core.table_max_age_ms);
-        assert_eq!(edge.rate_limit, core.rate_limit);
+        assert_eq!(edge.rate_limits, core.rate_limits);
     }
 }

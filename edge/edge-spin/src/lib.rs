@@ -3,7 +3,8 @@
 //! outbound HTTP (to the regions and the routing API).
 //!
 //! Variables: `pop`, `latitude`, `longitude`, `routing_url`, `edge_key`,
-//! `table_max_age_ms`, `rate_per_s`, `rate_burst` (see `spin.toml`).
+//! `table_max_age_ms` and the rate limits (`rate_per_s`, `rate_burst`,
+//! `write_rate_*`, `session_rate_*`, `address_rate_factor`; see `spin.toml`).
 
 #![expect(
     unsafe_code,

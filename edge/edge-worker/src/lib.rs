@@ -3,7 +3,8 @@
 //! secrets (settings) and `fetch` (to the regions and the routing API).
 //!
 //! Vars (see `wrangler.toml`): `POP`, `LATITUDE`, `LONGITUDE`,
-//! `ROUTING_URL`, `TABLE_MAX_AGE_MS`, `RATE_PER_S`, `RATE_BURST`,
+//! `ROUTING_URL`, `TABLE_MAX_AGE_MS`, the rate limits (`RATE_PER_S`,
+//! `RATE_BURST`, `WRITE_RATE_*`, `SESSION_RATE_*`, `ADDRESS_RATE_FACTOR`),
 //! `SYNC_STALE_MS`; the secret `EDGE_KEY`.
 //!
 //! A Worker has no background tasks, so it keeps its routing table and

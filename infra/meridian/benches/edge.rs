@@ -295,6 +295,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     config.rate_limit = edge_host::config::RateLimitConfig {
         per_s: 1e9,
         burst: 1e9,
+        ..Default::default()
     };
     config.pops.truncate(1);
     let hits_host = edge_host::start(&config, true).await?;

@@ -315,11 +315,12 @@ async fn a_write_goes_to_the_standby_when_the_home_region_is_dead() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn static_assets_and_per_client_rate_limits_at_the_edge() {
-    // A burst of 5, then 1 per second, per client and POP.
+    // Cache misses: a burst of 5, then 1 per second, per client and POP.
     let world = World::start_with(WorldOptions {
         rate_limit: edge_host::config::RateLimitConfig {
             per_s: 1.0,
             burst: 5.0,
+            ..Default::default()
         },
         ..Default::default()
     })
@@ -346,13 +347,23 @@ async fn static_assets_and_per_client_rate_limits_at_the_edge() {
         .expect("send");
     assert_eq!(page.status().as_u16(), 200);
     assert!(page.text().await.expect("text").contains("Meridian"));
-    // Two requests above took two tokens; a few more exhaust the burst
-    // faster than one second refills it.
-    let mut limited = None;
+    // Static assets and health cost the origin nothing: never limited.
     for _ in 0..20 {
         let r = world
             .client
             .get(format!("{dub}/healthz"))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status().as_u16(), 200);
+    }
+    // Misses (each search a new one) exhaust the burst faster than one
+    // second refills it.
+    let mut limited = None;
+    for i in 0..20 {
+        let r = world
+            .client
+            .get(format!("{dub}/v1/search?q=limit{i}"))
             .send()
             .await
             .expect("send");
@@ -380,7 +391,7 @@ async fn static_assets_and_per_client_rate_limits_at_the_edge() {
     let iad = world.pop("iad");
     let other = world
         .client
-        .get(format!("{iad}/healthz"))
+        .get(format!("{iad}/v1/search?q=limit0"))
         .send()
         .await
         .expect("send");
