@@ -51,11 +51,13 @@ pub fn map_fdb_error(err: FdbError) -> Error {
         code::ACCESSED_UNREADABLE => Error::InvalidMutation {
             reason: "reading a key whose value holds this transaction's versionstamp",
         },
+        // Classified by FoundationDB's predicates in pure Rust (tested
+        // without libfdb_c; `tests/it` checks them against the library).
         code => Error::Engine {
             source: Box::new(err),
             code: Some(code),
-            retryable: err.is_retryable(),
-            maybe_committed: err.is_maybe_committed(),
+            retryable: db::fdb_codes::is_retryable(code),
+            maybe_committed: db::fdb_codes::is_maybe_committed(code),
         },
     }
 }

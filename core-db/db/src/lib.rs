@@ -36,6 +36,7 @@ pub mod backend;
 mod database;
 mod error;
 pub mod fault;
+pub mod fdb_codes;
 pub mod keys;
 pub mod limits;
 mod shards;

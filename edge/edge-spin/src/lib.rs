@@ -16,7 +16,8 @@ use edge_core::origin::Failure;
 use edge_core::{Edge, EdgeConfig, Host, Outbound};
 use futures::StreamExt;
 use spin_sdk::http::{
-    ErrorCode, IncomingRequest, IncomingResponse, Method, Request, Response, SendError,
+    ErrorCode, Fields, IncomingRequest, IncomingResponse, Method, OutgoingResponse, Request,
+    ResponseOutparam, SendError,
 };
 use spin_sdk::http_component;
 use spin_sdk::key_value::Store;
@@ -204,28 +205,52 @@ async fn to_edge(req: IncomingRequest) -> Result<EdgeRequest, EdgeResponse> {
     })
 }
 
+/// Sends `response` through the outparam: headers at once, then the body,
+/// which is finished, so the client has its whole answer before any work
+/// the edge deferred runs.
+async fn respond(out: ResponseOutparam, response: EdgeResponse) {
+    use futures::SinkExt;
+    let headers: Vec<(String, Vec<u8>)> = response
+        .headers
+        .into_iter()
+        .map(|(name, value)| (name, value.into_bytes()))
+        .collect();
+    let fields = Fields::from_list(&headers).unwrap_or_else(|_| Fields::new());
+    let outgoing = OutgoingResponse::new(fields);
+    let _ = outgoing.set_status_code(response.status);
+    let mut body = outgoing.take_body();
+    out.set(outgoing);
+    let _ = body.send(response.body).await;
+    let _ = body.close().await;
+}
+
 #[http_component]
-async fn handle(req: IncomingRequest) -> anyhow::Result<Response> {
-    let edge = Edge::new(
-        SpinHost {
-            store: Store::open_default()?,
-        },
-        config()?,
-    );
+async fn handle(req: IncomingRequest, out: ResponseOutparam) {
+    let (store, config) = match (Store::open_default(), config()) {
+        (Ok(store), Ok(config)) => (store, config),
+        (store, config) => {
+            let detail = match (store.err(), config.err()) {
+                (Some(e), _) => format!("the key-value store did not open: {e}"),
+                (_, Some(e)) => e.to_string(),
+                _ => "misconfigured".into(),
+            };
+            respond(
+                out,
+                EdgeResponse::problem(500, "edge-misconfigured", "Edge misconfigured", &detail),
+            )
+            .await;
+            return;
+        }
+    };
+    let edge = Edge::new(SpinHost { store }, config);
     let handled = match to_edge(req).await {
         Ok(req) => edge.handle(req).await,
         Err(refused) => refused.into(),
     };
-    // Spin's 0.2 handler answers when this function returns, so deferred
-    // work (a stale-while-revalidate refresh) runs first: the shopper got
-    // the stale entry's content, the next one gets the refreshed entry.
+    // The shopper's answer leaves first (a stale entry served at once);
+    // deferred work (the stale-while-revalidate refresh) runs after it.
+    respond(out, handled.response).await;
     for deferred in handled.deferred {
         edge.run_deferred(deferred).await;
     }
-    let mut builder = Response::builder();
-    builder.status(handled.response.status);
-    for (name, value) in &handled.response.headers {
-        builder.header(name.clone(), value.clone());
-    }
-    Ok(builder.body(handled.response.body).build())
 }

@@ -116,3 +116,23 @@ fn size_errors_without_sizes_keep_their_code() {
         assert!(!retryable && !maybe_committed);
     }
 }
+
+/// The pure-Rust predicates (`db::fdb_codes`, which CI tests without the
+/// library) agree with libfdb_c's own `fdb_error_predicate` for every code
+/// FoundationDB defines (1000 to 4199).
+#[test]
+fn pure_rust_predicates_agree_with_the_library() {
+    for code in 1000..4200 {
+        let fdb = FdbError::from_code(code);
+        assert_eq!(
+            db::fdb_codes::is_retryable(code),
+            fdb.is_retryable(),
+            "retryable, code {code}"
+        );
+        assert_eq!(
+            db::fdb_codes::is_maybe_committed(code),
+            fdb.is_maybe_committed(),
+            "maybe committed, code {code}"
+        );
+    }
+}

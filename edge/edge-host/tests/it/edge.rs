@@ -576,15 +576,39 @@ async fn stale_while_revalidate_serves_the_old_copy_once_then_the_refreshed_one(
     let (_, body, headers) = get(&world, url.clone(), &[]).await;
     assert_eq!(header(&headers, "x-cache"), "HIT");
     assert_eq!(available(&body), 100);
+    // Time passes: the entry outlives its TTL (this wait is the TTL, not a
+    // stand-in for an event).
     tokio::time::sleep(Duration::from_millis(5_300).saturating_sub(filled.elapsed())).await;
-    // Past the TTL: the old copy, at once, marked stale...
-    let (status, body, headers) = get(&world, url.clone(), &[]).await;
+    // Past the TTL: the old copy, at once, marked stale, while the refresh
+    // it triggered is still held at the region's door...
+    // (dub's reads go to its nearest region, eu-west.)
+    let front = &world.regions[1].front;
+    let before = front.hold_reads("/v1/products/");
+    // (A safety bound only: an edge that refreshes before it answers
+    // would wait here for the held refresh forever.)
+    let (status, body, headers) =
+        tokio::time::timeout(Duration::from_secs(60), get(&world, url.clone(), &[]))
+            .await
+            .expect("the stale copy waited for the refresh");
     assert_eq!(status, 200);
     assert_eq!(header(&headers, "x-cache"), "STALE");
     assert_eq!(available(&body), 100);
     assert!(header(&headers, "age").parse::<u64>().expect("age") >= 5);
-    // ...and the refresh it triggered is what the next shopper gets.
-    let (_, body, headers) = get(&world, url.clone(), &[]).await;
+    // ...(the refresh did start, and is waiting)...
+    front.reads_arrived("/v1/products/", before + 1).await;
+    front.release_reads();
+    // ...and the refreshed entry is what the next shopper gets, once the
+    // refresh has stored it (a bounded wait for that event).
+    let mut refreshed = None;
+    for _ in 0..100 {
+        let (_, body, headers) = get(&world, url.clone(), &[]).await;
+        if header(&headers, "x-cache") == "HIT" && available(&body) == 105 {
+            refreshed = Some((body, headers));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (body, headers) = refreshed.expect("the refresh never landed");
     assert_eq!(header(&headers, "x-cache"), "HIT");
     assert_eq!(available(&body), 105);
     assert!(

@@ -25,6 +25,11 @@ struct State {
     arrived: tokio::sync::watch::Sender<usize>,
     /// While true, writes wait here before going on.
     holding: tokio::sync::watch::Sender<bool>,
+    /// Paths of the reads that have arrived (the routing layer's probes
+    /// aside), for waiting on.
+    reads: tokio::sync::watch::Sender<Vec<String>>,
+    /// Reads of paths starting with this wait here before going on.
+    holding_reads: tokio::sync::watch::Sender<Option<String>>,
 }
 
 pub struct Front {
@@ -50,6 +55,8 @@ impl Front {
             writes: Mutex::new(Vec::new()),
             arrived: tokio::sync::watch::Sender::new(0),
             holding: tokio::sync::watch::Sender::new(false),
+            reads: tokio::sync::watch::Sender::new(Vec::new()),
+            holding_reads: tokio::sync::watch::Sender::new(None),
         });
         let shared = state.clone();
         // Connections live in this task's JoinSet: aborting the task drops
@@ -109,6 +116,36 @@ impl Front {
         self.state.holding.send_replace(false);
     }
 
+    /// From now on reads of paths starting with `prefix` wait at the front
+    /// until [`Front::release_reads`]; returns how many had arrived so far.
+    pub fn hold_reads(&self, prefix: &str) -> usize {
+        self.state.holding_reads.send_replace(Some(prefix.to_owned()));
+        self.reads_to(prefix)
+    }
+
+    pub fn release_reads(&self) {
+        self.state.holding_reads.send_replace(None);
+    }
+
+    fn reads_to(&self, prefix: &str) -> usize {
+        self.state
+            .reads
+            .borrow()
+            .iter()
+            .filter(|p| p.starts_with(prefix))
+            .count()
+    }
+
+    /// Waits until `n` reads of paths starting with `prefix` have arrived.
+    pub async fn reads_arrived(&self, prefix: &str, n: usize) {
+        let _ = self
+            .state
+            .reads
+            .subscribe()
+            .wait_for(|paths| paths.iter().filter(|p| p.starts_with(prefix)).count() >= n)
+            .await;
+    }
+
     /// Waits until `n` writes in all have arrived.
     pub async fn writes_arrived(&self, n: usize) {
         let _ = self.state.arrived.subscribe().wait_for(|a| *a >= n).await;
@@ -130,6 +167,15 @@ async fn pass(
         .await
         .map_err(std::io::Error::other)?
         .to_bytes();
+    if parts.method.is_safe() && parts.uri.path() != "/readyz" {
+        let path = parts.uri.path().to_owned();
+        state.reads.send_modify(|r| r.push(path.clone()));
+        let _ = state
+            .holding_reads
+            .subscribe()
+            .wait_for(|held| !held.as_deref().is_some_and(|p| path.starts_with(p)))
+            .await;
+    }
     if !parts.method.is_safe() {
         state
             .writes

@@ -44,13 +44,28 @@ async fn concurrent_reservations_of_a_hot_sku_never_oversell() {
             .await
             .expect("rebuild")
     );
-    // Idempotent: reserving an existing id takes nothing more.
-    let again = commerce
-        .reserve(&shard("us"), "r-0", "HOT-2", 1, 60_000)
-        .await;
-    if let Ok(r) = again {
-        assert_eq!(r.qty, 1);
+    // Idempotent: reserving an id that holds stock gives it back as it
+    // is and takes nothing more (whichever ids won the race).
+    let mut held = None;
+    for i in 0..500 {
+        let id = format!("r-{i}");
+        if commerce
+            .reservation(&shard("us"), &id)
+            .await
+            .expect("read")
+            .is_some()
+        {
+            held = Some(id);
+            break;
+        }
     }
+    let held = held.expect("a reservation that holds stock");
+    let again = commerce
+        .reserve(&shard("us"), &held, "HOT-2", 1, 60_000)
+        .await
+        .expect("an existing reservation is given back");
+    assert_eq!(again.id, held);
+    assert_eq!(again.qty, 1);
     assert_eq!(
         commerce
             .stock(&shard("us"), "HOT-2")
