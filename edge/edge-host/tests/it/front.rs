@@ -119,12 +119,24 @@ impl Front {
     /// From now on reads of paths starting with `prefix` wait at the front
     /// until [`Front::release_reads`]; returns how many had arrived so far.
     pub fn hold_reads(&self, prefix: &str) -> usize {
-        self.state.holding_reads.send_replace(Some(prefix.to_owned()));
+        self.state
+            .holding_reads
+            .send_replace(Some(prefix.to_owned()));
         self.reads_to(prefix)
     }
 
     pub fn release_reads(&self) {
         self.state.holding_reads.send_replace(None);
+    }
+
+    /// Waits until a read whose path and query satisfy `matches` arrives.
+    pub async fn read_arrived(&self, matches: impl Fn(&str) -> bool) {
+        let _ = self
+            .state
+            .reads
+            .subscribe()
+            .wait_for(|paths| paths.iter().any(|p| matches(p)))
+            .await;
     }
 
     fn reads_to(&self, prefix: &str) -> usize {
@@ -168,7 +180,10 @@ async fn pass(
         .map_err(std::io::Error::other)?
         .to_bytes();
     if parts.method.is_safe() && parts.uri.path() != "/readyz" {
-        let path = parts.uri.path().to_owned();
+        let path = parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| parts.uri.path().to_owned(), |p| p.as_str().to_owned());
         state.reads.send_modify(|r| r.push(path.clone()));
         let _ = state
             .holding_reads
