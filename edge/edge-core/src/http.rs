@@ -9,6 +9,25 @@ pub const MAX_REQUEST_BODY_BYTES: usize = 1024 * 1024;
 /// every host cuts a longer one off and treats the call as lost.
 pub const MAX_ORIGIN_BODY_BYTES: usize = 8 * 1024 * 1024;
 
+/// The header Spin (and edge-host) tells a component its client's address
+/// in (`ip:port`); never taken from the client.
+pub const CLIENT_ADDR_HEADER: &str = "spin-client-addr";
+
+/// The client's IP from lowercase `headers` (Spin's `ip:port` form), as
+/// every host that runs the component reads it (the component itself and
+/// edge-host's fast path must agree).
+pub fn client_ip(headers: &[(String, String)]) -> String {
+    headers
+        .iter()
+        .find(|(n, _)| n == CLIENT_ADDR_HEADER)
+        .map(|(_, a)| {
+            a.rsplit_once(':')
+                .map_or(a.as_str(), |(ip, _)| ip)
+                .to_owned()
+        })
+        .unwrap_or_default()
+}
+
 /// An incoming request.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Request {

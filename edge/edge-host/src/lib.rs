@@ -517,15 +517,7 @@ fn edge_request<B>(req: &hyper::Request<B>) -> Option<edge_core::http::Request> 
             ))
         })
         .collect();
-    let client = headers
-        .iter()
-        .find(|(n, _)| n == "spin-client-addr")
-        .map(|(_, a)| {
-            a.rsplit_once(':')
-                .map_or(a.as_str(), |(ip, _)| ip)
-                .to_owned()
-        })
-        .unwrap_or_default();
+    let client = edge_core::http::client_ip(&headers);
     Some(edge_core::http::Request {
         method: req.method().as_str().to_ascii_uppercase(),
         path: req.uri().path().to_owned(),

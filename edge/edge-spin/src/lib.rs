@@ -180,15 +180,7 @@ async fn to_edge(req: IncomingRequest) -> Result<EdgeRequest, EdgeResponse> {
         Some((path, query)) => (path.to_owned(), Some(query.to_owned())),
         None => (path_with_query, None),
     };
-    let client = headers
-        .iter()
-        .find(|(n, _)| n == "spin-client-addr")
-        .map(|(_, a)| {
-            a.rsplit_once(':')
-                .map_or(a.as_str(), |(ip, _)| ip)
-                .to_owned()
-        })
-        .unwrap_or_default();
+    let client = edge_core::http::client_ip(&headers);
     let body = read_bounded(
         Box::pin(req.into_body_stream()),
         edge_core::http::MAX_REQUEST_BODY_BYTES,

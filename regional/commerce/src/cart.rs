@@ -321,17 +321,8 @@ impl Commerce {
         self.shards()
             .get(shard)?
             .run(|tx, _| async move {
-                let (begin, _) = space.range();
-                let end = space.pack(&(now_ms,));
-                let due = tx
-                    .get_range(&RangeOption::new(begin, end).limit(batch), false)
-                    .await?;
                 let mut deleted = 0;
-                for kv in &due.kvs {
-                    let (expires_ms, id): (u64, String) = space
-                        .unpack(&kv.key)
-                        .map_err(|_| invalid("cart expiry key", "does not decode"))?;
-                    tx.clear(&kv.key)?;
+                for (expires_ms, id) in crate::take_due(&tx, space, now_ms, batch).await? {
                     // The index entry is rewritten by every cart write, so a
                     // due entry means the cart itself is due; check anyway.
                     if let Some(cart) = get_json::<Cart>(&tx, &keys::cart(&id), "cart").await?

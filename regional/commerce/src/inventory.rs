@@ -561,17 +561,8 @@ impl Commerce {
         let space = &space;
         self.warehouse_db(warehouse)?
             .run(|tx, _| async move {
-                let (begin, _) = space.range();
-                let end = space.pack(&(now_ms,));
-                let due = tx
-                    .get_range(&RangeOption::new(begin, end).limit(batch), false)
-                    .await?;
                 let mut deleted = 0;
-                for kv in &due.kvs {
-                    tx.clear(&kv.key)?;
-                    let Ok((_, id)) = space.unpack::<(u64, String)>(&kv.key) else {
-                        continue;
-                    };
+                for (_, id) in crate::take_due(&tx, space, now_ms, batch).await? {
                     let record = keys::reservation(&id);
                     if let Some(r) = get_json::<Reservation>(&tx, &record, "reservation").await?
                         && r.state != ReservationState::Reserved

@@ -333,6 +333,33 @@ pub(crate) fn counter(bytes: Option<&[u8]>) -> i64 {
         .map_or(0, i64::from_le_bytes)
 }
 
+/// Takes (clears, in `tx`) the entries of a due-time index — keys
+/// `(due_ms, id)` under `space` — that are due at `now_ms`, at most
+/// `batch`, and gives their `(due_ms, id)`. An entry that does not decode
+/// is cleared and skipped. The expiry sweeps and the garbage collectors
+/// share it.
+pub(crate) async fn take_due(
+    tx: &Transaction,
+    space: &db::Subspace,
+    now_ms: u64,
+    batch: usize,
+) -> Result<Vec<(u64, String)>> {
+    let (begin, _) = space.range();
+    let end = space.pack(&(now_ms,));
+    let due = tx
+        .get_range(&db::RangeOption::new(begin, end).limit(batch), false)
+        .await?;
+    let mut out = Vec::with_capacity(due.kvs.len());
+    for kv in &due.kvs {
+        tx.clear(&kv.key)?;
+        match space.unpack::<(u64, String)>(&kv.key) {
+            Ok(entry) => out.push(entry),
+            Err(_) => tracing::error!("undecodable due-index key; cleared"),
+        }
+    }
+    Ok(out)
+}
+
 pub(crate) async fn get_counter(tx: &Transaction, key: &[u8], snapshot: bool) -> Result<i64> {
     let value = if snapshot {
         tx.get_snapshot(key).await?

@@ -190,18 +190,11 @@ impl Commerce {
         self.shards()
             .get(shard)?
             .run(|tx, _| async move {
-                let (begin, _) = space.range();
-                let end = space.pack(&(now_ms,));
-                let due = tx
-                    .get_range(&RangeOption::new(begin, end).limit(batch), false)
-                    .await?;
-                for kv in &due.kvs {
-                    tx.clear(&kv.key)?;
-                    if let Ok((_, id)) = space.unpack::<(u64, String)>(&kv.key) {
-                        tx.clear(&keys::analytics_seen(&id))?;
-                    }
+                let due = crate::take_due(&tx, space, now_ms, batch).await?;
+                for (_, id) in &due {
+                    tx.clear(&keys::analytics_seen(id))?;
                 }
-                Ok::<_, CommerceError>(due.kvs.len())
+                Ok::<_, CommerceError>(due.len())
             })
             .await
     }
