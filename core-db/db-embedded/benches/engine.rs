@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use db::{Database, Durability, RetryPolicy};
+use db::{Database, RetryPolicy};
+use db_embedded::Durability;
 use db_embedded::{EmbeddedDatabase, EmbeddedOptions};
 use hdrhistogram::Histogram;
 

@@ -11,7 +11,9 @@ use std::time::Instant;
 
 use db::backend::CommitInfo;
 use db::keys::{key_after, versionstamp_bytes};
-use db::{Durability, Error, MutationType, Result, atomic, versionstamp_placeholder};
+use db::{Error, MutationType, Result, atomic, versionstamp_placeholder};
+
+use crate::engine::Durability;
 use fjall::PersistMode;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 

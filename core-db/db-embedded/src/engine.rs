@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use db::backend::{RawDatabase, RawTransaction};
-use db::{Database, Durability, Error, RetryPolicy};
+use db::{Database, Error, RetryPolicy};
 use fjall::{Keyspace, KeyspaceCreateOptions};
 use parking_lot::Mutex;
 use tokio::sync::{Semaphore, mpsc};
@@ -19,6 +19,21 @@ use crate::watches::Registry;
 
 /// Key in the `meta` keyspace holding the last committed version.
 pub(crate) const VERSION_KEY: &[u8] = b"commit_version";
+
+/// When an embedded commit counts as done (the `[storage]` config's
+/// `durability`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// The commit is on disk (fdatasync) before it is acknowledged.
+    #[default]
+    Sync,
+    /// The commit is in the OS page cache: survives kill -9, not power loss.
+    /// After a power loss the last commits may be gone, and with them the
+    /// commit versions they used: versionstamps handed out for them will be
+    /// handed out again.
+    Buffer,
+}
 
 /// Tunables of one embedded store. Every field is a bound.
 #[derive(Debug, Clone)]

@@ -16,7 +16,7 @@ mod watches;
 use std::path::Path;
 
 use db::{RetryPolicy, ShardMap, ShardMapError};
-pub use engine::{EmbeddedDatabase, EmbeddedOptions, EmbeddedStats, OpenError};
+pub use engine::{Durability, EmbeddedDatabase, EmbeddedOptions, EmbeddedStats, OpenError};
 use topology::Topology;
 
 /// Opens one store per shard of `topology`, each in `<dir>/<shard>`.

@@ -26,9 +26,18 @@ pub use database::{FdbDatabase, OpenError};
 pub use error::{MAX_WATCHES, MVCC_WINDOW_MS, map_fdb_error};
 pub use network::{FdbNetwork, NetworkError};
 
+/// Why the shard map could not be opened on FoundationDB.
+#[derive(Debug, thiserror::Error)]
+pub enum ShardMapOpenError {
+    #[error("the storage config names no cluster file for shard {shard}")]
+    NoClusterFile { shard: topology::ShardId },
+    #[error(transparent)]
+    Open(#[from] ShardMapError),
+}
+
 /// Opens one database per shard of `topology`, each on the cluster its
 /// entry in `cluster_files` describes (the `[storage]` config's
-/// `StorageConfig::Foundationdb`).
+/// `engine = "foundationdb"`).
 ///
 /// Every shard needs a cluster file, checked before anything is opened.
 /// Shards that name the same cluster file share one client handle, as
@@ -38,14 +47,15 @@ pub fn open_shard_map(
     cluster_files: &BTreeMap<ShardId, PathBuf>,
     topology: &Topology,
     retry: RetryPolicy,
-) -> Result<ShardMap, ShardMapError> {
+) -> Result<ShardMap, ShardMapOpenError> {
     let mut paths = Vec::with_capacity(topology.shards().len());
     for shard in topology.shards() {
-        let path = cluster_files
-            .get(shard.id())
-            .ok_or_else(|| ShardMapError::NoClusterFile {
-                shard: shard.id().clone(),
-            })?;
+        let path =
+            cluster_files
+                .get(shard.id())
+                .ok_or_else(|| ShardMapOpenError::NoClusterFile {
+                    shard: shard.id().clone(),
+                })?;
         paths.push((shard.id(), path.as_path()));
     }
 

@@ -48,7 +48,7 @@ pub use database::{Database, MaybeCommitted, RetryPolicy};
 pub use error::{EngineSource, Error, Result, TxnError};
 pub use fault::Faults;
 pub use keys::{Subspace, Versionstamp};
-pub use shards::{Durability, ShardMap, ShardMapError, StorageConfig};
+pub use shards::{ShardMap, ShardMapError};
 pub use transaction::{
     DEFAULT_RANGE_BATCH, MAX_RANGE_BATCH, RangeOption, Transaction, Watch, versionstamp_placeholder,
 };

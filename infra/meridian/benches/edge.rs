@@ -265,14 +265,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // 10,000 products, and the routing layer.
     let dir = tempfile::tempdir()?;
     let mut loaded = meridian::config::load(&workspace().join("infra/local/meridian.toml"))?;
-    if let db::StorageConfig::Embedded {
+    if let regional_server::storage::StorageConfig::Embedded {
         dir: data,
         durability,
         ..
     } = &mut loaded.storage
     {
         *data = dir.path().to_path_buf();
-        *durability = db::Durability::Buffer;
+        *durability = db_embedded::Durability::Buffer;
     }
     loaded.seed.products = 10_000;
     eprintln!("bench-edge: starting the platform (seeding 10,000 products)");

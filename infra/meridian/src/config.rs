@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use db::StorageConfig;
+use regional_server::storage::StorageConfig;
 use topology::Topology;
 
 /// Largest config file read, in bytes.
@@ -95,27 +95,7 @@ pub fn load(path: &Path) -> anyhow::Result<Loaded> {
     let topology_path = base.join(&config.topology);
     let topology = Topology::from_toml_str(&read_bounded(&topology_path)?)
         .with_context(|| format!("in {}", topology_path.display()))?;
-    let storage = match config.storage {
-        StorageConfig::Embedded {
-            dir,
-            durability,
-            retry,
-        } => StorageConfig::Embedded {
-            dir: base.join(dir),
-            durability,
-            retry,
-        },
-        StorageConfig::Foundationdb {
-            cluster_files,
-            retry,
-        } => StorageConfig::Foundationdb {
-            cluster_files: cluster_files
-                .into_iter()
-                .map(|(shard, file)| (shard, base.join(file)))
-                .collect(),
-            retry,
-        },
-    };
+    let storage = config.storage.resolve(base);
     Ok(Loaded {
         topology,
         storage,

@@ -6,9 +6,9 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use crate::storage::StorageConfig;
 use anyhow::Context;
 use commerce::{Settings, SimulatedGatewayConfig};
-use db::StorageConfig;
 use topology::{RegionId, ShardId, Topology};
 
 /// Largest config file read, in bytes.
@@ -172,9 +172,7 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> anyhow::Result
     let topology_path = base.join(&config.topology);
     let topology = Topology::from_toml_str(&read_bounded(&topology_path)?)
         .with_context(|| format!("in {}", topology_path.display()))?;
-    if let StorageConfig::Embedded { dir, .. } = &mut config.storage {
-        *dir = base.join(&*dir);
-    }
+    config.storage = config.storage.resolve(base);
     if let Some(dir) = &mut config.search_dir {
         *dir = base.join(&*dir);
     }

@@ -1,10 +1,73 @@
-//! Opening every shard's database on the configured engine. Shared by the
-//! regional server and the `meridian` CLI.
+//! The composition root of storage: the `[storage]` config, which names
+//! the engines, and opening every shard's database on the configured one.
+//! Shared by the regional server and the `meridian` CLI; `core-db/db`
+//! names no engine, so a new engine touches this file and its own crate.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use anyhow::Context;
-use db::{ShardMap, StorageConfig};
-use db_embedded::EmbeddedOptions;
-use topology::Topology;
+use db::{RetryPolicy, ShardMap};
+use db_embedded::{Durability, EmbeddedOptions};
+use topology::{ShardId, Topology};
+
+/// Where each shard's data lives, from the `[storage]` config.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(tag = "engine", rename_all = "lowercase", deny_unknown_fields)]
+pub enum StorageConfig {
+    /// The embedded engine: one directory per shard under `dir`
+    /// (`<dir>/<shard>`).
+    Embedded {
+        dir: PathBuf,
+        /// `sync` (fsync before acknowledging, the default) or `buffer`
+        /// (survives a process crash, not a machine crash).
+        #[serde(default)]
+        durability: Durability,
+        #[serde(default)]
+        retry: RetryPolicy,
+    },
+    /// FoundationDB: one cluster file per shard.
+    Foundationdb {
+        cluster_files: BTreeMap<ShardId, PathBuf>,
+        #[serde(default)]
+        retry: RetryPolicy,
+    },
+}
+
+impl StorageConfig {
+    pub fn retry_policy(&self) -> RetryPolicy {
+        match self {
+            StorageConfig::Embedded { retry, .. } | StorageConfig::Foundationdb { retry, .. } => {
+                *retry
+            }
+        }
+    }
+
+    /// Relative paths resolved against `base` (the config file's folder).
+    pub fn resolve(self, base: &std::path::Path) -> StorageConfig {
+        match self {
+            StorageConfig::Embedded {
+                dir,
+                durability,
+                retry,
+            } => StorageConfig::Embedded {
+                dir: base.join(dir),
+                durability,
+                retry,
+            },
+            StorageConfig::Foundationdb {
+                cluster_files,
+                retry,
+            } => StorageConfig::Foundationdb {
+                cluster_files: cluster_files
+                    .into_iter()
+                    .map(|(shard, file)| (shard, base.join(file)))
+                    .collect(),
+                retry,
+            },
+        }
+    }
+}
 
 /// Opens one database per shard of `topology` on the configured engine.
 pub fn open(storage: &StorageConfig, topology: &Topology) -> anyhow::Result<ShardMap> {

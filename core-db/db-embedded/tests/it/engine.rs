@@ -45,7 +45,7 @@ async fn the_commit_queue_is_bounded_in_bytes() {
     const BUDGET: usize = 4 * 1024;
     let (engine, db, _dir) = open_temp(EmbeddedOptions {
         commit_queue_bytes: BUDGET,
-        durability: db::Durability::Buffer,
+        durability: db_embedded::Durability::Buffer,
         ..EmbeddedOptions::default()
     });
     let writers = async {

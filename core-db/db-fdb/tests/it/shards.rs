@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use db::{RetryPolicy, ShardMapError};
+use db::RetryPolicy;
 use topology::{LOCAL_TOPOLOGY, ShardId, Topology};
 
 fn local() -> Topology {
@@ -23,7 +23,7 @@ fn a_shard_without_a_cluster_file_is_refused() {
     let err = db_fdb::open_shard_map(&cluster_files, &topology, RetryPolicy::default())
         .expect_err("a shard has no cluster file");
     assert!(
-        matches!(&err, ShardMapError::NoClusterFile { shard } if shard == first),
+        matches!(&err, db_fdb::ShardMapOpenError::NoClusterFile { shard } if shard == first),
         "{err:?}"
     );
 }

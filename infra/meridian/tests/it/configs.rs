@@ -86,7 +86,7 @@ fn foundationdb_storage_parses() {
     )
     .unwrap();
     match config.storage {
-        db::StorageConfig::Foundationdb {
+        regional_server::storage::StorageConfig::Foundationdb {
             cluster_files,
             retry,
         } => {
@@ -103,9 +103,9 @@ async fn local_config_opens_every_shard() {
     let loaded = meridian::config::load(&infra_dir().join("local/meridian.toml")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let storage = match loaded.storage {
-        db::StorageConfig::Embedded {
+        regional_server::storage::StorageConfig::Embedded {
             durability, retry, ..
-        } => db::StorageConfig::Embedded {
+        } => regional_server::storage::StorageConfig::Embedded {
             dir: dir.path().to_path_buf(),
             durability,
             retry,
@@ -123,7 +123,7 @@ async fn local_config_opens_every_shard() {
 async fn up_starts_every_region_seeded_and_routed() {
     let mut loaded = meridian::config::load(&infra_dir().join("local/meridian.toml")).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    if let db::StorageConfig::Embedded {
+    if let regional_server::storage::StorageConfig::Embedded {
         dir: data,
         durability,
         ..
@@ -132,7 +132,7 @@ async fn up_starts_every_region_seeded_and_routed() {
         *data = dir.path().to_path_buf();
         // The seed writes thousands of records; fsync is not what this
         // test is about.
-        *durability = db::Durability::Buffer;
+        *durability = db_embedded::Durability::Buffer;
     }
     loaded.seed.products = 10_000;
     let platform = meridian::platform::start(

@@ -28,7 +28,7 @@ impl World {
         let dir = tempfile::tempdir().expect("tempdir");
         let topology = Topology::from_toml_str(topology::LOCAL_TOPOLOGY).expect("topology");
         let options = db_embedded::EmbeddedOptions {
-            durability: db::Durability::Buffer,
+            durability: db_embedded::Durability::Buffer,
             ..Default::default()
         };
         let shards = db_embedded::open_shard_map(
