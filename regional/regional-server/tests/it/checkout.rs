@@ -784,3 +784,49 @@ async fn a_capture_the_provider_keeps_refusing_ends_compensated() {
             .is_empty()
     );
 }
+
+/// The recovery worker's own loop (not a hand-called pass) completes a
+/// saga whose runner crashed, once its lease has run out.
+#[tokio::test]
+async fn the_recovery_worker_completes_a_crashed_saga_on_its_own() {
+    let fx = Fixture::start().await;
+    fx.catalog(&[("LAMP-1", "Desk lamp", 4000)]).await;
+    fx.restock("us", "LAMP-1", 10).await;
+    let (token, cart) = fx.cart_with("us", "LAMP-1", 1).await;
+    fx.region.commerce.faults().arm_crash(CrashPoint {
+        state: SagaState::Reserved,
+        persisted: true,
+    });
+    let (status, body) = fx.checkout(&token, &cart, "worker-loop").await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    let open = fx
+        .region
+        .commerce
+        .open_sagas(&shard("us"), 10)
+        .await
+        .expect("open");
+    assert_eq!(open.len(), 1);
+    let id: ShardedId = open[0].order_id.parse().expect("id");
+    // The lease runs out (on the saga's clock); the worker, which passes
+    // every 50 ms, takes it from there. Wait for that event, bounded.
+    fx.clock
+        .advance_ms(fx.region.commerce.settings().saga_lease_ms + 1);
+    let mut state = SagaState::Reserved;
+    for _ in 0..400 {
+        state = fx.region.commerce.saga(&id).await.expect("saga").state;
+        if state.is_terminal() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(state, SagaState::Completed);
+    assert_eq!(
+        fx.gateway
+            .ledger(10)
+            .await
+            .expect("ledger")
+            .captured()
+            .count(),
+        1
+    );
+}
