@@ -1,0 +1,187 @@
+//! Catalog reads: products, availability, categories, search.
+
+use super::*;
+
+/// One product (served from this region's cache when hot). An edge that
+/// has seen catalog version N for this product sends
+/// `x-meridian-min-version: N`: a cached copy older than that is not used.
+#[utoipa::path(get, path = "/v1/products/{sku}", tag = "catalog",
+    params(("sku" = String, Path, description = "The product's SKU"),
+           ("x-meridian-min-version" = Option<u64>, Header, description = "Least catalog version the caller accepts")),
+    responses((status = 200, body = Product), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub(super) async fn get_product(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiPath(sku): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    let min_version: u64 = headers
+        .get("x-meridian-min-version")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    match state.commerce.product_at_least(&sku, min_version).await {
+        Ok(product) => {
+            let etag = format!("\"v{}\"", product.version);
+            let mut response = Json(product).into_response();
+            if let Ok(value) = HeaderValue::from_str(&etag) {
+                response.headers_mut().insert(header::ETAG, value);
+            }
+            Ok(response)
+        }
+        Err(CommerceError::UnknownSku { sku }) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "Not found",
+            format!("no product {sku}"),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Availability {
+    #[schema(value_type = String)]
+    warehouse: ShardId,
+    available: i64,
+}
+
+/// Units available to buy in each warehouse.
+#[utoipa::path(get, path = "/v1/products/{sku}/availability", tag = "catalog",
+    params(("sku" = String, Path, description = "The product's SKU")),
+    responses((status = 200, body = [Availability]), (status = 422, body = Problem)))]
+pub(super) async fn product_availability(
+    State(state): State<AppState>,
+    ApiPath(sku): ApiPath<String>,
+) -> Result<Json<Vec<Availability>>, ApiError> {
+    let levels = state.commerce.availability(&sku).await?;
+    Ok(Json(
+        levels
+            .into_iter()
+            .map(|l| Availability {
+                warehouse: l.warehouse,
+                available: l.available,
+            })
+            .collect(),
+    ))
+}
+
+/// Every category.
+#[utoipa::path(get, path = "/v1/categories", tag = "catalog", responses((status = 200, body = [Category])))]
+pub(super) async fn list_categories(
+    State(state): State<AppState>,
+) -> Result<Json<Vec<Category>>, ApiError> {
+    Ok(Json(state.commerce.list_categories().await?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct SearchParams {
+    /// Words to find in titles and descriptions.
+    q: Option<String>,
+    category: Option<String>,
+    price_min_minor: Option<i64>,
+    price_max_minor: Option<i64>,
+    /// `relevance` (default), `price_asc`, `price_desc`, `title_asc`.
+    sort: Option<String>,
+    #[serde(default)]
+    offset: usize,
+    limit: Option<usize>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct SearchHitOut {
+    sku: String,
+    title: String,
+    category: String,
+    price: Money,
+    score: f32,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct SearchOut {
+    total: usize,
+    offset: usize,
+    limit: usize,
+    hits: Vec<SearchHitOut>,
+}
+
+/// Full-text product search with filters, sort and pagination.
+#[utoipa::path(get, path = "/v1/search", tag = "catalog", params(SearchParams),
+    responses((status = 200, body = SearchOut), (status = 422, body = Problem)))]
+pub(super) async fn search(
+    State(state): State<AppState>,
+    ApiQuery(p): ApiQuery<SearchParams>,
+) -> Result<Json<SearchOut>, ApiError> {
+    let sort = match p.sort.as_deref() {
+        None | Some("relevance") => search::Sort::Relevance,
+        Some("price_asc") => search::Sort::PriceAsc,
+        Some("price_desc") => search::Sort::PriceDesc,
+        Some("title_asc") => search::Sort::TitleAsc,
+        Some(other) => {
+            return Err(CommerceError::Invalid {
+                field: "sort",
+                reason: format!(
+                    "unknown sort {other:?}; use relevance, price_asc, price_desc or title_asc"
+                ),
+            }
+            .into());
+        }
+    };
+    let limit = p.limit.unwrap_or(20);
+    let query = search::SearchQuery {
+        text: p.q.filter(|q| !q.trim().is_empty()),
+        category: p.category,
+        price_min_minor: p.price_min_minor,
+        price_max_minor: p.price_max_minor,
+        sort,
+        offset: p.offset,
+        limit,
+    };
+    // Bounded: admitted or refused at once (nothing done), then waiting
+    // for a running slot; a request that ends while waiting runs nothing.
+    let _admitted = state.searches.admitted.try_acquire().map_err(|_| {
+        ApiError::unavailable("too many searches are waiting; retry").with_retry_after(1)
+    })?;
+    let running = state
+        .searches
+        .running
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| ApiError::unavailable("search is shutting down"))?;
+    let index = state.commerce.search_index().clone();
+    let page = tokio::task::spawn_blocking(move || {
+        let _running = running;
+        index.search(&query)
+    })
+    .await
+    .map_err(|_| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal error",
+            "internal error",
+        )
+    })?
+    .map_err(CommerceError::from)?;
+    Ok(Json(SearchOut {
+        total: page.total,
+        offset: p.offset,
+        limit,
+        hits: page
+            .hits
+            .into_iter()
+            .map(|h| SearchHitOut {
+                sku: h.id,
+                title: h.title,
+                category: h.category,
+                price: Money {
+                    amount_minor: h.price_minor,
+                    currency: h.currency,
+                },
+                score: h.score,
+            })
+            .collect(),
+    }))
+}

@@ -1,0 +1,365 @@
+//! The regional HTTP API (axum): JSON under `/v1/`, problem+json errors,
+//! an OpenAPI document generated from these handlers' annotations and
+//! types (`/v1/openapi.json`), health, readiness and metrics.
+//!
+//! This module holds what every route shares (state, the router and the
+//! OpenAPI document, middleware, request helpers); each group of routes is
+//! a module of its own: `sessions`, `catalog`, `carts`, `orders` (checkout
+//! and orders), `purge`, `admin`, `ops`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use commerce::cart::{Cart, CartChange};
+use commerce::catalog::{Category, CategoryInput, Money, Product, ProductInput};
+use commerce::feed::{Cursor, FeedPage};
+use commerce::inventory::StockLevel;
+use commerce::orders::{Order, OrderPage, OrderStatus};
+use commerce::{Commerce, CommerceError};
+use http_body_util::BodyExt;
+use serde::{Deserialize, Serialize};
+use topology::{ShardId, ShardedId};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::{EdgeVerifier, Sessions, check_admin};
+use crate::config::HttpConfig;
+use crate::extract::{ApiPath, ApiQuery, JsonBody};
+use crate::problem::{ApiError, Problem};
+
+mod admin;
+mod carts;
+mod catalog;
+mod ops;
+mod orders;
+mod purge;
+mod sessions;
+
+/// Everything the handlers share.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub commerce: Commerce,
+    /// `None` when edge signatures are not required.
+    pub edge: Option<Arc<EdgeVerifier>>,
+    pub sessions: Arc<Sessions>,
+    pub admin_token: Option<Arc<str>>,
+    pub http: HttpConfig,
+    /// Permits for checkout sagas running apart from their requests.
+    pub checkouts: Arc<tokio::sync::Semaphore>,
+    /// Searches admitted (running or waiting to run) and running.
+    pub searches: SearchPermits,
+    /// This service's own metrics registry.
+    pub metrics: crate::metrics::Metrics,
+}
+
+/// The two bounds on search work: how many may be admitted (running plus
+/// waiting) and how many run at once.
+#[derive(Debug, Clone)]
+pub struct SearchPermits {
+    pub admitted: Arc<tokio::sync::Semaphore>,
+    pub running: Arc<tokio::sync::Semaphore>,
+}
+
+impl SearchPermits {
+    pub fn new(running: usize, queued: usize) -> Self {
+        let running = running.max(1);
+        SearchPermits {
+            admitted: Arc::new(tokio::sync::Semaphore::new(running + queued)),
+            running: Arc::new(tokio::sync::Semaphore::new(running)),
+        }
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Meridian regional API",
+        description = "Catalog, search, carts, checkout and orders of one region. Errors are RFC 9457 problem+json."
+    ),
+    components(schemas(Problem))
+)]
+struct ApiDoc;
+
+/// The service's router, and the OpenAPI document of its routes.
+pub fn app(state: AppState) -> Router {
+    let (router, _) = routers(state);
+    router
+}
+
+/// The OpenAPI document (what `/v1/openapi.json` serves).
+pub fn openapi(state: AppState) -> utoipa::openapi::OpenApi {
+    routers(state).1
+}
+
+fn routers(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
+    let (shopper, mut doc) = OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
+        .routes(routes!(sessions::create_session))
+        .routes(routes!(catalog::get_product))
+        .routes(routes!(catalog::product_availability))
+        .routes(routes!(catalog::list_categories))
+        .routes(routes!(catalog::search))
+        .routes(routes!(carts::create_cart))
+        .routes(routes!(carts::get_cart))
+        .routes(routes!(carts::add_cart_item))
+        .routes(routes!(carts::set_cart_item, carts::remove_cart_item))
+        .routes(routes!(orders::checkout))
+        .routes(routes!(orders::list_orders))
+        .routes(routes!(orders::get_order))
+        .routes(routes!(purge::purge_feed))
+        .split_for_parts();
+    let (admin, admin_doc) = OpenApiRouter::<AppState>::new()
+        .routes(routes!(admin::put_category, admin::delete_category))
+        .routes(routes!(admin::put_product, admin::delete_product))
+        .routes(routes!(admin::restock, admin::audit_stock))
+        .split_for_parts();
+    let (ops, ops_doc) = OpenApiRouter::<AppState>::new()
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .split_for_parts();
+    doc.merge(admin_doc);
+    doc.merge(ops_doc);
+    doc.paths.paths.insert(
+        "/v1/openapi.json".to_owned(),
+        utoipa::openapi::path::PathItem::new(
+            utoipa::openapi::HttpMethod::Get,
+            utoipa::openapi::path::OperationBuilder::new()
+                .summary(Some("This document"))
+                .response(
+                    "200",
+                    utoipa::openapi::Response::new("The OpenAPI document"),
+                ),
+        ),
+    );
+    doc.paths.paths.insert(
+        "/metrics".to_owned(),
+        utoipa::openapi::path::PathItem::new(
+            utoipa::openapi::HttpMethod::Get,
+            utoipa::openapi::path::OperationBuilder::new()
+                .summary(Some("Prometheus metrics"))
+                .response(
+                    "200",
+                    utoipa::openapi::Response::new("Prometheus text format"),
+                ),
+        ),
+    );
+    let served_doc = Arc::new(doc.clone());
+    let limit = state.http.body_limit_bytes;
+    // Admin calls are authenticated before anything else is looked at.
+    let admin = admin.layer(middleware::from_fn_with_state(state.clone(), require_admin));
+    let shopper = match &state.edge {
+        Some(_) => shopper.layer(middleware::from_fn_with_state(state.clone(), verify_edge)),
+        None => shopper,
+    };
+    let router = Router::new()
+        .merge(shopper)
+        .merge(admin)
+        .merge(ops)
+        .route(
+            "/v1/openapi.json",
+            axum::routing::get(move || {
+                let doc = served_doc.clone();
+                async move { Json((*doc).clone()) }
+            }),
+        )
+        .route("/metrics", axum::routing::get(ops::metrics_text))
+        // After every route: it is set on each route's method router.
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        // A bug must still answer problem+json, never drop the connection.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "Internal error",
+                    "internal error",
+                )
+                .into_response()
+            },
+        ))
+        .with_state(state);
+    (router, doc)
+}
+
+/// A known route asked with a method it does not take (axum adds `Allow`).
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        regional_api::problem::kinds::METHOD_NOT_ALLOWED,
+        "Method not allowed",
+        "this route does not take that method",
+    )
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not-found",
+        "Not found",
+        "no such route",
+    )
+}
+
+/// Per-request timeout (as problem+json) and metrics.
+async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
+    let method = req.method().as_str().to_owned();
+    let safe = req.method().is_safe();
+    let started = Instant::now();
+    let timeout = Duration::from_millis(state.http.request_timeout_ms);
+    let response = match tokio::time::timeout(timeout, next.run(req)).await {
+        Ok(response) => response,
+        // 504, not 503: a write may have been applied, and an edge must
+        // not send it to another region without an idempotency key.
+        Err(_) if safe => ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "timeout",
+            "Request timed out",
+            "the request took longer than the server's limit",
+        )
+        .into_response(),
+        Err(_) => ApiError::maybe_applied(
+            "the request took longer than the server's limit and may have been applied; \
+             retry with the same Idempotency-Key",
+        )
+        .into_response(),
+    };
+    state.metrics.record_request(
+        &method,
+        &route,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+/// Checks the edge signature over the buffered (bounded) body, then hands
+/// the request on with the body restored.
+async fn verify_edge(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let Some(verifier) = &state.edge else {
+        return Ok(next.run(req).await);
+    };
+    let (parts, body) = req.into_parts();
+    let limited = http_body_util::Limited::new(body, state.http.body_limit_bytes);
+    let bytes: Bytes = match limited.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body-too-large",
+                "Body too large",
+                "the request body exceeds the size limit",
+            ));
+        }
+    };
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    verifier.verify(
+        parts.method.as_str(),
+        path,
+        &parts.headers,
+        &bytes,
+        unix_s(),
+    )?;
+    Ok(next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await)
+}
+
+fn unix_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+async fn require_admin(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    check_admin(req.headers(), state.admin_token.as_deref())?;
+    Ok(next.run(req).await)
+}
+
+fn shopper(state: &AppState, headers: &HeaderMap) -> Result<ShardedId, ApiError> {
+    state.sessions.verify(headers, state.commerce.now_ms())
+}
+
+/// Parses an id from a path; an id of a shard the topology does not know
+/// is as absent as any other unknown id.
+fn parse_id(state: &AppState, text: &str, what: &'static str) -> Result<ShardedId, ApiError> {
+    let id: ShardedId = text.parse().map_err(|e: topology::IdError| {
+        ApiError::bad_request(format!("malformed {what} id: {e}"))
+    })?;
+    if state.commerce.topology().shard(id.shard()).is_none() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "Not found",
+            format!("{what} not found"),
+        ));
+    }
+    Ok(id)
+}
+
+/// A write's `Idempotency-Key`, if it has one.
+fn op_id(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    headers
+        .get(regional_api::headers::IDEMPOTENCY_KEY)
+        .map(|v| {
+            v.to_str().map_err(|_| {
+                ApiError::from(CommerceError::Invalid {
+                    field: "Idempotency-Key",
+                    reason: "must be visible ASCII".into(),
+                })
+            })
+        })
+        .transpose()
+}
+
+fn parse_shard(state: &AppState, text: &str) -> Result<ShardId, ApiError> {
+    let shard: ShardId = text
+        .parse()
+        .map_err(|e: topology::NameError| ApiError::bad_request(format!("malformed shard: {e}")))?;
+    if state.commerce.topology().shard(&shard).is_none() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "Not found",
+            format!("no shard {shard}"),
+        ));
+    }
+    Ok(shard)
+}
+
+fn with_cart_version(mut cart: Cart, status: StatusCode) -> Response {
+    // Internal: the write-deduplication ids are not part of the API.
+    cart.recent_ops.clear();
+    cart.created_by = None;
+    let version =
+        HeaderValue::from_str(&cart.version.to_string()).unwrap_or(HeaderValue::from_static("0"));
+    let etag = HeaderValue::from_str(&format!("\"{}\"", cart.version))
+        .unwrap_or(HeaderValue::from_static("\"0\""));
+    let mut response = (status, Json(cart)).into_response();
+    response
+        .headers_mut()
+        .insert(regional_api::headers::CART_VERSION, version);
+    response.headers_mut().insert(header::ETAG, etag);
+    response
+}

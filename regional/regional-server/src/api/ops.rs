@@ -1,0 +1,56 @@
+//! Health, readiness and metrics.
+
+use super::*;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Status {
+    status: &'static str,
+    region: String,
+}
+
+/// Alive.
+#[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, body = Status)))]
+pub(super) async fn healthz(State(state): State<AppState>) -> Json<Status> {
+    Json(Status {
+        status: "ok",
+        region: state.commerce.region().to_string(),
+    })
+}
+
+/// Ready: every served shard (and the catalog shard) answers a read within 1 s.
+#[utoipa::path(get, path = "/readyz", tag = "ops", responses((status = 200, body = Status), (status = 503, body = Problem)))]
+pub(super) async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, ApiError> {
+    let mut shards: Vec<ShardId> = state.commerce.served().iter().cloned().collect();
+    shards.push(state.commerce.catalog_shard().clone());
+    for shard in shards {
+        let db = state
+            .commerce
+            .shards()
+            .get(&shard)
+            .map_err(CommerceError::from)?;
+        let probe = db.run(|tx, _| async move { tx.get_snapshot(b"\x01readyz").await.map(|_| ()) });
+        match tokio::time::timeout(Duration::from_secs(1), probe).await {
+            Ok(Ok(())) => {}
+            _ => {
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "not-ready",
+                    "Not ready",
+                    format!("shard {shard} does not answer"),
+                ));
+            }
+        }
+    }
+    Ok(Json(Status {
+        status: "ready",
+        region: state.commerce.region().to_string(),
+    }))
+}
+
+pub(super) async fn metrics_text(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
