@@ -1,0 +1,276 @@
+//! Checkout: a saga spanning shards. The buyer's shard holds the order, the
+//! payment record and the saga state; each warehouse shard holds its stock.
+//!
+//! ```text
+//! Created ──reserve──▶ Reserved ──authorize──▶ Authorized ──commit──▶ StockCommitted ──capture──▶ Completed
+//!    │                    │                        │
+//!    └── out of stock ────┴── declined ────────────┴── reservation lost ──▶ Compensating ──▶ Compensated
+//! ```
+//!
+//! Each step is idempotent (reservation ids and payment idempotency keys
+//! derive from the order id) and its result is persisted before the next
+//! step starts. A runner holds a lease on the saga; the recovery worker
+//! resumes open sagas whose lease ran out (the runner crashed or gave up on
+//! an unknown payment outcome). Compensation voids the authorization and
+//! releases every reservation the saga may have taken, in every warehouse,
+//! leaving tombstones so a late retry cannot take stock again. Every saga
+//! ends completed or compensated.
+
+use std::time::Duration;
+
+use db::{Database, RangeOption, Transaction};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use topology::{ShardId, ShardedId};
+
+use crate::catalog::Money;
+use crate::error::{CommerceError, Result, invalid};
+use crate::orders::{Order, OrderLine, OrderStatus};
+use crate::outbox::{Message, MessageKind, Topic, enqueue};
+use crate::payments::{AuthorizeRequest, GatewayError};
+use crate::{Commerce, get_json, keys, set_json};
+
+mod recovery;
+mod runner;
+mod steps;
+
+/// Longest `Idempotency-Key`, in bytes.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 128;
+/// Saga steps one run takes at most (the longest path has 5).
+const MAX_STEPS_PER_RUN: usize = 8;
+/// Longest recovery waits between runs of a parked saga.
+const MAX_PARK_MS: u64 = 60_000;
+/// Runs in which the provider refused to capture a saga's authorization
+/// before the saga gives up and compensates (returns the stock, voids the
+/// authorization, fails the order with the provider's reason) rather than
+/// wait forever for an answer that will not change.
+pub const MAX_CAPTURE_REFUSALS: u32 = 5;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SagaState {
+    Created,
+    Reserved,
+    Authorized,
+    StockCommitted,
+    Completed,
+    Compensating,
+    Compensated,
+}
+
+impl SagaState {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, SagaState::Completed | SagaState::Compensated)
+    }
+}
+
+/// Where one order line's stock is reserved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineReservation {
+    pub line: usize,
+    pub warehouse: ShardId,
+    pub reservation: String,
+}
+
+/// The persisted saga.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Saga {
+    pub order_id: String,
+    pub state: SagaState,
+    pub reservations: Vec<LineReservation>,
+    pub authorization: Option<String>,
+    pub failure: Option<String>,
+    /// The runner holding the lease, and until when.
+    pub lease_holder: u64,
+    pub lease_until_ms: u64,
+    /// Runs that have worked on it (the first, then recoveries).
+    pub runs: u32,
+    pub updated_ms: u64,
+    /// Runs that ended with the outcome still unknown (a payment call that
+    /// kept timing out): recovery waits longer after each.
+    #[serde(default)]
+    pub parked_runs: u32,
+    /// Recovery leaves the saga alone until then (a shopper's retry does
+    /// not wait).
+    #[serde(default)]
+    pub next_attempt_ms: u64,
+    /// Runs in which the provider refused the capture (bounded by
+    /// [`MAX_CAPTURE_REFUSALS`]).
+    #[serde(default)]
+    pub capture_refusals: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentState {
+    Authorized,
+    Captured,
+    Voided,
+}
+
+/// The buyer-side payment record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payment {
+    pub order_id: String,
+    pub authorization: String,
+    pub amount: Money,
+    pub state: PaymentState,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct IdempotencyRecord {
+    cart_id: String,
+    order_id: String,
+}
+
+/// Where a test makes the saga runner "crash": after the step that leads to
+/// `state` did its work, before or after persisting it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CrashPoint {
+    pub state: SagaState,
+    pub persisted: bool,
+}
+
+/// Test hooks, inert unless armed. One-shot: a crash disarms it.
+#[derive(Debug, Default)]
+pub struct Faults {
+    crash: Mutex<Option<CrashPoint>>,
+    outbox_crash: std::sync::atomic::AtomicBool,
+}
+
+impl Faults {
+    /// The next outbox pass "crashes" after its consumers ran and before
+    /// it deletes the batch, so the batch is delivered again.
+    pub fn arm_outbox_crash(&self) {
+        self.outbox_crash
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub(crate) fn check_outbox(&self) -> Result<()> {
+        if self
+            .outbox_crash
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(CommerceError::InjectedCrash {
+                step: "an outbox batch's delivery, before deleting it",
+            });
+        }
+        Ok(())
+    }
+
+    pub fn arm_crash(&self, point: CrashPoint) {
+        *self.crash.lock() = Some(point);
+    }
+
+    fn check(&self, state: SagaState, persisted: bool) -> Result<()> {
+        let mut armed = self.crash.lock();
+        if *armed == Some(CrashPoint { state, persisted }) {
+            *armed = None;
+            return Err(CommerceError::InjectedCrash {
+                step: if persisted {
+                    "persisting a saga step"
+                } else {
+                    "a saga step's work, before persisting it"
+                },
+            });
+        }
+        Ok(())
+    }
+}
+
+fn validate_idempotency_key(key: &str) -> Result<()> {
+    if key.is_empty()
+        || key.len() > MAX_IDEMPOTENCY_KEY_LEN
+        || !key.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(invalid(
+            "Idempotency-Key",
+            format!("must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"),
+        ));
+    }
+    Ok(())
+}
+
+fn reservation_id(order_id: &str, line: usize) -> String {
+    format!("{order_id}/{line}")
+}
+
+/// What a step decided.
+enum Next {
+    /// Persist this new state (with the saga's changes).
+    To(Saga),
+    /// The outcome is unknown for now (payment timeout): leave the saga for
+    /// a later run.
+    Later,
+    /// Persist this (same-state) saga, then leave it for a later run.
+    Retry(Saga),
+}
+
+fn runner_token() -> u64 {
+    rand::random::<u64>() | 1
+}
+
+fn write_payment(tx: &Transaction, order: &Order, saga: &Saga) -> Result<()> {
+    let Some(authorization) = &saga.authorization else {
+        return Ok(());
+    };
+    let state = match saga.state {
+        SagaState::Completed => PaymentState::Captured,
+        SagaState::Compensated => PaymentState::Voided,
+        _ => PaymentState::Authorized,
+    };
+    set_json(
+        tx,
+        &keys::payment(&order.id),
+        &Payment {
+            order_id: order.id.clone(),
+            authorization: authorization.clone(),
+            amount: order.total.clone(),
+            state,
+        },
+    )
+}
+
+/// Ends the order: its final status, the saga leaves the open index, and
+/// the shopper's notification and the analytics event are queued, all in
+/// the transaction that ends the saga.
+async fn finish_order(
+    tx: &Transaction,
+    order: &Order,
+    status: OrderStatus,
+    failure: Option<String>,
+    now_ms: u64,
+) -> Result<()> {
+    let mut order = get_json::<Order>(tx, &keys::order(&order.id), "order")
+        .await?
+        .unwrap_or_else(|| order.clone());
+    order.status = status;
+    order.failure = failure;
+    order.updated_ms = now_ms;
+    set_json(tx, &keys::order(&order.id), &order)?;
+    tx.clear(&keys::saga_open(&order.id))?;
+    let kind = match status {
+        OrderStatus::Confirmed => MessageKind::OrderConfirmed,
+        _ => MessageKind::OrderFailed,
+    };
+    let message = Message {
+        id: format!(
+            "{}/{}",
+            order.id,
+            if status == OrderStatus::Confirmed {
+                "confirmed"
+            } else {
+                "failed"
+            }
+        ),
+        kind,
+        order_id: order.id.clone(),
+        owner: order.owner.clone(),
+        amount_minor: order.total.amount_minor,
+        currency: order.total.currency.clone(),
+        at_ms: now_ms,
+    };
+    enqueue(tx, Topic::Notifications, 0, &message)?;
+    enqueue(tx, Topic::Analytics, 0, &message)?;
+    Ok(())
+}

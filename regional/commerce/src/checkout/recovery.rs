@@ -1,0 +1,120 @@
+//! Recovery: a bounded pass over a shard's open sagas resumes those whose
+//! lease ran out; reads of sagas and payments for audits and tests.
+
+use super::*;
+
+impl Commerce {
+    /// One recovery pass over `shard`: resumes open sagas whose lease ran
+    /// out, at most one batch. Returns how many it ran.
+    pub async fn recover_sagas(&self, shard: &ShardId) -> Result<usize> {
+        let db = self.shards().get(shard)?;
+        let batch = self.settings().batch;
+        let space = keys::sagas_open();
+        let (start, end) = space.range();
+        // Scan from where the last pass stopped, wrapping around, so sagas
+        // parked at the head of the index cannot starve the others.
+        let from = self
+            .inner
+            .recovery_cursors
+            .lock()
+            .get(shard)
+            .cloned()
+            .unwrap_or_else(|| start.clone());
+        let (from, end) = (&from, &end);
+        let open = db
+            .run(|tx, _| async move {
+                Ok::<_, CommerceError>(
+                    tx.get_range(
+                        &RangeOption::new(from.clone(), end.clone()).limit(batch),
+                        true,
+                    )
+                    .await?,
+                )
+            })
+            .await?;
+        let next = match open.kvs.last() {
+            Some(last) if open.more => db::keys::key_after(&last.key),
+            _ => start,
+        };
+        self.inner
+            .recovery_cursors
+            .lock()
+            .insert(shard.clone(), next);
+        let mut resumed = 0;
+        let now_ms = self.now_ms();
+        for kv in &open.kvs {
+            let Ok((order_id,)) = space.unpack::<(String,)>(&kv.key) else {
+                tracing::error!(shard = %shard, "undecodable key in the open-saga index; skipped");
+                continue;
+            };
+            let saga = match self.load_saga(db, &order_id).await {
+                Ok(saga) => saga,
+                Err(e) => {
+                    tracing::error!(order = %order_id, error = %e, "open saga unreadable; skipped");
+                    continue;
+                }
+            };
+            if saga.state.is_terminal()
+                || saga.lease_until_ms > now_ms
+                || saga.next_attempt_ms > now_ms
+            {
+                continue;
+            }
+            match self.drive(db, &order_id, false).await {
+                Ok(_) => {
+                    // Count only progress, so the worker does not spin on a
+                    // saga whose outcome is still unknown.
+                    if self
+                        .load_saga(db, &order_id)
+                        .await
+                        .is_ok_and(|after| after.state != saga.state)
+                    {
+                        resumed += 1;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(order = %order_id, error = %e, "saga recovery failed; retried next pass")
+                }
+            }
+        }
+        Ok(resumed)
+    }
+
+    /// Sagas of `shard` not yet completed or compensated (at most `limit`).
+    pub async fn open_sagas(&self, shard: &ShardId, limit: usize) -> Result<Vec<Saga>> {
+        let db = self.shards().get(shard)?;
+        let space = keys::sagas_open();
+        let space = &space;
+        let open = db
+            .run(|tx, _| async move {
+                Ok::<_, CommerceError>(
+                    tx.get_range(&RangeOption::subspace(space).limit(limit), true)
+                        .await?,
+                )
+            })
+            .await?;
+        let mut out = Vec::new();
+        for kv in &open.kvs {
+            let (order_id,): (String,) = space
+                .unpack(&kv.key)
+                .map_err(|_| invalid("saga index key", "does not decode"))?;
+            out.push(self.load_saga(db, &order_id).await?);
+        }
+        Ok(out)
+    }
+
+    /// The saga of `order_id` (for tests and operators).
+    pub async fn saga(&self, order_id: &ShardedId) -> Result<Saga> {
+        let db = self.shards().for_id(order_id)?;
+        self.load_saga(db, &order_id.to_string()).await
+    }
+
+    /// The payment record of `order_id`, if a payment was authorized.
+    pub async fn payment(&self, order_id: &ShardedId) -> Result<Option<Payment>> {
+        let db = self.shards().for_id(order_id)?;
+        let id = order_id.to_string();
+        let id = &id;
+        db.run(|tx, _| async move { get_json::<Payment>(&tx, &keys::payment(id), "payment").await })
+            .await
+    }
+}
