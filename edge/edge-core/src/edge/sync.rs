@@ -1,0 +1,127 @@
+//! Keeping a POP current: the routing table (stored, refetched when old,
+//! long-polled) and the purge feed.
+
+use super::*;
+
+impl<H: Host> Edge<H> {
+    /// The routing table: the stored one while young enough, else fetched
+    /// (and stored); a stale one when the routing API does not answer.
+    pub async fn table(&self) -> Option<RoutingTable> {
+        let now_ms = self.host.now_ms();
+        let stored: Option<StoredTable> = self
+            .host
+            .get(kv::TABLE)
+            .await
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        if let Some(s) = &stored
+            && now_ms.saturating_sub(s.fetched_ms) < self.config.table_max_age_ms
+        {
+            return stored.map(|s| s.table);
+        }
+        let fetched = self
+            .host
+            .fetch(Outbound {
+                method: "GET".into(),
+                url: format!("{}/v1/table", self.config.routing_url.trim_end_matches('/')),
+                headers: vec![("accept".into(), "application/json".into())],
+                body: Vec::new(),
+            })
+            .await;
+        match fetched {
+            Ok(r) if r.status == 200 => match serde_json::from_slice::<RoutingTable>(&r.body) {
+                Ok(table) => {
+                    self.store_table(&table).await;
+                    Some(table)
+                }
+                Err(_) => stored.map(|s| s.table),
+            },
+            _ => stored.map(|s| s.table),
+        }
+    }
+
+    /// Stores a routing table (from a fetch or a long-poll watcher).
+    pub async fn store_table(&self, table: &RoutingTable) {
+        let stored = StoredTable {
+            fetched_ms: self.host.now_ms(),
+            table: table.clone(),
+        };
+        if let Ok(bytes) = serde_json::to_vec(&stored) {
+            self.host.set(kv::TABLE, &bytes).await;
+        }
+    }
+
+    /// One long poll of the routing API: waits (up to `timeout_ms`) for a
+    /// table newer than the stored one and stores it. A POP's watcher calls
+    /// it in a loop, so a failover reaches the edge within milliseconds.
+    /// Returns the stored version.
+    pub async fn watch_table(&self, timeout_ms: u64) -> Option<u64> {
+        let since = self.table().await.map_or(0, |t| t.version);
+        let fetched = self
+            .host
+            .fetch(Outbound {
+                method: "GET".into(),
+                url: format!(
+                    "{}/v1/table/watch?since={since}&timeout_ms={}",
+                    self.config.routing_url.trim_end_matches('/'),
+                    timeout_ms.min(topology::routing::MAX_WATCH_MS)
+                ),
+                headers: vec![("accept".into(), "application/json".into())],
+                body: Vec::new(),
+            })
+            .await;
+        match fetched {
+            Ok(r) if r.status == 200 => {
+                let table: RoutingTable = serde_json::from_slice(&r.body).ok()?;
+                // Versions only grow; a table older than the stored one
+                // (another watcher was faster) is not stored over it.
+                if table.version >= since {
+                    self.store_table(&table).await;
+                }
+                Some(table.version.max(since))
+            }
+            _ => None,
+        }
+    }
+
+    /// One long poll of the purge feed (catalog change events) from the
+    /// nearest serving region: applies the events' tags and stores the
+    /// cursor. A reset (the edge fell behind the feed) purges everything.
+    /// Returns the events applied, `None` when no region answered.
+    pub async fn sync_purge(&self, wait_ms: u64) -> Option<usize> {
+        let table = self.table().await?;
+        let cursor = self
+            .host
+            .get(kv::PURGE_CURSOR)
+            .await
+            .and_then(|c| String::from_utf8(c).ok())
+            .unwrap_or_default();
+        let request = Request {
+            method: "GET".into(),
+            path: regional_api::purge::PATH.into(),
+            query: Some(regional_api::purge::query(&cursor, wait_ms)),
+            ..Default::default()
+        };
+        for base in origin::nearest(&table, self.config.latitude, self.config.longitude) {
+            let Ok(response) = self.host.fetch(self.signed(&request, &base)).await else {
+                continue;
+            };
+            if response.status != 200 {
+                continue;
+            }
+            let page: regional_api::purge::Page = serde_json::from_slice(&response.body).ok()?;
+            if page.reset {
+                self.purge(&[ALL_TAG.to_owned()]).await;
+            }
+            for event in &page.events {
+                for tag in &event.tags {
+                    self.purge_to_version(tag, event.version).await;
+                }
+            }
+            self.host
+                .set(kv::PURGE_CURSOR, page.cursor.as_bytes())
+                .await;
+            return Some(page.events.len());
+        }
+        None
+    }
+}
