@@ -129,14 +129,9 @@ impl Front {
         self.state.holding_reads.send_replace(None);
     }
 
-    /// Waits until a read whose path and query satisfy `matches` arrives.
-    pub async fn read_arrived(&self, matches: impl Fn(&str) -> bool) {
-        let _ = self
-            .state
-            .reads
-            .subscribe()
-            .wait_for(|paths| paths.iter().any(|p| matches(p)))
-            .await;
+    /// Every read that has arrived (path and query), oldest first.
+    pub fn reads(&self) -> Vec<String> {
+        self.state.reads.borrow().clone()
     }
 
     fn reads_to(&self, prefix: &str) -> usize {
