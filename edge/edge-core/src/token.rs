@@ -8,7 +8,8 @@ use topology::ShardedId;
 use crate::http::Request;
 
 pub const COOKIE: &str = "mrd_cv";
-pub const HEADER: &str = "x-cart-version";
+/// The contract's header for the cart version.
+pub const HEADER: &str = regional_api::headers::CART_VERSION;
 
 /// The least version of `cart` this shopper may be shown: from the
 /// `x-cart-version` header, else from the cookie when it names this cart.

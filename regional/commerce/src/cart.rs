@@ -60,10 +60,7 @@ pub const MAX_OP_ID_LEN: usize = regional_api::idempotency::MAX_KEY_LEN;
 
 /// Checks a write's idempotency key, if it has one.
 fn check_op_id(op_id: Option<&str>) -> Result<()> {
-    match op_id.map(regional_api::idempotency::validate) {
-        Some(Err(e)) => Err(invalid("Idempotency-Key", e.to_string())),
-        _ => Ok(()),
-    }
+    op_id.map_or(Ok(()), crate::checkout::validate_idempotency_key)
 }
 
 /// A change to a cart.

@@ -35,7 +35,7 @@ mod runner;
 mod steps;
 
 /// Longest `Idempotency-Key`, in bytes.
-pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 128;
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = regional_api::idempotency::MAX_KEY_LEN;
 /// Saga steps one run takes at most (the longest path has 5).
 const MAX_STEPS_PER_RUN: usize = 8;
 /// Longest recovery waits between runs of a parked saga.
@@ -178,17 +178,9 @@ impl Faults {
     }
 }
 
-fn validate_idempotency_key(key: &str) -> Result<()> {
-    if key.is_empty()
-        || key.len() > MAX_IDEMPOTENCY_KEY_LEN
-        || !key.bytes().all(|b| b.is_ascii_graphic())
-    {
-        return Err(invalid(
-            "Idempotency-Key",
-            format!("must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"),
-        ));
-    }
-    Ok(())
+/// Checks an `Idempotency-Key` by the contract's one rule.
+pub(crate) fn validate_idempotency_key(key: &str) -> Result<()> {
+    regional_api::idempotency::validate(key).map_err(|e| invalid("Idempotency-Key", e.to_string()))
 }
 
 fn reservation_id(order_id: &str, line: usize) -> String {

@@ -21,17 +21,10 @@ pub(super) async fn checkout(
     JsonBody(body): JsonBody<CheckoutIn>,
 ) -> Result<Response, ApiError> {
     let owner = shopper(&state, &headers)?;
-    let Some(key) = headers.get(regional_api::headers::IDEMPOTENCY_KEY) else {
-        return Err(CommerceError::Invalid {
-            field: "Idempotency-Key",
-            reason: "header is required".into(),
-        }
-        .into());
-    };
-    let key = key.to_str().map_err(|_| {
+    let key = op_id(&headers)?.ok_or_else(|| {
         ApiError::from(CommerceError::Invalid {
             field: "Idempotency-Key",
-            reason: "must be visible ASCII".into(),
+            reason: "header is required".into(),
         })
     })?;
     let cart_id = parse_id(&state, &body.cart_id, "cart")?;
