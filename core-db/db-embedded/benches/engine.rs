@@ -119,18 +119,20 @@ async fn preload(db: &Database) {
     }
 }
 
+/// `cargo bench -p db-embedded --bench engine -- [options]`.
+#[derive(Debug, clap::Parser)]
+#[command(about = "The embedded engine under contention")]
+struct Options {
+    /// Seconds per scenario.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=60))]
+    secs: u64,
+    /// Passed by `cargo bench` to every bench binary.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
 fn main() {
-    let mut secs = 5u64;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        if arg == "--secs" {
-            secs = args
-                .next()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(secs)
-                .clamp(1, 60);
-        }
-    }
+    let Options { secs, .. } = <Options as clap::Parser>::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -30,6 +30,12 @@ impl ShardedId {
     /// before anything else so hostile input costs nothing.
     pub const MAX_TEXT_LEN: usize = 64;
 
+    /// The accepted text as an anchored regular expression: a
+    /// [`ShardId`](crate::ShardId), `.`, and a canonical ulid (26 uppercase
+    /// Crockford base32 characters, the first at most `7`). A test holds it
+    /// equal to [`FromStr`].
+    pub const PATTERN: &'static str = "^[a-z][a-z0-9]{0,7}\\.[0-7][0-9A-HJKMNP-TV-Z]{25}$";
+
     /// Joins a shard and a ulid.
     pub fn new(shard: ShardId, ulid: Ulid) -> Self {
         Self { shard, ulid }

@@ -74,6 +74,9 @@ pub enum NameError {
 /// The rules for one kind of name.
 struct Rules {
     kind: NameKind,
+    /// The same rules as a regular expression (JSON Schema / ECMA-262
+    /// and Rust `regex` alike), for API documents.
+    pattern: &'static str,
     max_bytes: usize,
     allow_hyphen: bool,
     allowed: &'static str,
@@ -130,6 +133,10 @@ macro_rules! validated_name {
             const RULES: Rules = $rules;
             /// Longest accepted name, in bytes (all accepted names are ascii).
             pub const MAX_LEN: usize = Self::RULES.max_bytes;
+            /// The accepted names as an anchored regular expression (what
+            /// an OpenAPI document states); a test holds it equal to
+            /// [`FromStr`].
+            pub const PATTERN: &'static str = Self::RULES.pattern;
 
             /// The name as text.
             pub fn as_str(&self) -> &str {
@@ -182,6 +189,7 @@ validated_name!(
     RegionId,
     Rules {
         kind: NameKind::Region,
+        pattern: "^[a-z][a-z0-9-]{0,31}$",
         max_bytes: 32,
         allow_hyphen: true,
         allowed: "lowercase ascii letters, digits and '-'",
@@ -195,6 +203,7 @@ validated_name!(
     ShardId,
     Rules {
         kind: NameKind::Shard,
+        pattern: "^[a-z][a-z0-9]{0,7}$",
         max_bytes: 8,
         allow_hyphen: false,
         allowed: "lowercase ascii letters and digits",

@@ -114,9 +114,6 @@ fn default_table_max_age_ms() -> u64 {
     edge_core::edge::DEFAULT_TABLE_MAX_AGE_MS
 }
 
-/// Largest config file read, in bytes.
-const MAX_CONFIG_BYTES: u64 = 1 << 20;
-
 impl HostConfig {
     pub fn from_toml_str(text: &str) -> anyhow::Result<Self> {
         let config: HostConfig = toml::from_str(text).context("parsing the edge host config")?;
@@ -127,12 +124,7 @@ impl HostConfig {
     /// Reads `path` (component path resolved against its directory) and
     /// applies `MERIDIAN_EDGE_KEY` from `env`.
     pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
-        let len = std::fs::metadata(path)
-            .with_context(|| format!("reading {}", path.display()))?
-            .len();
-        anyhow::ensure!(len <= MAX_CONFIG_BYTES, "{} is too large", path.display());
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text = config_file::read(path)?;
         let mut config =
             Self::from_toml_str(&text).with_context(|| format!("in {}", path.display()))?;
         if let Some(key) = env("MERIDIAN_EDGE_KEY") {

@@ -29,17 +29,35 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-#[derive(Debug)]
+/// `cargo bench -p meridian --bench edge -- [options]`.
+#[derive(Debug, clap::Parser)]
+#[command(about = "edge-host's hits and misses against Varnish and `wasmtime serve`")]
 struct Args {
+    /// The `wasmtime` binary (for `serve`).
+    #[arg(long, default_value = "wasmtime")]
     wasmtime: PathBuf,
+    /// The hello-world component `wasmtime serve` runs.
+    #[arg(long, default_value_os_t = target_dir().join("wasm32-wasip2/release/bench_hello.wasm"))]
     hello: PathBuf,
+    /// The edge component.
+    #[arg(long, default_value_os_t = target_dir().join("wasm32-wasip2/release/edge_spin.wasm"))]
     component: PathBuf,
+    /// Seconds per wrk run.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
     secs: u64,
+    /// wrk's connections.
+    #[arg(long, default_value_t = 64)]
     connections: u32,
+    /// wrk's threads.
+    #[arg(long, default_value_t = 2)]
     threads: u32,
     /// Steps to run (`hits`, `varnish`, `misses`, `serve`, `proxy`); all by
     /// default.
+    #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Passed by `cargo bench` to every bench binary.
+    #[arg(long, hide = true)]
+    bench: bool,
 }
 
 impl Args {
@@ -59,35 +77,7 @@ fn target_dir() -> PathBuf {
 }
 
 fn parse_args() -> anyhow::Result<Args> {
-    let mut args = Args {
-        wasmtime: PathBuf::from("wasmtime"),
-        hello: target_dir().join("wasm32-wasip2/release/bench_hello.wasm"),
-        component: target_dir().join("wasm32-wasip2/release/edge_spin.wasm"),
-        secs: 10,
-        connections: 64,
-        threads: 2,
-        only: Vec::new(),
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        // cargo bench passes `--bench`; ignore it.
-        if flag == "--bench" {
-            continue;
-        }
-        let value = it.next().with_context(|| format!("{flag} needs a value"))?;
-        match flag.as_str() {
-            "--wasmtime" => args.wasmtime = value.into(),
-            "--hello" => args.hello = value.into(),
-            "--component" => args.component = value.into(),
-            "--secs" => args.secs = value.parse().context("--secs")?,
-            "--connections" => args.connections = value.parse().context("--connections")?,
-            "--threads" => args.threads = value.parse().context("--threads")?,
-            "--only" => args.only = value.split(',').map(str::to_owned).collect(),
-            other => bail!("unknown argument {other}"),
-        }
-    }
-    anyhow::ensure!((1..=600).contains(&args.secs), "--secs must be 1..=600");
-    Ok(args)
+    Ok(<Args as clap::Parser>::parse())
 }
 
 /// What wrk measured.

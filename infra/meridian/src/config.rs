@@ -7,9 +7,6 @@ use anyhow::Context;
 use regional_server::storage::StorageConfig;
 use topology::Topology;
 
-/// Largest config file read, in bytes.
-const MAX_CONFIG_BYTES: u64 = 1 << 20;
-
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MeridianConfig {
@@ -70,22 +67,11 @@ pub fn parse(text: &str) -> anyhow::Result<MeridianConfig> {
     toml::from_str(text).context("parsing the meridian config")
 }
 
-fn read_bounded(path: &Path) -> anyhow::Result<String> {
-    let len = std::fs::metadata(path)
-        .with_context(|| format!("reading {}", path.display()))?
-        .len();
-    anyhow::ensure!(
-        len <= MAX_CONFIG_BYTES,
-        "{} is {len} bytes, over the {MAX_CONFIG_BYTES}-byte limit",
-        path.display()
-    );
-    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
-}
-
 /// Reads the config at `path` and the topology it names, resolving
 /// relative paths against the config's directory.
 pub fn load(path: &Path) -> anyhow::Result<Loaded> {
-    let config = parse(&read_bounded(path)?).with_context(|| format!("in {}", path.display()))?;
+    let config =
+        parse(&config_file::read(path)?).with_context(|| format!("in {}", path.display()))?;
     config
         .payments
         .validate()
@@ -93,7 +79,7 @@ pub fn load(path: &Path) -> anyhow::Result<Loaded> {
         .with_context(|| format!("[payments] in {}", path.display()))?;
     let base = path.parent().unwrap_or(Path::new("."));
     let topology_path = base.join(&config.topology);
-    let topology = Topology::from_toml_str(&read_bounded(&topology_path)?)
+    let topology = Topology::from_toml_str(&config_file::read(&topology_path)?)
         .with_context(|| format!("in {}", topology_path.display()))?;
     let storage = config.storage.resolve(base);
     Ok(Loaded {

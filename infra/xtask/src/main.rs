@@ -241,8 +241,15 @@ fn bench_regional() -> anyhow::Result<()> {
 /// worker-build's version, matching the `worker` crate edge-worker uses.
 const WORKER_BUILD_VERSION: &str = "0.8.7";
 
+/// The checkout xtask runs in. `cargo run` (the `cargo xtask` alias) sets
+/// `CARGO_MANIFEST_DIR` when it starts the binary: that one, not the path
+/// baked in at compile time, because two checkouts sharing one target
+/// directory share this binary too.
 fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest_dir.join("../..")
 }
 
 fn target_dir() -> PathBuf {

@@ -26,12 +26,31 @@ pub const MAX_CATEGORY_NAME_LEN: usize = 100;
 pub const MAX_BATCH_PRODUCTS: usize = 200;
 pub const MAX_LIST_LIMIT: usize = 1_000;
 
+// The rules below as anchored regular expressions (JSON Schema / ECMA-262
+// and Rust `regex` alike), for the API document; commerce's tests hold each
+// equal to its validator.
+/// What [`validate_sku`] accepts.
+pub const SKU_PATTERN: &str = "^[A-Z0-9][A-Z0-9-]{0,31}$";
+/// What [`validate_slug`] accepts.
+pub const SLUG_PATTERN: &str = "^[a-z0-9][a-z0-9-]{0,63}$";
+/// What [`validate_currency`] accepts.
+pub const CURRENCY_PATTERN: &str = "^[A-Z]{3}$";
+/// Free text (titles, names, descriptions, attributes): no control
+/// characters but newline and tab. Lengths are counted in characters.
+pub const TEXT_PATTERN: &str = "^[^\\x00-\\x08\\x0B-\\x1F\\x7F-\\x9F]*$";
+/// An image path: relative, `/`-separated non-empty segments of
+/// `A-Z a-z 0-9 - _ .`, none of them `..`; at most [`MAX_IMAGE_PATH_LEN`]
+/// bytes (stated as `maxLength`).
+pub const IMAGE_PATH_PATTERN: &str = "^(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\\.|\\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\\.\\.[A-Za-z0-9._-]+)(?:/(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\\.|\\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\\.\\.[A-Za-z0-9._-]+))*$";
+
 /// An amount in minor units (cents) of an ISO 4217 currency.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Money {
+    #[schema(schema_with = crate::openapi::amount_minor)]
     pub amount_minor: i64,
     /// Three uppercase letters, e.g. `EUR`.
+    #[schema(schema_with = crate::openapi::currency)]
     pub currency: String,
 }
 
@@ -61,9 +80,12 @@ pub fn validate_currency(currency: &str) -> Result<()> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Category {
+    #[schema(schema_with = crate::openapi::slug)]
     pub slug: String,
+    #[schema(schema_with = crate::openapi::category_name)]
     pub name: String,
     #[serde(default)]
+    #[schema(schema_with = crate::openapi::optional_slug)]
     pub parent: Option<String>,
 }
 
@@ -71,8 +93,10 @@ pub struct Category {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CategoryInput {
+    #[schema(schema_with = crate::openapi::category_name)]
     pub name: String,
     #[serde(default)]
+    #[schema(schema_with = crate::openapi::optional_slug)]
     pub parent: Option<String>,
 }
 
@@ -80,16 +104,21 @@ pub struct CategoryInput {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProductInput {
+    #[schema(schema_with = crate::openapi::title)]
     pub title: String,
     #[serde(default)]
+    #[schema(schema_with = crate::openapi::description)]
     pub description: String,
     /// A category slug that exists.
+    #[schema(schema_with = crate::openapi::slug)]
     pub category: String,
     pub price: Money,
     #[serde(default)]
+    #[schema(schema_with = crate::openapi::attributes)]
     pub attributes: BTreeMap<String, String>,
     /// Asset paths, e.g. `products/MRD-000001/1.jpg`.
     #[serde(default)]
+    #[schema(schema_with = crate::openapi::images)]
     pub images: Vec<String>,
 }
 
@@ -144,7 +173,7 @@ pub fn validate_slug(slug: &str) -> Result<()> {
     }
 }
 
-fn validate_text(field: &'static str, text: &str, min: usize, max: usize) -> Result<()> {
+pub fn validate_text(field: &'static str, text: &str, min: usize, max: usize) -> Result<()> {
     let len = text.chars().count();
     if len < min || len > max {
         return Err(invalid(field, format!("must be {min} to {max} characters")));
@@ -178,14 +207,7 @@ impl ProductInput {
             return Err(invalid("images", format!("at most {MAX_IMAGES} paths")));
         }
         for path in &self.images {
-            let ok = !path.is_empty()
-                && path.len() <= MAX_IMAGE_PATH_LEN
-                && !path.starts_with('/')
-                && !path.split('/').any(|part| part.is_empty() || part == "..")
-                && path
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b));
-            if !ok {
+            if !image_path_is_valid(path) {
                 return Err(invalid(
                     "images",
                     "each path is relative, at most 256 bytes of A-Z a-z 0-9 - _ . /, no '..'",
@@ -194,6 +216,17 @@ impl ProductInput {
         }
         Ok(())
     }
+}
+
+/// A relative asset path: see [`IMAGE_PATH_PATTERN`].
+pub fn image_path_is_valid(path: &str) -> bool {
+    !path.is_empty()
+        && path.len() <= MAX_IMAGE_PATH_LEN
+        && !path.starts_with('/')
+        && !path.split('/').any(|part| part.is_empty() || part == "..")
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b))
 }
 
 impl CategoryInput {
@@ -239,7 +272,9 @@ impl Commerce {
                 async move {
                     if let Some(parent) = &category.parent {
                         if parent == &category.slug {
-                            return Err(invalid("parent", "a category cannot be its own parent"));
+                            return Err(CommerceError::CategoryCycle {
+                                slug: parent.clone(),
+                            });
                         }
                         if tx.get(&keys::category(parent)).await?.is_none() {
                             return Err(CommerceError::UnknownCategory {

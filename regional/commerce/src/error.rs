@@ -53,6 +53,13 @@ pub enum CommerceError {
     ReservationCommitted { id: String },
     #[error("category {slug} still has products")]
     CategoryInUse { slug: String },
+    /// The cart cannot be paid as one payment (mixed currencies, a total
+    /// past the bound).
+    #[error("cart cannot be paid: {reason}")]
+    Unpayable { reason: &'static str },
+    /// A category would become its own ancestor.
+    #[error("category {slug} cannot be its own parent")]
+    CategoryCycle { slug: String },
     #[error("payment gateway")]
     Gateway(#[from] GatewayError),
     #[error("search index")]

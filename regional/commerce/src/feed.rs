@@ -69,12 +69,15 @@ pub struct Cursor(Option<[u8; 12]>);
 
 impl Cursor {
     pub const START: Cursor = Cursor(None);
+    /// What [`Cursor::parse`] accepts, as an anchored regular expression.
+    pub const PATTERN: &'static str = "^(?:[0-9a-fA-F]{24})?$";
 
     pub fn parse(text: &str) -> Result<Cursor> {
         if text.is_empty() {
             return Ok(Cursor(None));
         }
-        if text.len() != 24 || !text.is_ascii() {
+        // Hex digits only (`from_str_radix` alone would take a `+`).
+        if text.len() != 24 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(invalid("cursor", "must be empty or 24 hex digits"));
         }
         let mut bytes = [0u8; 12];

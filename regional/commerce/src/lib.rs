@@ -21,6 +21,7 @@ mod error;
 pub mod feed;
 pub mod inventory;
 mod keys;
+pub mod openapi;
 pub mod orders;
 pub mod outbox;
 pub mod payments;

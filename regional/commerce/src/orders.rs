@@ -84,7 +84,11 @@ impl Commerce {
         if let Some(before) = before
             && before.shard() != owner.shard()
         {
-            return Err(invalid("before", "not an order of this shopper's shard"));
+            // Not one of this shopper's orders (theirs live in their shard).
+            return Err(CommerceError::NotFound {
+                what: "order",
+                id: before.to_string(),
+            });
         }
         let owner_text = owner.to_string();
         let space = keys::orders_by_owner(&owner_text);

@@ -4,6 +4,9 @@
 
 /// Longest key, in bytes.
 pub const MAX_KEY_LEN: usize = 128;
+/// What [`validate`] accepts, as an anchored regular expression (for API
+/// documents; a test holds the two equal).
+pub const KEY_PATTERN: &str = "^[\\x21-\\x7E]{1,128}$";
 
 /// Why a key is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -111,48 +111,47 @@ const PROBE_SECS: u64 = 3;
 const ISSUE_PG_PER_S: f64 = 1_365.0;
 const TARGET_PER_S: f64 = 6_800.0;
 
-#[derive(Debug)]
+/// `cargo bench -p regional-server --bench api -- [options]`.
+#[derive(Debug, clap::Parser)]
+#[command(about = "The regional HTTP API and hot-SKU reservations against PostgreSQL")]
 struct Options {
+    /// Seconds per scenario.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
     secs: u64,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 64, value_parser = clients)]
     clients: usize,
+    /// Products seeded (the demo catalog).
+    #[arg(long, default_value_t = 10_000, value_parser = products)]
     products: usize,
+    /// Leave PostgreSQL out.
+    #[arg(long)]
     skip_pg: bool,
+    /// Passed by `cargo bench` to every bench binary.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+fn clients(text: &str) -> Result<usize, String> {
+    bounded(text, 1, 512)
+}
+
+fn products(text: &str) -> Result<usize, String> {
+    bounded(text, 1, commerce::seed::MAX_PRODUCTS)
+}
+
+fn bounded(text: &str, min: usize, max: usize) -> Result<usize, String> {
+    let value: usize = text.parse().map_err(|e| format!("{e}"))?;
+    if (min..=max).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("must be {min}..={max}"))
+    }
 }
 
 impl Options {
     fn from_args() -> anyhow::Result<Self> {
-        let mut options = Options {
-            secs: 10,
-            clients: 64,
-            products: 10_000,
-            skip_pg: false,
-        };
-        let mut args = std::env::args().skip(1);
-        while let Some(arg) = args.next() {
-            let mut value = |name: &str| -> anyhow::Result<u64> {
-                args.next()
-                    .and_then(|v| v.parse().ok())
-                    .with_context(|| format!("{name} needs a whole number"))
-            };
-            match arg.as_str() {
-                // cargo bench passes it to every bench binary.
-                "--bench" => {}
-                "--secs" => options.secs = value("--secs")?.clamp(1, 300),
-                "--clients" => {
-                    options.clients = usize::try_from(value("--clients")?.clamp(1, 512))?;
-                }
-                "--products" => {
-                    options.products = usize::try_from(
-                        value("--products")?.clamp(1, commerce::seed::MAX_PRODUCTS as u64),
-                    )?;
-                }
-                "--skip-pg" => options.skip_pg = true,
-                other => bail!(
-                    "unknown argument {other:?} (expected --secs N, --clients N, --products N, --skip-pg)"
-                ),
-            }
-        }
-        Ok(options)
+        Ok(<Options as clap::Parser>::parse())
     }
 
     /// The command that reproduces this run.

@@ -11,9 +11,6 @@ use anyhow::Context;
 use commerce::{Settings, SimulatedGatewayConfig};
 use topology::{RegionId, ShardId, Topology};
 
-/// Largest config file read, in bytes.
-const MAX_CONFIG_BYTES: u64 = 1 << 20;
-
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegionalConfig {
@@ -136,23 +133,11 @@ pub fn parse(text: &str) -> anyhow::Result<RegionalConfig> {
     toml::from_str(text).context("parsing the regional config")
 }
 
-fn read_bounded(path: &Path) -> anyhow::Result<String> {
-    let len = std::fs::metadata(path)
-        .with_context(|| format!("reading {}", path.display()))?
-        .len();
-    anyhow::ensure!(
-        len <= MAX_CONFIG_BYTES,
-        "{} is {len} bytes, over the {MAX_CONFIG_BYTES}-byte limit",
-        path.display()
-    );
-    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
-}
-
 /// Reads `path`, applies `env` overrides (a lookup, so tests pass their
 /// own), resolves relative paths and checks the result.
 pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Loaded> {
     let mut config =
-        parse(&read_bounded(path)?).with_context(|| format!("in {}", path.display()))?;
+        parse(&config_file::read(path)?).with_context(|| format!("in {}", path.display()))?;
     if let Some(region) = env("MERIDIAN_REGION") {
         config.region = region.parse().context("MERIDIAN_REGION")?;
     }
@@ -170,7 +155,7 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> anyhow::Result
     }
     let base = path.parent().unwrap_or(Path::new("."));
     let topology_path = base.join(&config.topology);
-    let topology = Topology::from_toml_str(&read_bounded(&topology_path)?)
+    let topology = Topology::from_toml_str(&config_file::read(&topology_path)?)
         .with_context(|| format!("in {}", topology_path.display()))?;
     config.storage = config.storage.resolve(base);
     if let Some(dir) = &mut config.search_dir {

@@ -182,6 +182,18 @@ impl From<CommerceError> for ApiError {
                 "Category in use",
                 detail,
             ),
+            E::Unpayable { .. } => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unpayable",
+                "Cart cannot be paid",
+                detail,
+            ),
+            E::CategoryCycle { .. } => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "category-cycle",
+                "Category cycle",
+                detail,
+            ),
             E::ReservationReleased { .. } | E::ReservationCommitted { .. } => Self::new(
                 StatusCode::CONFLICT,
                 "reservation-state",

@@ -15,8 +15,8 @@ use crate::document::MAX_CATEGORY_BYTES;
 use crate::error::SearchError;
 use crate::schema::{self, Fields, TEXT_RECORD, TITLE_BOOST};
 
-/// Longest free-text query, in bytes.
-pub const MAX_QUERY_TEXT_BYTES: usize = 256;
+/// Longest free-text query, in characters (at most four bytes each).
+pub const MAX_QUERY_TEXT_CHARS: usize = 256;
 /// Largest page.
 pub const MAX_PAGE_LIMIT: usize = 100;
 /// Deepest page start: deep pagination costs `offset + limit` per segment.
@@ -49,7 +49,7 @@ pub enum Sort {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SearchQuery {
-    /// At most [`MAX_QUERY_TEXT_BYTES`].
+    /// At most [`MAX_QUERY_TEXT_CHARS`].
     pub text: Option<String>,
     /// Exact category; at most `MAX_CATEGORY_BYTES`.
     pub category: Option<String>,
@@ -107,9 +107,9 @@ impl SearchQuery {
         if self
             .text
             .as_ref()
-            .is_some_and(|text| text.len() > MAX_QUERY_TEXT_BYTES)
+            .is_some_and(|text| text.chars().count() > MAX_QUERY_TEXT_CHARS)
         {
-            return invalid("text longer than MAX_QUERY_TEXT_BYTES");
+            return invalid("text longer than MAX_QUERY_TEXT_CHARS");
         }
         if self
             .category
@@ -211,7 +211,7 @@ mod tests {
     #[test]
     fn bounds_are_inclusive() {
         let query = SearchQuery {
-            text: Some("é".repeat(MAX_QUERY_TEXT_BYTES / 2)),
+            text: Some("é".repeat(MAX_QUERY_TEXT_CHARS)),
             category: Some("c".repeat(MAX_CATEGORY_BYTES)),
             price_min_minor: Some(7),
             price_max_minor: Some(7),
@@ -228,10 +228,10 @@ mod tests {
         let cases = [
             (
                 SearchQuery {
-                    text: Some("a".repeat(MAX_QUERY_TEXT_BYTES + 1)),
+                    text: Some("a".repeat(MAX_QUERY_TEXT_CHARS + 1)),
                     ..base()
                 },
-                "text longer than MAX_QUERY_TEXT_BYTES",
+                "text longer than MAX_QUERY_TEXT_CHARS",
             ),
             (
                 SearchQuery {

@@ -79,55 +79,36 @@ impl Prober for AlwaysReady {
     }
 }
 
-#[derive(Debug)]
+/// `cargo bench -p routing --bench dns -- [options]`.
+#[derive(Debug, clap::Parser)]
+#[command(about = "The DNS authority against Knot under dnsperf")]
 struct Options {
+    /// Seconds per dnsperf run.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
     secs: u64,
+    /// dnsperf's clients (sockets).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=256))]
     clients: u32,
+    /// dnsperf's threads.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
     threads: u32,
-    /// Offered rates of the paced runs; empty: half and a quarter of
-    /// Knot's max.
+    /// Offered rate of a paced run (repeat, at most 8); none: half and a
+    /// quarter of Knot's max.
+    #[arg(long = "qps", value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     paced_qps: Vec<u64>,
     /// The servers on the first CPU, dnsperf on the others, as if on
-    /// separate machines (`--pin`).
+    /// separate machines.
+    #[arg(long)]
     pin: bool,
+    /// Passed by `cargo bench` to every bench binary.
+    #[arg(long, hide = true)]
+    bench: bool,
 }
 
 impl Options {
     fn from_args() -> anyhow::Result<Self> {
-        let mut options = Options {
-            secs: 10,
-            clients: 4,
-            threads: 2,
-            paced_qps: Vec::new(),
-            pin: false,
-        };
-        let mut args = std::env::args().skip(1);
-        while let Some(arg) = args.next() {
-            let mut value = |name: &str| -> anyhow::Result<u64> {
-                args.next()
-                    .and_then(|v| v.parse().ok())
-                    .with_context(|| format!("{name} needs a whole number"))
-            };
-            match arg.as_str() {
-                // cargo bench passes it to every bench binary.
-                "--bench" => {}
-                "--secs" => options.secs = value("--secs")?.clamp(1, 300),
-                "--clients" => {
-                    options.clients = u32::try_from(value("--clients")?.clamp(1, 256))?;
-                }
-                "--threads" => {
-                    options.threads = u32::try_from(value("--threads")?.clamp(1, 64))?;
-                }
-                "--pin" => options.pin = true,
-                "--qps" => {
-                    ensure!(options.paced_qps.len() < 8, "at most 8 --qps");
-                    options.paced_qps.push(value("--qps")?.clamp(1, 10_000_000));
-                }
-                other => bail!(
-                    "unknown argument {other:?} (expected --secs, --clients, --threads, --qps, --pin)"
-                ),
-            }
-        }
+        let options = <Options as clap::Parser>::parse();
+        ensure!(options.paced_qps.len() <= 8, "at most 8 --qps");
         Ok(options)
     }
 }

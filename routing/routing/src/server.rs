@@ -13,9 +13,6 @@ use crate::checker::{Checker, HttpProber, Prober};
 use crate::config::{ADMIN_TOKEN_ENV, RoutingConfig};
 use crate::table::RegionTable;
 
-/// Largest config file read, in bytes.
-const MAX_CONFIG_BYTES: u64 = 1 << 20;
-
 /// A routing config with the files it names read and validated.
 #[derive(Debug, Clone)]
 pub struct Loaded {
@@ -24,29 +21,17 @@ pub struct Loaded {
     pub dns: DnsConfig,
 }
 
-fn read_bounded(path: &Path) -> anyhow::Result<String> {
-    let len = std::fs::metadata(path)
-        .with_context(|| format!("reading {}", path.display()))?
-        .len();
-    anyhow::ensure!(
-        len <= MAX_CONFIG_BYTES,
-        "{} is over {MAX_CONFIG_BYTES} bytes",
-        path.display()
-    );
-    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
-}
-
 /// Reads `routing.toml` and the topology and DNS files it names (relative
 /// to its directory).
 pub fn load(path: &Path) -> anyhow::Result<Loaded> {
-    let config = RoutingConfig::from_toml_str(&read_bounded(path)?)
+    let config = RoutingConfig::from_toml_str(&config_file::read(path)?)
         .with_context(|| format!("parsing {}", path.display()))?;
     let base: PathBuf = path.parent().unwrap_or(Path::new(".")).to_path_buf();
     let topology_path = base.join(&config.topology);
-    let topology = Topology::from_toml_str(&read_bounded(&topology_path)?)
+    let topology = Topology::from_toml_str(&config_file::read(&topology_path)?)
         .with_context(|| format!("in {}", topology_path.display()))?;
     let dns_path = base.join(&config.dns);
-    let dns = DnsConfig::from_toml_str(&read_bounded(&dns_path)?)
+    let dns = DnsConfig::from_toml_str(&config_file::read(&dns_path)?)
         .with_context(|| format!("in {}", dns_path.display()))?;
     Ok(Loaded {
         config,

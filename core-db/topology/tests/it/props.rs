@@ -40,3 +40,37 @@ proptest! {
         prop_assert_eq!(region.to_string(), name);
     }
 }
+
+/// The `PATTERN` an API document states for a name or id accepts exactly
+/// what parsing accepts: every string the pattern generates parses, and a
+/// near-miss parses if and only if the pattern matches it.
+mod patterns {
+    use super::*;
+
+    fn matches(pattern: &str, text: &str) -> bool {
+        regex::Regex::new(pattern).expect("pattern").is_match(text)
+    }
+
+    proptest! {
+        #[test]
+        fn what_a_pattern_generates_parses(
+            shard in ShardId::PATTERN.trim_start_matches('^').trim_end_matches('$'),
+            region in RegionId::PATTERN.trim_start_matches('^').trim_end_matches('$'),
+            id in ShardedId::PATTERN.trim_start_matches('^').trim_end_matches('$'),
+        ) {
+            prop_assert!(shard.parse::<ShardId>().is_ok(), "{}", shard);
+            prop_assert!(region.parse::<RegionId>().is_ok(), "{}", region);
+            prop_assert!(id.parse::<ShardedId>().is_ok(), "{}", id);
+        }
+
+        #[test]
+        fn a_near_miss_parses_iff_the_pattern_matches(
+            name in "[a-zA-Z0-9_.-]{0,40}",
+            id in "[a-z0-9]{0,9}[.]?[0-9A-Za-z]{24,27}",
+        ) {
+            prop_assert_eq!(name.parse::<ShardId>().is_ok(), matches(ShardId::PATTERN, &name), "{}", name);
+            prop_assert_eq!(name.parse::<RegionId>().is_ok(), matches(RegionId::PATTERN, &name), "{}", name);
+            prop_assert_eq!(id.parse::<ShardedId>().is_ok(), matches(ShardedId::PATTERN, &id), "{}", id);
+        }
+    }
+}

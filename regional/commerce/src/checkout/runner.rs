@@ -44,7 +44,9 @@ impl Commerce {
         }
         let currency = lines[0].unit_price.currency.clone();
         if lines.iter().any(|l| l.unit_price.currency != currency) {
-            return Err(invalid("cart", "all items must be priced in one currency"));
+            return Err(CommerceError::Unpayable {
+                reason: "its items are priced in more than one currency",
+            });
         }
         let amount_minor = lines.iter().try_fold(0i64, |sum, l| {
             l.unit_price
@@ -52,8 +54,13 @@ impl Commerce {
                 .checked_mul(l.qty)
                 .and_then(|v| sum.checked_add(v))
         });
-        let Some(amount_minor) = amount_minor else {
-            return Err(invalid("cart", "total overflows"));
+        // One payment holds at most what one price may be.
+        let Some(amount_minor) =
+            amount_minor.filter(|total| *total <= crate::catalog::MAX_PRICE_MINOR)
+        else {
+            return Err(CommerceError::Unpayable {
+                reason: "its total is past the bound",
+            });
         };
         let now_ms = self.now_ms();
         let order_id = self.new_id(owner.shard()).to_string();

@@ -3,4 +3,5 @@
 
 mod gc;
 mod harness;
+mod patterns;
 mod saga;

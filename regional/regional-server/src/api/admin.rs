@@ -4,8 +4,10 @@ use super::*;
 
 /// Creates or replaces a category.
 #[utoipa::path(put, path = "/v1/admin/categories/{slug}", tag = "admin", request_body = CategoryInput,
-    params(("slug" = String, Path, description = "a-z, 0-9, -")),
-    responses((status = 200, body = Category), (status = 401, body = Problem), (status = 422, body = Problem)))]
+    params(("slug" = inline(SlugParam), Path)),
+    responses((status = 200, body = Category),
+        (status = 422, body = Problem, description = "`unknown-category` (the parent) or `category-cycle`"),
+        (status = 503, body = Problem, description = "Nothing was applied; retry")))]
 pub(super) async fn put_category(
     State(state): State<AppState>,
     ApiPath(slug): ApiPath<String>,
@@ -16,8 +18,12 @@ pub(super) async fn put_category(
 
 /// Deletes an empty category.
 #[utoipa::path(delete, path = "/v1/admin/categories/{slug}", tag = "admin",
-    params(("slug" = String, Path, description = "a-z, 0-9, -")),
-    responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
+    params(("slug" = inline(SlugParam), Path)),
+    responses((status = 204, description = "Deleted"),
+        (status = 404, body = Problem, description = "No such category"),
+        (status = 409, body = Problem, description = "`category-in-use`"),
+        (status = 422, body = Problem, description = "The slug is malformed"),
+        (status = 503, body = Problem, description = "Nothing was applied; retry")))]
 pub(super) async fn delete_category(
     State(state): State<AppState>,
     ApiPath(slug): ApiPath<String>,
@@ -28,8 +34,10 @@ pub(super) async fn delete_category(
 
 /// Creates or replaces a product.
 #[utoipa::path(put, path = "/v1/admin/products/{sku}", tag = "admin", request_body = ProductInput,
-    params(("sku" = String, Path, description = "A-Z, 0-9, -")),
-    responses((status = 200, body = Product), (status = 401, body = Problem), (status = 422, body = Problem)))]
+    params(("sku" = inline(SkuParam), Path)),
+    responses((status = 200, body = Product),
+        (status = 422, body = Problem, description = "`unknown-category`"),
+        (status = 503, body = Problem, description = "Nothing was applied; retry")))]
 pub(super) async fn put_product(
     State(state): State<AppState>,
     ApiPath(sku): ApiPath<String>,
@@ -40,8 +48,11 @@ pub(super) async fn put_product(
 
 /// Deletes a product.
 #[utoipa::path(delete, path = "/v1/admin/products/{sku}", tag = "admin",
-    params(("sku" = String, Path, description = "A-Z, 0-9, -")),
-    responses((status = 204), (status = 404, body = Problem)))]
+    params(("sku" = inline(SkuParam), Path)),
+    responses((status = 204, description = "Deleted"),
+        (status = 404, body = Problem, description = "No such product"),
+        (status = 422, body = Problem, description = "The SKU is malformed"),
+        (status = 503, body = Problem, description = "Nothing was applied; retry")))]
 pub(super) async fn delete_product(
     State(state): State<AppState>,
     ApiPath(sku): ApiPath<String>,
@@ -53,13 +64,23 @@ pub(super) async fn delete_product(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RestockIn {
+    /// Units received.
+    #[schema(schema_with = restock_qty)]
     qty: i64,
+}
+
+fn restock_qty() -> utoipa::openapi::Object {
+    commerce::openapi::integer(1, commerce::inventory::MAX_QTY).build()
 }
 
 /// Adds stock of a SKU to a warehouse.
 #[utoipa::path(post, path = "/v1/admin/stock/{warehouse}/{sku}", tag = "admin", request_body = RestockIn,
-    params(("warehouse" = String, Path, description = "The warehouse's shard"), ("sku" = String, Path, description = "The SKU")),
-    responses((status = 200, body = StockLevel), (status = 401, body = Problem), (status = 422, body = Problem)))]
+    params(("warehouse" = inline(ShardParam), Path, description = "The warehouse's shard"), ("sku" = inline(SkuParam), Path)),
+    responses((status = 200, body = StockLevel),
+        (status = 404, body = Problem, description = "No such warehouse"),
+        (status = 421, body = Problem, description = "The warehouse's shard is not served here"),
+        (status = 422, body = Problem, description = "`unknown-sku`, or stock past its bound"),
+        (status = 503, body = Problem, description = "Nothing was applied; retry")))]
 pub(super) async fn restock(
     State(state): State<AppState>,
     ApiPath((warehouse, sku)): ApiPath<(String, String)>,
@@ -82,8 +103,12 @@ pub(super) struct StockAudit {
 
 /// Stock of a SKU in a warehouse, live and rebuilt from its event log.
 #[utoipa::path(get, path = "/v1/admin/stock/{warehouse}/{sku}", tag = "admin",
-    params(("warehouse" = String, Path, description = "The warehouse's shard"), ("sku" = String, Path, description = "The SKU")),
-    responses((status = 200, body = StockAudit), (status = 401, body = Problem)))]
+    params(("warehouse" = inline(ShardParam), Path, description = "The warehouse's shard"), ("sku" = inline(SkuParam), Path)),
+    responses((status = 200, body = StockAudit),
+        (status = 404, body = Problem, description = "No such warehouse"),
+        (status = 421, body = Problem, description = "The warehouse's shard is not served here"),
+        (status = 422, body = Problem, description = "The SKU is malformed"),
+        (status = 503, body = Problem, description = "Storage is busy; retry")))]
 pub(super) async fn audit_stock(
     State(state): State<AppState>,
     ApiPath((warehouse, sku)): ApiPath<(String, String)>,

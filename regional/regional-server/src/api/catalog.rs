@@ -6,9 +6,12 @@ use super::*;
 /// has seen catalog version N for this product sends
 /// `x-meridian-min-version: N`: a cached copy older than that is not used.
 #[utoipa::path(get, path = "/v1/products/{sku}", tag = "catalog",
-    params(("sku" = String, Path, description = "The product's SKU"),
-           ("x-meridian-min-version" = Option<u64>, Header, description = "Least catalog version the caller accepts")),
-    responses((status = 200, body = Product), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    params(("sku" = inline(SkuParam), Path),
+           ("x-meridian-min-version" = inline(Option<VersionParam>), Header, description = "Least catalog version the caller accepts")),
+    responses((status = 200, body = Product, headers(("etag" = String))),
+        (status = 404, body = Problem, description = "No such product"),
+        (status = 422, body = Problem, description = "The SKU is malformed"),
+        (status = 503, body = Problem, description = "Storage is busy; retry")))]
 pub(super) async fn get_product(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -47,8 +50,10 @@ pub(super) struct Availability {
 
 /// Units available to buy in each warehouse.
 #[utoipa::path(get, path = "/v1/products/{sku}/availability", tag = "catalog",
-    params(("sku" = String, Path, description = "The product's SKU")),
-    responses((status = 200, body = [Availability]), (status = 422, body = Problem)))]
+    params(("sku" = inline(SkuParam), Path)),
+    responses((status = 200, body = [Availability]),
+        (status = 422, body = Problem, description = "The SKU is malformed"),
+        (status = 503, body = Problem, description = "Storage is busy; retry")))]
 pub(super) async fn product_availability(
     State(state): State<AppState>,
     ApiPath(sku): ApiPath<String>,
@@ -66,7 +71,9 @@ pub(super) async fn product_availability(
 }
 
 /// Every category.
-#[utoipa::path(get, path = "/v1/categories", tag = "catalog", responses((status = 200, body = [Category])))]
+#[utoipa::path(get, path = "/v1/categories", tag = "catalog",
+    responses((status = 200, body = [Category]),
+        (status = 503, body = Problem, description = "Storage is busy; retry")))]
 pub(super) async fn list_categories(
     State(state): State<AppState>,
 ) -> Result<Json<Vec<Category>>, ApiError> {
@@ -78,15 +85,51 @@ pub(super) async fn list_categories(
 #[into_params(parameter_in = Query)]
 pub(super) struct SearchParams {
     /// Words to find in titles and descriptions.
+    #[param(schema_with = query_text)]
     q: Option<String>,
+    /// Only this category.
+    #[param(schema_with = commerce::openapi::slug)]
     category: Option<String>,
+    /// Least price, in minor units (a range with its least above its most
+    /// matches nothing).
     price_min_minor: Option<i64>,
+    /// Most price, in minor units.
     price_max_minor: Option<i64>,
-    /// `relevance` (default), `price_asc`, `price_desc`, `title_asc`.
-    sort: Option<String>,
+    #[param(inline)]
+    sort: Option<Sort>,
+    /// Hits to skip.
     #[serde(default)]
+    #[param(schema_with = offset)]
     offset: usize,
+    /// Hits per page (20 when absent).
+    #[param(schema_with = page_limit)]
     limit: Option<usize>,
+}
+
+/// The order of search hits.
+#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum Sort {
+    #[default]
+    Relevance,
+    PriceAsc,
+    PriceDesc,
+    TitleAsc,
+}
+
+fn query_text() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .max_length(Some(search::MAX_QUERY_TEXT_CHARS))
+        .build()
+}
+
+fn offset() -> utoipa::openapi::Object {
+    commerce::openapi::count(0, search::MAX_OFFSET as u64).build()
+}
+
+fn page_limit() -> utoipa::openapi::Object {
+    commerce::openapi::count(1, search::MAX_PAGE_LIMIT as u64).build()
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -108,27 +151,33 @@ pub(super) struct SearchOut {
 
 /// Full-text product search with filters, sort and pagination.
 #[utoipa::path(get, path = "/v1/search", tag = "catalog", params(SearchParams),
-    responses((status = 200, body = SearchOut), (status = 422, body = Problem)))]
+    responses((status = 200, body = SearchOut),
+        (status = 503, body = Problem, description = "Too many searches are waiting; retry")))]
 pub(super) async fn search(
     State(state): State<AppState>,
     ApiQuery(p): ApiQuery<SearchParams>,
 ) -> Result<Json<SearchOut>, ApiError> {
-    let sort = match p.sort.as_deref() {
-        None | Some("relevance") => search::Sort::Relevance,
-        Some("price_asc") => search::Sort::PriceAsc,
-        Some("price_desc") => search::Sort::PriceDesc,
-        Some("title_asc") => search::Sort::TitleAsc,
-        Some(other) => {
-            return Err(CommerceError::Invalid {
-                field: "sort",
-                reason: format!(
-                    "unknown sort {other:?}; use relevance, price_asc, price_desc or title_asc"
-                ),
-            }
-            .into());
-        }
+    let sort = match p.sort.unwrap_or_default() {
+        Sort::Relevance => search::Sort::Relevance,
+        Sort::PriceAsc => search::Sort::PriceAsc,
+        Sort::PriceDesc => search::Sort::PriceDesc,
+        Sort::TitleAsc => search::Sort::TitleAsc,
     };
-    let limit = p.limit.unwrap_or(20);
+    if let Some(category) = &p.category {
+        commerce::catalog::validate_slug(category)?;
+    }
+    let limit = p.limit.unwrap_or(search::DEFAULT_PAGE_LIMIT);
+    // A price range whose least is above its most holds nothing.
+    if let (Some(min), Some(max)) = (p.price_min_minor, p.price_max_minor)
+        && min > max
+    {
+        return Ok(Json(SearchOut {
+            total: 0,
+            offset: p.offset,
+            limit,
+            hits: Vec::new(),
+        }));
+    }
     let query = search::SearchQuery {
         text: p.q.filter(|q| !q.trim().is_empty()),
         category: p.category,

@@ -47,10 +47,22 @@ pub(super) async fn readyz(State(state): State<AppState>) -> Result<Json<Status>
     }))
 }
 
+/// Prometheus metrics of this service (its own series only).
+#[utoipa::path(get, path = "/metrics", tag = "ops",
+    responses((status = 200, body = String, content_type = "text/plain; version=0.0.4")))]
 pub(super) async fn metrics_text(State(state): State<AppState>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
     )
         .into_response()
+}
+
+/// This document.
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "ops",
+    responses((status = 200, body = Object, description = "The OpenAPI document")))]
+pub(super) async fn openapi_document(
+    axum::Extension(doc): axum::Extension<Arc<Value>>,
+) -> Json<Value> {
+    Json((*doc).clone())
 }

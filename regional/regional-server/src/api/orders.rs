@@ -5,16 +5,27 @@ use super::*;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CheckoutIn {
+    #[schema(schema_with = cart_id)]
     cart_id: String,
+}
+
+fn cart_id() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    <IdParam as utoipa::PartialSchema>::schema()
 }
 
 /// Checks out a cart. Needs an `Idempotency-Key` header: a retry with the
 /// same key returns the same order and never charges twice. 201: confirmed;
 /// 202: still running (payment outcome pending), retry with the same key;
 /// 409: failed and compensated (out of stock, payment declined).
-#[utoipa::path(post, path = "/v1/checkout", tag = "orders", request_body = CheckoutIn,
-    params(("Idempotency-Key" = String, Header, description = "1 to 128 visible ASCII characters, unique per checkout")),
-    responses((status = 201, body = Order), (status = 202, body = Order), (status = 409, body = Problem), (status = 422, body = Problem)))]
+#[utoipa::path(post, path = "/v1/checkout", tag = "orders", request_body = CheckoutIn, security(("session" = [])),
+    params(("Idempotency-Key" = inline(KeyParam), Header, description = "Unique per checkout; a retry with the same key never charges twice")),
+    responses((status = 201, body = Order, description = "Confirmed"),
+        (status = 202, body = Order, description = "Still running (payment outcome pending): retry with the same key"),
+        (status = 404, body = Problem, description = "No such cart of this shopper"),
+        (status = 409, body = Problem, description = "`checkout-failed` (compensated: out of stock, payment declined; `order_id` names the order) or `cart-in-checkout`"),
+        (status = 421, body = Problem, description = "The cart's shard is not served here"),
+        (status = 422, body = Problem, description = "`empty-cart`, `unpayable` (mixed currencies, a total past the bound), `idempotency-key-reused`, or a missing Idempotency-Key"),
+        (status = 503, body = Problem, description = "Nothing was applied; retry")))]
 pub(super) async fn checkout(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -72,14 +83,24 @@ pub(super) async fn checkout(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(super) struct ListParams {
-    /// An order id: list orders older than it.
+    /// One of the shopper's order ids: list orders older than it.
+    #[param(schema_with = cart_id)]
     before: Option<String>,
+    /// Orders per page (20 when absent).
+    #[param(schema_with = page_limit)]
     limit: Option<usize>,
 }
 
+fn page_limit() -> utoipa::openapi::Object {
+    commerce::openapi::count(1, commerce::orders::MAX_PAGE as u64).build()
+}
+
 /// The session's orders, newest first.
-#[utoipa::path(get, path = "/v1/orders", tag = "orders", params(ListParams),
-    responses((status = 200, body = OrderPage), (status = 401, body = Problem), (status = 422, body = Problem)))]
+#[utoipa::path(get, path = "/v1/orders", tag = "orders", params(ListParams), security(("session" = [])),
+    responses((status = 200, body = OrderPage),
+        (status = 404, body = Problem, description = "`before` is not one of this shopper's orders"),
+        (status = 421, body = Problem, description = "The shopper's shard is not served here"),
+        (status = 503, body = Problem, description = "Storage is busy; retry")))]
 pub(super) async fn list_orders(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -100,9 +121,12 @@ pub(super) async fn list_orders(
 }
 
 /// One of the session's orders.
-#[utoipa::path(get, path = "/v1/orders/{order_id}", tag = "orders",
-    params(("order_id" = String, Path, description = "`<shard>.<ulid>`")),
-    responses((status = 200, body = Order), (status = 400, body = Problem), (status = 404, body = Problem)))]
+#[utoipa::path(get, path = "/v1/orders/{order_id}", tag = "orders", security(("session" = [])),
+    params(("order_id" = inline(IdParam), Path)),
+    responses((status = 200, body = Order),
+        (status = 404, body = Problem, description = "No such order of this shopper"),
+        (status = 421, body = Problem, description = "The order's shard is not served here"),
+        (status = 503, body = Problem, description = "Storage is busy; retry")))]
 pub(super) async fn get_order(
     State(state): State<AppState>,
     headers: HeaderMap,

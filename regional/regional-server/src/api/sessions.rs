@@ -7,7 +7,15 @@ use super::*;
 pub(super) struct NewSession {
     /// The shard to create the shopper in; this region's home shard when absent.
     #[serde(default)]
+    #[schema(schema_with = shard)]
     shard: Option<String>,
+}
+
+fn shard() -> utoipa::openapi::schema::Schema {
+    commerce::openapi::nullable(
+        commerce::openapi::string(ShardId::PATTERN, 1, ShardId::MAX_LEN),
+        utoipa::openapi::Type::String,
+    )
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -20,7 +28,9 @@ pub(super) struct SessionOut {
 
 /// Starts a shopper session (a new shopper id in this region's shard).
 #[utoipa::path(post, path = "/v1/sessions", tag = "sessions", request_body = NewSession,
-    responses((status = 201, body = SessionOut), (status = 422, body = Problem), (status = 401, body = Problem)))]
+    responses((status = 201, body = SessionOut),
+        (status = 404, body = Problem, description = "No such shard"),
+        (status = 421, body = Problem, description = "The shard is not served here")))]
 pub(super) async fn create_session(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<NewSession>,

@@ -8,4 +8,5 @@ mod checkout;
 mod fixture;
 mod inventory;
 mod maybe_applied;
+mod openapi;
 mod validation;

@@ -1,6 +1,6 @@
 //! Free text that would be query syntax, or junk, never fails a search.
 
-use search::{MAX_QUERY_TEXT_BYTES, SearchError};
+use search::{MAX_QUERY_TEXT_CHARS, SearchError};
 
 use crate::support::{catalog, doc, ids, index_with, run, text};
 
@@ -72,26 +72,28 @@ fn unicode_text_is_searchable() {
 }
 
 #[test]
-fn text_over_the_byte_limit_is_invalid() {
+fn text_over_the_length_limit_is_invalid() {
     let index = index_with(catalog());
     let err = index
         .search(&text(&"a".repeat(300)))
-        .expect_err("300 bytes");
+        .expect_err("300 characters");
     assert!(
         matches!(
             err,
             SearchError::InvalidQuery {
-                reason: "text longer than MAX_QUERY_TEXT_BYTES"
+                reason: "text longer than MAX_QUERY_TEXT_CHARS"
             }
         ),
         "{err:?}"
     );
-    // The limit counts bytes, not characters: 129 two-byte characters are over it.
+    // The limit counts characters (what an API document's maxLength
+    // states), so its work is bounded by four bytes each.
     let err = index
-        .search(&text(&"é".repeat(MAX_QUERY_TEXT_BYTES / 2 + 1)))
-        .expect_err("258 bytes");
+        .search(&text(&"é".repeat(MAX_QUERY_TEXT_CHARS + 1)))
+        .expect_err("257 characters");
     assert!(matches!(err, SearchError::InvalidQuery { .. }), "{err:?}");
-    // Right at the limit it runs.
-    run(&index, &text(&"é".repeat(MAX_QUERY_TEXT_BYTES / 2)));
-    run(&index, &text(&"a ".repeat(MAX_QUERY_TEXT_BYTES / 2)));
+    // Right at the limit it runs, multi-byte characters included.
+    run(&index, &text(&"é".repeat(MAX_QUERY_TEXT_CHARS)));
+    run(&index, &text(&"𝄞".repeat(MAX_QUERY_TEXT_CHARS)));
+    run(&index, &text(&"a ".repeat(MAX_QUERY_TEXT_CHARS / 2)));
 }
