@@ -208,7 +208,10 @@ impl Commerce {
             let Some(watch) = watch else {
                 return Ok(page);
             };
-            match tokio::time::timeout_at(deadline, watch).await {
+            let waiting = WaiterGuard::new(&self.inner.feed_waiters);
+            let woken = tokio::time::timeout_at(deadline, watch).await;
+            drop(waiting);
+            match woken {
                 Err(_) => return Ok(page),
                 Ok(Err(e)) => return Err(e.into()),
                 Ok(Ok(())) => {}
@@ -357,5 +360,21 @@ pub fn search_doc(product: &Product) -> search::SearchDoc {
         category: product.category.clone(),
         price_minor: product.price.amount_minor,
         currency: product.price.currency.clone(),
+    }
+}
+
+/// Counts a long poll as waiting for as long as it lives.
+struct WaiterGuard<'a>(&'a tokio::sync::watch::Sender<usize>);
+
+impl<'a> WaiterGuard<'a> {
+    fn new(count: &'a tokio::sync::watch::Sender<usize>) -> Self {
+        count.send_modify(|n| *n += 1);
+        WaiterGuard(count)
+    }
+}
+
+impl Drop for WaiterGuard<'_> {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
     }
 }

@@ -166,6 +166,8 @@ struct Inner {
     faults: Faults,
     /// Where each shard's next saga-recovery pass starts.
     recovery_cursors: parking_lot::Mutex<std::collections::BTreeMap<ShardId, Vec<u8>>>,
+    /// Purge-feed long polls waiting on a change now.
+    feed_waiters: tokio::sync::watch::Sender<usize>,
 }
 
 impl Commerce {
@@ -189,12 +191,20 @@ impl Commerce {
                 cache: ProductCache::new(cache::DEFAULT_CAPACITY),
                 faults: Faults::default(),
                 recovery_cursors: Default::default(),
+                feed_waiters: tokio::sync::watch::Sender::new(0),
             }),
         })
     }
 
     pub fn region(&self) -> &RegionId {
         &self.inner.region
+    }
+
+    /// How many purge-feed long polls are waiting on a change, as it
+    /// changes (a test waits for a poll to be parked, an operator sees
+    /// the edges listening).
+    pub fn feed_waiters(&self) -> tokio::sync::watch::Receiver<usize> {
+        self.inner.feed_waiters.subscribe()
     }
 
     pub fn topology(&self) -> &Topology {

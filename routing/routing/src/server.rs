@@ -91,6 +91,11 @@ impl Sockets {
         anyhow::bail!("no port on {ip} was free for both UDP and TCP")
     }
 
+    /// Where the routing API listens.
+    pub fn api_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.api.local_addr()
+    }
+
     /// The DNS port (UDP and TCP).
     pub fn dns_port(&self) -> std::io::Result<u16> {
         Ok(self.dns_tcp.local_addr()?.port())

@@ -168,28 +168,17 @@ async fn up_starts_every_region_seeded_and_routed() {
     }
     // The routing layer probes the regions' /readyz and finds them healthy.
     let api = platform.routing_api.unwrap();
-    let mut healthy = 0;
-    for _ in 0..100 {
-        let table: serde_json::Value = client
-            .get(format!("http://{api}/v1/table"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        healthy = table["regions"]
-            .as_array()
-            .unwrap()
+    // Followed by the table's long poll, not a clock.
+    routing::client::table_when(&client, &format!("http://{api}"), 20, |table| {
+        table
+            .regions
             .iter()
-            .filter(|r| r["health"] == "healthy")
-            .count();
-        if healthy == 3 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert_eq!(healthy, 3);
+            .filter(|r| r.health == topology::routing::Health::Healthy)
+            .count()
+            == 3
+    })
+    .await
+    .unwrap();
     // Every service in the process serves its own metrics, labelled: each
     // region only its own series, the routing layer its own.
     let names: Vec<String> = platform

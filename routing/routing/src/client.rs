@@ -1,0 +1,56 @@
+//! A client of the routing API's table: waits for the table to reach a
+//! state by following its long poll (`GET /v1/table/watch`), never by
+//! polling on a clock. Drills, `meridian` and tests wait on failovers with
+//! it.
+
+use anyhow::Context;
+use topology::routing::{MAX_WATCH_MS, RoutingTable};
+
+/// The table at `api` (e.g. `http://127.0.0.1:8080`) once `holds` is true
+/// of it. Follows each change; fails when a whole long poll
+/// ([`MAX_WATCH_MS`]) passes with no change and the condition still false,
+/// or after `max_changes` changes without it.
+pub async fn table_when(
+    client: &reqwest::Client,
+    api: &str,
+    max_changes: usize,
+    holds: impl Fn(&RoutingTable) -> bool,
+) -> anyhow::Result<RoutingTable> {
+    let mut table = fetch(client, &format!("{api}/v1/table")).await?;
+    for _ in 0..max_changes {
+        if holds(&table) {
+            return Ok(table);
+        }
+        let next = fetch(
+            client,
+            &format!(
+                "{api}/v1/table/watch?since={}&timeout_ms={MAX_WATCH_MS}",
+                table.version
+            ),
+        )
+        .await?;
+        anyhow::ensure!(
+            next.version > table.version || holds(&next),
+            "the routing table did not change for {MAX_WATCH_MS} ms and the condition does not hold: {next:?}"
+        );
+        table = next;
+    }
+    anyhow::ensure!(
+        holds(&table),
+        "{max_changes} routing table changes and the condition still does not hold: {table:?}"
+    );
+    Ok(table)
+}
+
+async fn fetch(client: &reqwest::Client, url: &str) -> anyhow::Result<RoutingTable> {
+    client
+        .get(url)
+        .send()
+        .await
+        .with_context(|| format!("GET {url}"))?
+        .error_for_status()
+        .with_context(|| format!("GET {url}"))?
+        .json()
+        .await
+        .with_context(|| format!("reading {url}"))
+}
