@@ -61,6 +61,10 @@ pub struct ShardRoute {
 /// edge asks for).
 pub const MAX_WATCH_MS: u64 = 30_000;
 
+/// A POP's row: the same shape as a region's (its name follows the same
+/// rules), probed on its `/healthz`.
+pub type PopStatus = RegionStatus;
+
 /// The whole table. `version` increases on every change.
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -68,6 +72,10 @@ pub struct RoutingTable {
     pub version: u64,
     pub regions: Vec<RegionStatus>,
     pub shards: Vec<ShardRoute>,
+    /// The edge POPs the routing layer probes (for the storefront's DNS
+    /// name); empty when it knows none.
+    #[serde(default)]
+    pub pops: Vec<PopStatus>,
 }
 
 impl RoutingTable {
@@ -100,20 +108,7 @@ impl RoutingTable {
     /// to a point first: the one order in which the DNS authority answers
     /// `api` and an edge tries regions for reads any region answers.
     pub fn serving_nearest_first(&self, latitude: f64, longitude: f64) -> Vec<&RegionStatus> {
-        let mut serving: Vec<(bool, f64, &RegionStatus)> = self
-            .regions
-            .iter()
-            .filter(|r| r.health.serves())
-            .map(|r| {
-                (
-                    r.health != Health::Healthy,
-                    great_circle_km(latitude, longitude, r.latitude, r.longitude),
-                    r,
-                )
-            })
-            .collect();
-        serving.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
-        serving.into_iter().map(|(_, _, r)| r).collect()
+        serving_nearest_first(&self.regions, latitude, longitude)
     }
 
     /// The serving region nearest to a point, healthy before degraded.
@@ -122,6 +117,39 @@ impl RoutingTable {
             .into_iter()
             .next()
     }
+
+    pub fn pop(&self, name: &RegionId) -> Option<&PopStatus> {
+        self.pops.iter().find(|p| &p.name == name)
+    }
+
+    /// The serving POP nearest to a point, healthy before degraded, by the
+    /// same rule as regions: what the storefront's DNS name answers.
+    pub fn nearest_serving_pop(&self, latitude: f64, longitude: f64) -> Option<&PopStatus> {
+        serving_nearest_first(&self.pops, latitude, longitude)
+            .into_iter()
+            .next()
+    }
+}
+
+/// Serving rows, healthy before degraded, each group nearest first.
+fn serving_nearest_first(
+    rows: &[RegionStatus],
+    latitude: f64,
+    longitude: f64,
+) -> Vec<&RegionStatus> {
+    let mut serving: Vec<(bool, f64, &RegionStatus)> = rows
+        .iter()
+        .filter(|r| r.health.serves())
+        .map(|r| {
+            (
+                r.health != Health::Healthy,
+                great_circle_km(latitude, longitude, r.latitude, r.longitude),
+                r,
+            )
+        })
+        .collect();
+    serving.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    serving.into_iter().map(|(_, _, r)| r).collect()
 }
 
 /// Great-circle distance in kilometres (haversine, mean Earth radius).

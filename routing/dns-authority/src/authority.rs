@@ -8,10 +8,12 @@
 //! |-------------------------|-------------------------------------------------|
 //! | `<zone>`                | SOA, NS (plus in-zone name servers' glue)        |
 //! | `api.<zone>`            | nearest serving region to the client             |
+//! | `www.<zone>`            | nearest serving edge POP to the client (the storefront) |
+//! | `<pop>.pop.<zone>`      | that POP, while its health serves                |
 //! | `<region>.api.<zone>`   | that region, while its health serves             |
 //! | `<shard>.shard.<zone>`  | the shard's active region                        |
 //! | in-zone name server     | its configured addresses                         |
-//! | `shard.<zone>`, parents of name servers | nothing (empty non-terminals)     |
+//! | `shard.<zone>`, `pop.<zone>`, parents of name servers | nothing (empty non-terminals) |
 //!
 //! Anything else in the zone is NXDOMAIN; outside it, REFUSED. Negative
 //! answers carry the SOA in the authority section (RFC 2308).
@@ -30,7 +32,7 @@ use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseI
 use hickory_server::zone_handler::MessageResponseBuilder;
 use ipnet::IpNet;
 use tokio::sync::watch;
-use topology::routing::{RegionStatus, RoutingTable};
+use topology::routing::{PopStatus, RegionStatus, RoutingTable};
 use tracing::{debug, warn};
 
 use crate::config::{ConfigError, DnsConfig, TtlConfig};
@@ -79,6 +81,10 @@ struct NsHost {
 enum Node<'t> {
     Apex,
     Api,
+    /// `www.<zone>`: the storefront, at the nearest serving POP.
+    Storefront,
+    /// `<pop>.pop.<zone>` for a POP in the table.
+    Pop(&'t PopStatus),
     /// `<region>.api.<zone>` for a region in the table.
     Region(&'t RegionStatus),
     /// `<shard>.shard.<zone>` for a shard in the table, with its active
@@ -259,7 +265,7 @@ impl Authority {
                 RecordType::ANY => reply.static_answers = &self.soa,
                 _ => {}
             },
-            Some(Node::Api) => {
+            Some(node @ (Node::Api | Node::Storefront)) => {
                 if let Some(family) = Family::of(qtype) {
                     let client = match subnet.and_then(|s| s.net) {
                         Some(net) => net.network(),
@@ -270,11 +276,25 @@ impl Authority {
                     let located = self.locations.locate(client);
                     scope_prefix = located.scope_prefix;
                     let point = located.point;
-                    if let Some(region) = table.nearest_serving(point.latitude, point.longitude) {
-                        debug!(%client, region = %region.name, "api answer");
+                    let nearest = match node {
+                        Node::Storefront => {
+                            table.nearest_serving_pop(point.latitude, point.longitude)
+                        }
+                        _ => table.nearest_serving(point.latitude, point.longitude),
+                    };
+                    if let Some(row) = nearest {
+                        debug!(%client, to = %row.name, "nearest answer");
                         reply.answers =
-                            address_records(owner, &region.addresses, family, self.ttl.api_s);
+                            address_records(owner, &row.addresses, family, self.ttl.api_s);
                     }
+                }
+            }
+            Some(Node::Pop(pop)) => {
+                if let Some(family) = Family::of(qtype)
+                    && pop.health.serves()
+                {
+                    reply.answers =
+                        address_records(owner, &pop.addresses, family, self.ttl.region_s);
                 }
             }
             Some(Node::Region(region)) => {
@@ -328,7 +348,15 @@ impl Authority {
         let node = match (depth, labels.next(), labels.next()) {
             (0, _, _) => Some(Node::Apex),
             (1, Some(b"api"), _) => Some(Node::Api),
-            (1, Some(b"shard"), _) => Some(Node::EmptyNonTerminal),
+            (1, Some(b"www"), _) => Some(Node::Storefront),
+            (1, Some(b"shard" | b"pop"), _) => Some(Node::EmptyNonTerminal),
+            (2, Some(pop), Some(b"pop")) => {
+                return table
+                    .pops
+                    .iter()
+                    .find(|p| p.name.as_str().as_bytes() == pop)
+                    .map(Node::Pop);
+            }
             (2, Some(region), Some(b"api")) => {
                 // Case-folded by `LowerName`; region names are lowercase.
                 return table

@@ -65,7 +65,13 @@ impl From<TableError> for Problem {
                 "Unknown region",
                 e.to_string(),
             ),
-            TableError::MissingEndpoint { .. } => Problem::new(
+            TableError::UnknownPop { .. } => Problem::new(
+                StatusCode::NOT_FOUND,
+                "unknown-pop",
+                "Unknown POP",
+                e.to_string(),
+            ),
+            TableError::MissingEndpoint { .. } | TableError::DuplicatePop { .. } => Problem::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "misconfigured",
                 "Routing misconfigured",

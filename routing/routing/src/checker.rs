@@ -1,4 +1,5 @@
-//! The health checker: one task per region probing its `/readyz` every
+//! The health checker: one task per region probing its `/readyz` (and per
+//! POP probing its `/healthz`) every
 //! `interval_ms` with a `timeout_ms` bound, feeding the outcomes to the
 //! region table. Probing is behind [`Prober`] so tests can inject faults.
 
@@ -69,26 +70,51 @@ impl Checker {
         let policy = table.policy().clone();
         let interval = Duration::from_millis(policy.interval_ms);
         let timeout = Duration::from_millis(policy.timeout_ms);
-        let tasks = table
-            .endpoints()
-            .into_iter()
-            .map(|endpoint| {
-                let (table, prober) = (table.clone(), prober.clone());
-                tokio::spawn(async move {
-                    let mut ticks = tokio::time::interval(interval);
-                    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                    loop {
-                        ticks.tick().await;
-                        let outcome = prober.probe(&endpoint.readyz_url, timeout).await;
-                        table.metrics().record_probe(&endpoint.name, outcome);
-                        if let Err(e) = table.observe(&endpoint.name, outcome) {
-                            tracing::error!(error = %e, "probe of a region the table lacks");
-                            return;
-                        }
-                    }
-                })
-            })
-            .collect();
+        let mut tasks: Vec<JoinHandle<()>> = Vec::new();
+        for endpoint in table.endpoints() {
+            let table = table.clone();
+            tasks.push(tokio::spawn(probe_loop(
+                prober.clone(),
+                endpoint.readyz_url.clone(),
+                interval,
+                timeout,
+                move |outcome| {
+                    table.metrics().record_probe(&endpoint.name, outcome);
+                    table.observe(&endpoint.name, outcome)
+                },
+            )));
+        }
+        // POPs, on their health route, by the same policy.
+        for pop in table.pop_endpoints() {
+            let table = table.clone();
+            tasks.push(tokio::spawn(probe_loop(
+                prober.clone(),
+                pop.endpoint.readyz_url.clone(),
+                interval,
+                timeout,
+                move |outcome| table.observe_pop(&pop.endpoint.name, outcome),
+            )));
+        }
         Checker { tasks }
+    }
+}
+
+/// Probes `url` every `interval` until `observe` refuses an outcome.
+async fn probe_loop(
+    prober: Arc<dyn Prober>,
+    url: String,
+    interval: Duration,
+    timeout: Duration,
+    observe: impl Fn(ProbeOutcome) -> Result<(), crate::table::TableError>,
+) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let outcome = prober.probe(&url, timeout).await;
+        if let Err(e) = observe(outcome) {
+            tracing::error!(error = %e, url, "probe of an endpoint the table lacks");
+            return;
+        }
     }
 }

@@ -4,7 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use crate::health::HealthPolicy;
-use crate::table::RegionEndpoint;
+use crate::table::{PopEndpoint, RegionEndpoint};
 
 /// Environment variable that overrides `admin_token`.
 pub const ADMIN_TOKEN_ENV: &str = "MERIDIAN_ROUTING_ADMIN_TOKEN";
@@ -25,6 +25,29 @@ pub struct RoutingConfig {
     #[serde(default)]
     pub health: HealthPolicy,
     pub regions: Vec<RegionConfig>,
+    /// The edge POPs: probed like the regions, answered by the storefront's
+    /// DNS name (`www.<zone>`: the nearest serving POP to the client).
+    #[serde(default)]
+    pub pops: Vec<PopConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PopConfig {
+    /// The POP's name (the rules of a region's name), e.g. `dub`.
+    pub name: topology::RegionId,
+    /// Where the POP serves, e.g. `http://127.0.2.1:8201`.
+    pub base_url: String,
+    #[serde(default = "default_healthz")]
+    pub healthz_path: String,
+    /// What DNS answers for the POP.
+    pub addresses: Vec<IpAddr>,
+    pub latitude: f64,
+    pub longitude: f64,
+}
+
+fn default_healthz() -> String {
+    "/healthz".into()
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
@@ -46,6 +69,22 @@ fn default_readyz() -> String {
 impl RoutingConfig {
     pub fn from_toml_str(text: &str) -> Result<Self, toml::de::Error> {
         toml::from_str(text)
+    }
+
+    pub fn pop_endpoints(&self) -> Vec<PopEndpoint> {
+        self.pops
+            .iter()
+            .map(|p| PopEndpoint {
+                endpoint: RegionEndpoint {
+                    name: p.name.clone(),
+                    base_url: p.base_url.trim_end_matches('/').to_owned(),
+                    readyz_url: format!("{}{}", p.base_url.trim_end_matches('/'), p.healthz_path),
+                    addresses: p.addresses.clone(),
+                },
+                latitude: p.latitude,
+                longitude: p.longitude,
+            })
+            .collect()
     }
 
     pub fn endpoints(&self) -> Vec<RegionEndpoint> {

@@ -114,7 +114,9 @@ pub async fn run(
         loaded.config.endpoints(),
         loaded.config.health.clone(),
     )
-    .context("building the region table")?;
+    .context("building the region table")?
+    .with_pops(loaded.config.pop_endpoints())
+    .context("adding the POPs to the region table")?;
     let prober = match prober {
         Some(p) => p,
         None => Arc::new(HttpProber::new().context("building the HTTP prober")?),

@@ -28,6 +28,15 @@ pub struct RegionEndpoint {
     pub addresses: Vec<IpAddr>,
 }
 
+/// An edge POP as configured: a region-like endpoint with its place.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PopEndpoint {
+    /// `readyz_url` is the POP's health route.
+    pub endpoint: RegionEndpoint,
+    pub latitude: f64,
+    pub longitude: f64,
+}
+
 /// One change in the timeline.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Event {
@@ -52,6 +61,11 @@ pub enum EventKind {
         from: Option<RegionId>,
         to: Option<RegionId>,
     },
+    PopHealth {
+        pop: RegionId,
+        from: Health,
+        to: Health,
+    },
 }
 
 #[derive(Debug)]
@@ -74,8 +88,15 @@ impl RegionState {
 }
 
 #[derive(Debug)]
+struct PopState {
+    endpoint: PopEndpoint,
+    probes: RegionHealth,
+}
+
+#[derive(Debug)]
 struct State {
     regions: Vec<RegionState>,
+    pops: Vec<PopState>,
     shards: Vec<(ShardId, RegionId, Vec<RegionId>)>,
     version: u64,
     events: VecDeque<Event>,
@@ -88,6 +109,10 @@ pub enum TableError {
     UnknownRegion { region: RegionId },
     #[error("region {region} of the topology has no endpoint configured")]
     MissingEndpoint { region: RegionId },
+    #[error("unknown POP {pop}")]
+    UnknownPop { pop: RegionId },
+    #[error("POP {pop} is configured twice")]
+    DuplicatePop { pop: RegionId },
 }
 
 /// The shared region table.
@@ -145,6 +170,7 @@ impl RegionTable {
             .collect();
         let state = State {
             regions,
+            pops: Vec::new(),
             shards,
             version: 1,
             events: VecDeque::new(),
@@ -158,6 +184,78 @@ impl RegionTable {
             published,
             metrics,
         })
+    }
+
+    /// The same table, also probing `pops` (for the storefront's DNS
+    /// name). Call before sharing it.
+    pub fn with_pops(self, pops: Vec<PopEndpoint>) -> Result<Self, TableError> {
+        {
+            let mut state = self.state.lock();
+            for pop in pops {
+                if state
+                    .pops
+                    .iter()
+                    .any(|p| p.endpoint.endpoint.name == pop.endpoint.name)
+                {
+                    return Err(TableError::DuplicatePop {
+                        pop: pop.endpoint.name,
+                    });
+                }
+                state.pops.push(PopState {
+                    endpoint: pop,
+                    probes: RegionHealth::new(),
+                });
+            }
+            self.published.send_replace(Arc::new(snapshot(&state)));
+        }
+        Ok(self)
+    }
+
+    /// The POPs to probe.
+    pub fn pop_endpoints(&self) -> Vec<PopEndpoint> {
+        self.state
+            .lock()
+            .pops
+            .iter()
+            .map(|p| p.endpoint.clone())
+            .collect()
+    }
+
+    /// Feeds a probe outcome for a POP.
+    pub fn observe_pop(&self, pop: &RegionId, outcome: ProbeOutcome) -> Result<(), TableError> {
+        let mut state = self.state.lock();
+        let row = state
+            .pops
+            .iter_mut()
+            .find(|p| &p.endpoint.endpoint.name == pop)
+            .ok_or_else(|| TableError::UnknownPop { pop: pop.clone() })?;
+        let from = row.probes.health();
+        if row.probes.observe(outcome, &self.policy).is_none() {
+            return Ok(());
+        }
+        let to = row.probes.health();
+        if from == to {
+            return Ok(());
+        }
+        state.version += 1;
+        let (at_ms, version) = (now_ms(), state.version);
+        let kind = EventKind::PopHealth {
+            pop: pop.clone(),
+            from,
+            to,
+        };
+        tracing::info!(?kind, version, "routing change");
+        state.events.push_back(Event {
+            at_ms,
+            version,
+            kind,
+        });
+        while state.events.len() > MAX_EVENTS {
+            state.events.pop_front();
+        }
+        self.metrics.record_table(&snapshot(&state));
+        self.published.send_replace(Arc::new(snapshot(&state)));
+        Ok(())
     }
 
     pub fn policy(&self) -> &HealthPolicy {
@@ -314,5 +412,18 @@ fn snapshot(state: &State) -> RoutingTable {
             })
             .collect(),
         shards: routes(state),
+        pops: state
+            .pops
+            .iter()
+            .map(|p| RegionStatus {
+                name: p.endpoint.endpoint.name.clone(),
+                latitude: p.endpoint.latitude,
+                longitude: p.endpoint.longitude,
+                health: p.probes.health(),
+                base_url: p.endpoint.endpoint.base_url.clone(),
+                addresses: p.endpoint.endpoint.addresses.clone(),
+                probe_latency_ms: p.probes.latency_ms(),
+            })
+            .collect(),
     }
 }

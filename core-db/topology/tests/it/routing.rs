@@ -31,6 +31,7 @@ fn table(us: Health, eu: Health, ap: Health) -> RoutingTable {
             ],
             active: Some("us-east".parse().expect("valid name")),
         }],
+        pops: Vec::new(),
     }
 }
 

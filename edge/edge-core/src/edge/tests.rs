@@ -70,6 +70,7 @@ fn table() -> RoutingTable {
             standbys: vec!["eu-west".parse().unwrap()],
             active: Some("us-east".parse().unwrap()),
         }],
+        pops: Vec::new(),
     }
 }
 

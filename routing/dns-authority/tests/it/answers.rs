@@ -1,8 +1,10 @@
 //! Positive answers: SOA, NS and glue, `api` by client location,
-//! `<region>.api`, `<shard>.shard`.
+//! `<region>.api`, `<shard>.shard`, `www` (the nearest POP) and `<pop>.pop`.
+
+use topology::routing::{Health, RegionStatus, RoutingTable};
 
 use crate::harness::{
-    AP_SOUTHEAST_V4, EU_WEST_V4, EU_WEST_V6, TestServer, US_EAST_V4, US_EAST_V6, ip,
+    AP_SOUTHEAST_V4, CONFIG, EU_WEST_V4, EU_WEST_V6, TestServer, US_EAST_V4, US_EAST_V6, ip, table,
 };
 
 #[test]
@@ -200,4 +202,65 @@ fn shard_names_answer_the_home_region_while_it_serves() {
         assert_eq!(dig.answers("A"), [addr], "{}", dig.raw);
         assert_eq!(dig.answer[0].ttl, 7);
     }
+}
+
+/// Four POPs, one in each client area and one more far from all of them.
+fn with_pops(table: &mut RoutingTable) {
+    let pop = |name: &str, latitude: f64, longitude: f64, address: &str| RegionStatus {
+        name: name.parse().unwrap(),
+        latitude,
+        longitude,
+        health: Health::Healthy,
+        base_url: format!("http://{name}.invalid"),
+        addresses: vec![address.parse().unwrap()],
+        probe_latency_ms: Some(1.0),
+    };
+    table.pops = vec![
+        pop("dub", 53.35, -6.26, "192.0.2.21"),
+        pop("iad", 39.04, -77.49, "192.0.2.22"),
+        pop("sin", 1.35, 103.99, "192.0.2.23"),
+        pop("sfo", 37.62, -122.38, "192.0.2.24"),
+    ];
+}
+
+/// `www` (the storefront) answers the nearest serving POP to the client,
+/// `<pop>.pop` that POP while it serves; a POP that goes down leaves the
+/// storefront's answers at once.
+#[test]
+fn the_storefront_answers_the_nearest_serving_pop() {
+    let mut pops = table();
+    with_pops(&mut pops);
+    let server = TestServer::with(CONFIG, pops);
+    let near = |subnet: &str| {
+        let dig = server.dig(&["www.shop.example.", "A", &format!("+subnet={subnet}")]);
+        assert_eq!(dig.status, "NOERROR", "{}", dig.raw);
+        assert!(dig.has_flag("aa"), "{}", dig.raw);
+        dig.answers("A")
+    };
+    assert_eq!(near("10.1.0.0/24"), ["192.0.2.22"]);
+    assert_eq!(near("10.2.0.0/24"), ["192.0.2.21"]);
+    assert_eq!(near("10.3.0.0/24"), ["192.0.2.23"]);
+    let sfo = server.dig(&["sfo.pop.shop.example.", "A"]);
+    assert_eq!(sfo.answers("A"), ["192.0.2.24"], "{}", sfo.raw);
+    // `pop.<zone>` exists only because names below it do.
+    server
+        .dig(&["pop.shop.example.", "A"])
+        .assert_negative("NOERROR");
+    server
+        .dig(&["nosuch.pop.shop.example.", "A"])
+        .assert_negative("NXDOMAIN");
+
+    server.update(|t| {
+        for p in &mut t.pops {
+            if p.name.as_str() == "dub" {
+                p.health = Health::Down;
+            }
+        }
+    });
+    // Dublin's clients go to the next nearest serving POP (Ashburn), and
+    // Dublin's own name stops answering.
+    assert_eq!(near("10.2.0.0/24"), ["192.0.2.22"]);
+    let dub = server.dig(&["dub.pop.shop.example.", "A"]);
+    assert_eq!(dub.status, "NOERROR", "{}", dub.raw);
+    assert!(dub.answers("A").is_empty(), "{}", dub.raw);
 }

@@ -114,6 +114,7 @@ pub fn table() -> RoutingTable {
             shard("eu", "eu-west", ["us-east", "ap-southeast"]),
             shard("ap", "ap-southeast", ["us-east", "eu-west"]),
         ],
+        pops: Vec::new(),
     }
 }
 

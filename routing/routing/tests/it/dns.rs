@@ -68,6 +68,7 @@ async fn shard_answer_follows_failover_over_udp_and_tcp() {
             ..HealthPolicy::default()
         },
         regions,
+        pops: Vec::new(),
     };
     let dns_text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
