@@ -645,7 +645,7 @@ impl Running {
 }
 
 /// Starts every POP of `config` (binding `listen`, or an ephemeral port of
-/// 127.0.0.1 when `ephemeral`), with its watchers.
+/// its address when `ephemeral`), with its watchers.
 pub async fn start(config: &HostConfig, ephemeral: bool) -> anyhow::Result<Running> {
     let host = Arc::new(EdgeHost::load(
         &config.component,
@@ -678,8 +678,10 @@ pub async fn start(config: &HostConfig, ephemeral: bool) -> anyhow::Result<Runni
             },
             config.edge_config(pop)?,
         ));
+        // Ephemeral: the configured address on a port the kernel picks,
+        // so each POP keeps its own loopback address.
         let addr = if ephemeral {
-            SocketAddr::from(([127, 0, 0, 1], 0))
+            SocketAddr::new(pop.listen.ip(), 0)
         } else {
             pop.listen
         };

@@ -265,11 +265,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
         *durability = db_embedded::Durability::Buffer;
     }
     loaded.seed.products = 10_000;
+    // The bench runs its own edge hosts below.
+    loaded.edge = None;
     eprintln!("bench-edge: starting the platform (seeding 10,000 products)");
     let platform = meridian::platform::start(
         &loaded,
         meridian::platform::StartOptions {
             ephemeral_ports: true,
+            component: None,
         },
     )
     .await?;

@@ -20,6 +20,12 @@ pub struct MeridianConfig {
     /// The routing layer's config, relative to this file.
     #[serde(default)]
     pub routing: Option<PathBuf>,
+    /// The edge POPs' config (edge-host's), relative to this file. `up`
+    /// runs them in this process in front of the regions, points them at
+    /// its routing layer, and has the routing layer probe them (and DNS
+    /// answer the storefront's name with them).
+    #[serde(default)]
+    pub edge: Option<PathBuf>,
     #[serde(default)]
     pub seed: SeedConfig,
     /// The simulated payment provider every region of `up` calls (one, as
@@ -59,6 +65,8 @@ pub struct Loaded {
     pub regions: Vec<PathBuf>,
     /// The routing config file, resolved.
     pub routing: Option<PathBuf>,
+    /// The edge config file, resolved.
+    pub edge: Option<PathBuf>,
     pub seed: SeedConfig,
     pub payments: commerce::SimulatedGatewayConfig,
 }
@@ -87,6 +95,7 @@ pub fn load(path: &Path) -> anyhow::Result<Loaded> {
         storage,
         regions: config.regions.iter().map(|r| base.join(r)).collect(),
         routing: config.routing.as_ref().map(|r| base.join(r)),
+        edge: config.edge.as_ref().map(|e| base.join(e)),
         seed: config.seed,
         payments: {
             let mut payments = config.payments;

@@ -1,8 +1,11 @@
 //! The local platform, in one process: every region's service over one
-//! shared storage (one embedded store per shard), the demo catalog, and the
-//! routing layer (health checks, routing API, DNS) probing the regions.
+//! shared storage (one embedded store per shard), the demo catalog, the
+//! routing layer (health checks, routing API, DNS) probing the regions and
+//! the POPs, and the edge POPs (the Spin component in edge-host) in front
+//! of the regions, each server on its own loopback address.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -13,22 +16,28 @@ use topology::RegionId;
 
 use crate::config::Loaded;
 
-/// How `start` binds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// How `start` binds and what it runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StartOptions {
-    /// Bind every server on an ephemeral port of 127.0.0.1 instead of the
-    /// configured addresses (tests).
+    /// Bind every server on an ephemeral port of its configured address
+    /// instead of the configured port (tests).
     pub ephemeral_ports: bool,
+    /// The edge component to run instead of the edge config's (what `up`
+    /// has just built).
+    pub component: Option<PathBuf>,
 }
 
 /// A running platform; dropping it does not stop it, [`Platform::stop`] does.
 #[derive(Debug)]
 pub struct Platform {
     pub regions: Vec<(RegionId, SocketAddr, Region)>,
+    /// Each edge POP's name and address.
+    pub pops: Vec<(String, SocketAddr)>,
     pub routing_api: Option<SocketAddr>,
     pub dns: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<anyhow::Result<()>>,
+    edges: Option<edge_host::Running>,
 }
 
 /// Environment overrides a region may take when several share a process:
@@ -44,6 +53,26 @@ fn shared_env(name: &str) -> Option<String> {
 /// starts every region and the routing layer.
 pub async fn start(loaded: &Loaded, options: StartOptions) -> anyhow::Result<Platform> {
     anyhow::ensure!(!loaded.regions.is_empty(), "the config names no region");
+    let edge_config = match &loaded.edge {
+        Some(path) => {
+            let mut config =
+                edge_host::config::HostConfig::load(path, |name| std::env::var(name).ok())
+                    .with_context(|| format!("loading {}", path.display()))?;
+            if let Some(component) = &options.component {
+                config.component = component.clone();
+            }
+            // Before anything is opened or seeded.
+            anyhow::ensure!(
+                config.component.is_file(),
+                "the edge component {} is missing: run `up` without --no-build, or build it with \
+                 `cargo build -p edge-spin --target wasm32-wasip2 --release`",
+                config.component.display()
+            );
+            Some(config)
+        }
+        None => None,
+    };
+
     let shards = crate::open_storage(&loaded.storage, &loaded.topology)?;
     let gateway = regional_server::storage::open_gateway(
         &loaded.payments,
@@ -56,11 +85,7 @@ pub async fn start(loaded: &Loaded, options: StartOptions) -> anyhow::Result<Pla
         let region_config = regional_server::config::load(path, shared_env)
             .with_context(|| format!("loading {}", path.display()))?;
         let region = Region::from_config(&region_config, shards.clone(), gateway.clone())?;
-        let addr = if options.ephemeral_ports {
-            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)
-        } else {
-            region_config.config.listen
-        };
+        let addr = ephemeral(region_config.config.listen, options.ephemeral_ports);
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding {addr} for {}", region_config.config.region))?;
@@ -88,7 +113,7 @@ pub async fn start(loaded: &Loaded, options: StartOptions) -> anyhow::Result<Pla
         running.push((name, local, region));
     }
 
-    let (mut routing_api, mut dns) = (None, None);
+    let (mut routing_api, mut dns, mut routing_run) = (None, None, None);
     if let Some(path) = &loaded.routing {
         let mut routing = routing::server::load(path)?;
         let sockets = if options.ephemeral_ports {
@@ -98,15 +123,49 @@ pub async fn start(loaded: &Loaded, options: StartOptions) -> anyhow::Result<Pla
                     endpoint.base_url = format!("http://{addr}");
                 }
             }
-            routing::server::Sockets::bind_ephemeral(IpAddr::V4(Ipv4Addr::LOCALHOST)).await?
+            routing::server::Sockets::bind_ephemeral(routing.config.api_listen.ip()).await?
         } else {
             routing::server::Sockets::bind(&routing.config).await?
         };
-        routing_api = Some(sockets.api.local_addr()?);
-        dns = Some(SocketAddr::new(
-            sockets.api.local_addr()?.ip(),
-            sockets.dns_port()?,
-        ));
+        let api = sockets.api_addr()?;
+        routing_api = Some(api);
+        dns = Some(SocketAddr::new(api.ip(), sockets.dns_port()?));
+        routing_run = Some((routing, sockets));
+    }
+
+    // The POPs, pointed at this routing layer (bound above, so its address
+    // is known before it runs).
+    let (mut edges, mut pops) = (None, Vec::new());
+    if let Some(mut config) = edge_config {
+        if let Some(api) = routing_api {
+            config.routing_url = format!("http://{api}");
+        }
+        let started = edge_host::start(&config, options.ephemeral_ports)
+            .await
+            .context("starting the edge POPs")?;
+        for (state, addr) in &started.pops {
+            pops.push((state.name.clone(), *addr));
+        }
+        // The routing layer probes the POPs it runs with (for the
+        // storefront's DNS name), unless its config lists POPs itself.
+        if let Some((routing, _)) = &mut routing_run
+            && routing.config.pops.is_empty()
+        {
+            for (pop, (name, addr)) in config.pops.iter().zip(&pops) {
+                routing.config.pops.push(routing::config::PopConfig {
+                    name: name.parse().with_context(|| format!("POP name {name:?}"))?,
+                    base_url: format!("http://{addr}"),
+                    healthz_path: "/healthz".into(),
+                    addresses: vec![addr.ip()],
+                    latitude: pop.latitude,
+                    longitude: pop.longitude,
+                });
+            }
+        }
+        edges = Some(started);
+    }
+
+    if let Some((routing, sockets)) = routing_run {
         let mut stop = stop.clone();
         tasks.spawn(routing::server::run(routing, sockets, None, async move {
             let _ = stop.wait_for(|s| *s).await;
@@ -114,11 +173,23 @@ pub async fn start(loaded: &Loaded, options: StartOptions) -> anyhow::Result<Pla
     }
     Ok(Platform {
         regions: running,
+        pops,
         routing_api,
         dns,
         shutdown,
         tasks,
+        edges,
     })
+}
+
+/// Where to bind a server configured at `addr`: there, or (for tests) on a
+/// port the kernel picks, keeping the address.
+fn ephemeral(addr: SocketAddr, ephemeral_ports: bool) -> SocketAddr {
+    if ephemeral_ports {
+        SocketAddr::new(addr.ip(), 0)
+    } else {
+        addr
+    }
 }
 
 async fn seed(commerce: &commerce::Commerce, loaded: &Loaded) -> anyhow::Result<()> {
@@ -149,8 +220,12 @@ async fn seed(commerce: &commerce::Commerce, loaded: &Loaded) -> anyhow::Result<
 }
 
 impl Platform {
-    /// Stops every server and worker and waits for them (bounded).
+    /// Stops the POPs, then every server and worker, and waits for them
+    /// (bounded).
     pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(edges) = self.edges.take() {
+            edges.stop().await;
+        }
         let _ = self.shutdown.send(true);
         let drained = tokio::time::timeout(Duration::from_secs(30), async {
             while let Some(result) = self.tasks.join_next().await {
@@ -167,9 +242,21 @@ impl Platform {
 
     /// Waits until a task fails (or all end).
     pub async fn wait(&mut self) -> anyhow::Result<()> {
-        while let Some(result) = self.tasks.join_next().await {
-            result.context("platform task")??;
+        let edges = async {
+            match self.edges.as_mut() {
+                Some(edges) => edges.wait().await,
+                None => std::future::pending().await,
+            }
+        };
+        let servers = async {
+            while let Some(result) = self.tasks.join_next().await {
+                result.context("platform task")??;
+            }
+            Ok::<_, anyhow::Error>(())
+        };
+        tokio::select! {
+            result = edges => result.context("an edge POP stopped"),
+            result = servers => result,
         }
-        Ok(())
     }
 }

@@ -42,15 +42,28 @@ pub async fn table_when(
     Ok(table)
 }
 
+/// Largest table body read.
+const MAX_TABLE_BYTES: usize = 1 << 20;
+
 async fn fetch(client: &reqwest::Client, url: &str) -> anyhow::Result<RoutingTable> {
-    client
+    let mut response = client
         .get(url)
         .send()
         .await
         .with_context(|| format!("GET {url}"))?
         .error_for_status()
-        .with_context(|| format!("GET {url}"))?
-        .json()
+        .with_context(|| format!("GET {url}"))?;
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
         .await
-        .with_context(|| format!("reading {url}"))
+        .with_context(|| format!("reading {url}"))?
+    {
+        anyhow::ensure!(
+            body.len() + chunk.len() <= MAX_TABLE_BYTES,
+            "{url} answered more than {MAX_TABLE_BYTES} bytes"
+        );
+        body.extend_from_slice(&chunk);
+    }
+    serde_json::from_slice(&body).with_context(|| format!("decoding {url}"))
 }

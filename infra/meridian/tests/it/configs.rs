@@ -116,11 +116,15 @@ async fn local_config_opens_every_shard() {
     assert_eq!(shards.len(), loaded.topology.shards().len());
 }
 
-/// `meridian up` on the local config (with ephemeral ports and a fresh data
-/// directory): every region serves the seeded catalog, search answers, and
-/// the routing layer sees every region healthy.
+/// `meridian up` on the local config (with ephemeral ports, each server on
+/// its own configured loopback address, and a fresh data directory): the
+/// edge component is built, every region serves the seeded catalog through
+/// the POPs, the regions refuse unsigned, forged and replayed calls, the
+/// routing layer sees every region and POP healthy, and DNS answers the
+/// storefront's name with the nearest POP and `api` with the nearest
+/// region, at the addresses that really serve.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn up_starts_every_region_seeded_and_routed() {
+async fn up_starts_regions_pops_routing_and_dns() {
     let mut loaded = meridian::config::load(&infra_dir().join("local/meridian.toml")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     if let regional_server::storage::StorageConfig::Embedded {
@@ -134,28 +138,66 @@ async fn up_starts_every_region_seeded_and_routed() {
         // test is about.
         *durability = db_embedded::Durability::Buffer;
     }
-    loaded.seed.products = 10_000;
+    loaded.seed.products = 2_000;
+    // `up`'s own build step (a no-op when the component is fresh).
+    let component = tokio::task::spawn_blocking(meridian::build::edge_component)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        component.as_ref().is_some_and(|c| c.is_file()),
+        "{component:?}"
+    );
     let platform = meridian::platform::start(
         &loaded,
         meridian::platform::StartOptions {
             ephemeral_ports: true,
+            component,
         },
     )
     .await
     .unwrap();
     assert_eq!(platform.regions.len(), 3);
+    assert_eq!(platform.pops.len(), 4);
+    // Each region and POP on its own configured loopback address.
+    let addresses: std::collections::BTreeSet<std::net::IpAddr> = platform
+        .regions
+        .iter()
+        .map(|(_, a, _)| a.ip())
+        .chain(platform.pops.iter().map(|(_, a)| a.ip()))
+        .collect();
+    assert_eq!(addresses.len(), 7, "{addresses:?}");
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let api = platform.routing_api.unwrap();
+    // The routing layer finds every region and POP healthy (followed by
+    // the table's long poll, not a clock).
+    let table = routing::client::table_when(&client, &format!("http://{api}"), 40, |table| {
+        use topology::routing::Health::Healthy;
+        table.regions.iter().all(|r| r.health == Healthy)
+            && table.pops.len() == 4
+            && table.pops.iter().all(|p| p.health == Healthy)
+    })
+    .await
+    .unwrap();
     for (name, addr, region) in &platform.regions {
-        assert_eq!(region.commerce.search_index().num_docs(), 10_000, "{name}");
-        let product: serde_json::Value = client
-            .get(format!("http://{addr}/v1/products/MRD-009999"))
+        assert_eq!(region.commerce.search_index().num_docs(), 2_000, "{name}");
+        let row = table.region(name).unwrap();
+        assert_eq!(
+            row.addresses,
+            [addr.ip()],
+            "{name}: DNS gives out where it listens"
+        );
+    }
+    // Through every POP: the catalog and search answer (signed by the POP).
+    for (name, addr) in &platform.pops {
+        let product = client
+            .get(format!("http://{addr}/v1/products/MRD-001999"))
             .send()
             .await
-            .unwrap()
-            .json()
-            .await
             .unwrap();
-        assert_eq!(product["sku"], "MRD-009999", "{name}: {product}");
+        assert_eq!(product.status().as_u16(), 200, "{name}");
+        let product: serde_json::Value = product.json().await.unwrap();
+        assert_eq!(product["sku"], "MRD-001999", "{name}: {product}");
         let found: serde_json::Value = client
             .get(format!("http://{addr}/v1/search?q=wool&limit=5"))
             .send()
@@ -166,19 +208,67 @@ async fn up_starts_every_region_seeded_and_routed() {
             .unwrap();
         assert!(found["total"].as_u64().unwrap() > 0, "{name}: {found}");
     }
-    // The routing layer probes the regions' /readyz and finds them healthy.
-    let api = platform.routing_api.unwrap();
-    // Followed by the table's long poll, not a clock.
-    routing::client::table_when(&client, &format!("http://{api}"), 20, |table| {
-        table
-            .regions
-            .iter()
-            .filter(|r| r.health == topology::routing::Health::Healthy)
-            .count()
-            == 3
-    })
-    .await
-    .unwrap();
+    // The regions require edge signatures: unsigned and forged calls are
+    // refused, and so is a replayed write (a replayed read is bounded by the
+    // signature's time window alone: it returns what was already seen).
+    let (_, region_addr, _) = &platform.regions[0];
+    let unsigned = client
+        .get(format!("http://{region_addr}/v1/products/MRD-000001"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status().as_u16(), 401);
+    let body = br#"{}"#;
+    let signed = |key: &str, nonce: &str| {
+        let now_s = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let signature = regional_server::auth::sign_edge_request(
+            key.as_bytes(),
+            "POST",
+            "/v1/sessions",
+            now_s,
+            nonce,
+            body,
+        );
+        client
+            .post(format!("http://{region_addr}/v1/sessions"))
+            .header("content-type", "application/json")
+            .header(topology::signing::TIMESTAMP_HEADER, now_s.to_string())
+            .header(topology::signing::NONCE_HEADER, nonce)
+            .header(topology::signing::SIGNATURE_HEADER, signature)
+            .body(&body[..])
+    };
+    let forged = signed("not-the-edge-key-at-all", "0123456789abcdef0001")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status().as_u16(), 401);
+    let first = signed("local-dev-edge-key-change-me", "0123456789abcdef0002")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status().as_u16(), 201, "the local edge key signs");
+    let replayed = signed("local-dev-edge-key-change-me", "0123456789abcdef0002")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replayed.status().as_u16(), 401, "a replayed write");
+    // DNS: from this machine (located near Ashburn by the local DNS
+    // config) the storefront is the Ashburn POP and `api` us-east, at the
+    // addresses they listen on.
+    let dns = platform.dns.unwrap();
+    let iad = platform.pops.iter().find(|(n, _)| n == "iad").unwrap().1;
+    let us_east = platform
+        .regions
+        .iter()
+        .find(|(n, _, _)| n.as_str() == "us-east")
+        .unwrap()
+        .1;
+    assert_eq!(dig(dns, "www.shop.example."), [iad.ip().to_string()]);
+    assert_eq!(dig(dns, "api.shop.example."), [us_east.ip().to_string()]);
+    assert_eq!(dig(dns, "sin.pop.shop.example."), ["127.0.2.3"]);
     // Every service in the process serves its own metrics, labelled: each
     // region only its own series, the routing layer its own.
     let names: Vec<String> = platform
@@ -227,4 +317,30 @@ async fn up_starts_every_region_seeded_and_routed() {
         "routing serves the regions' series"
     );
     platform.stop().await.unwrap();
+}
+
+/// `dig`'s short answer for an A query.
+fn dig(server: std::net::SocketAddr, name: &str) -> Vec<String> {
+    let out = std::process::Command::new("dig")
+        .args([
+            &format!("@{}", server.ip()),
+            "-p",
+            &server.port().to_string(),
+            name,
+            "A",
+            "+short",
+            "+time=2",
+            "+tries=1",
+        ])
+        .output()
+        .expect("`dig` runs (Debian's dnsutils; `cargo xtask test` installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
