@@ -7,5 +7,6 @@
 pub mod build;
 pub mod config;
 pub mod platform;
+pub mod status;
 
 pub use regional_server::storage::open as open_storage;

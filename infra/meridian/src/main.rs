@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use topology::{ShardId, ShardedId};
+use topology::{RegionId, ShardId, ShardedId};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -37,11 +37,69 @@ enum Command {
         #[arg(long)]
         products: Option<usize>,
     },
+    /// The routing table: each region's health and probe latency, each
+    /// shard's home and active region, each POP.
+    Status {
+        #[command(flatten)]
+        routing: RoutingArgs,
+        /// Print the table as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Take a region out of traffic (its shards fail over to their
+    /// standbys; DNS stops answering it).
+    Drain {
+        /// The region, e.g. `eu-west`.
+        region: RegionId,
+        #[command(flatten)]
+        routing: RoutingArgs,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Put a drained region back into traffic.
+    Undrain {
+        /// The region, e.g. `eu-west`.
+        region: RegionId,
+        #[command(flatten)]
+        routing: RoutingArgs,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
     /// Print a new shard-carrying id, e.g. `eu.01J…`.
     NewId {
         /// The shard the id's record lives in.
         shard: ShardId,
     },
+}
+
+#[derive(Debug, clap::Args)]
+struct RoutingArgs {
+    /// The routing API.
+    #[arg(long, default_value = "http://127.0.0.1:7000")]
+    routing: String,
+}
+
+#[derive(Debug, clap::Args)]
+struct AdminArgs {
+    /// The routing layer's admin token (default: the
+    /// MERIDIAN_ROUTING_ADMIN_TOKEN environment variable).
+    #[arg(long)]
+    token: Option<String>,
+}
+
+impl AdminArgs {
+    fn token(&self) -> anyhow::Result<String> {
+        self.token
+            .clone()
+            .or_else(|| std::env::var(routing::config::ADMIN_TOKEN_ENV).ok())
+            .filter(|t| !t.is_empty())
+            .with_context(|| {
+                format!(
+                    "give the routing admin token with --token or {} (the local stack's is in infra/local/routing.toml)",
+                    routing::config::ADMIN_TOKEN_ENV
+                )
+            })
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -52,11 +110,70 @@ fn main() -> anyhow::Result<()> {
             no_build,
             products,
         } => up(config, no_build, products),
+        Command::Status { routing, json } => block_on(async move {
+            let client = http_client()?;
+            let table =
+                routing::client::table(&client, routing.routing.trim_end_matches('/')).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&table)?);
+            } else {
+                print!("{}", meridian::status::render(&table));
+            }
+            Ok(())
+        }),
+        Command::Drain {
+            region,
+            routing,
+            admin,
+        } => set_drained(region, routing, admin, true),
+        Command::Undrain {
+            region,
+            routing,
+            admin,
+        } => set_drained(region, routing, admin, false),
         Command::NewId { shard } => {
             println!("{}", ShardedId::new(shard, ulid::Ulid::new()));
             Ok(())
         }
     }
+}
+
+fn block_on(work: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(work)
+}
+
+fn http_client() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .context("an HTTP client")
+}
+
+fn set_drained(
+    region: RegionId,
+    routing: RoutingArgs,
+    admin: AdminArgs,
+    drained: bool,
+) -> anyhow::Result<()> {
+    let token = admin.token()?;
+    block_on(async move {
+        let client = http_client()?;
+        let table = routing::client::set_drained(
+            &client,
+            routing.routing.trim_end_matches('/'),
+            region.as_str(),
+            &token,
+            drained,
+        )
+        .await?;
+        print!("{}", meridian::status::render(&table));
+        Ok(())
+    })
 }
 
 fn up(config: PathBuf, no_build: bool, products: Option<usize>) -> anyhow::Result<()> {

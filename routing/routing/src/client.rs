@@ -1,7 +1,7 @@
-//! A client of the routing API's table: waits for the table to reach a
-//! state by following its long poll (`GET /v1/table/watch`), never by
-//! polling on a clock. Drills, `meridian` and tests wait on failovers with
-//! it.
+//! A client of the routing API: the table, waiting for it to reach a
+//! state by following its long poll (`GET /v1/table/watch`, never by
+//! polling on a clock), and drain / undrain. `meridian status`, `drain`,
+//! drills and tests use it.
 
 use anyhow::Context;
 use topology::routing::{MAX_WATCH_MS, RoutingTable};
@@ -42,17 +42,56 @@ pub async fn table_when(
     Ok(table)
 }
 
+/// The table now.
+pub async fn table(client: &reqwest::Client, api: &str) -> anyhow::Result<RoutingTable> {
+    fetch(client, &format!("{api}/v1/table")).await
+}
+
+/// Takes `region` out of traffic (`drained`) or puts it back, with the
+/// routing layer's admin token; returns the table after the change.
+pub async fn set_drained(
+    client: &reqwest::Client,
+    api: &str,
+    region: &str,
+    token: &str,
+    drained: bool,
+) -> anyhow::Result<RoutingTable> {
+    let action = if drained { "drain" } else { "undrain" };
+    let url = format!("{api}/v1/regions/{region}/{action}");
+    let response = client
+        .post(&url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .with_context(|| format!("POST {url}"))?;
+    let status = response.status();
+    let body = read_bounded(response, &url).await?;
+    if !status.is_success() {
+        // A problem document: say what it says.
+        let detail = serde_json::from_slice::<regional_api::Problem>(&body)
+            .map(|p| p.detail)
+            .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
+        anyhow::bail!("{action} {region}: {status}: {detail}");
+    }
+    serde_json::from_slice(&body).with_context(|| format!("decoding {url}"))
+}
+
 /// Largest table body read.
 const MAX_TABLE_BYTES: usize = 1 << 20;
 
 async fn fetch(client: &reqwest::Client, url: &str) -> anyhow::Result<RoutingTable> {
-    let mut response = client
+    let response = client
         .get(url)
         .send()
         .await
         .with_context(|| format!("GET {url}"))?
         .error_for_status()
         .with_context(|| format!("GET {url}"))?;
+    let body = read_bounded(response, url).await?;
+    serde_json::from_slice(&body).with_context(|| format!("decoding {url}"))
+}
+
+async fn read_bounded(mut response: reqwest::Response, url: &str) -> anyhow::Result<Vec<u8>> {
     let mut body = Vec::new();
     while let Some(chunk) = response
         .chunk()
@@ -65,5 +104,5 @@ async fn fetch(client: &reqwest::Client, url: &str) -> anyhow::Result<RoutingTab
         );
         body.extend_from_slice(&chunk);
     }
-    serde_json::from_slice(&body).with_context(|| format!("decoding {url}"))
+    Ok(body)
 }

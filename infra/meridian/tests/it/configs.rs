@@ -269,6 +269,65 @@ async fn up_starts_regions_pops_routing_and_dns() {
     assert_eq!(dig(dns, "www.shop.example."), [iad.ip().to_string()]);
     assert_eq!(dig(dns, "api.shop.example."), [us_east.ip().to_string()]);
     assert_eq!(dig(dns, "sin.pop.shop.example."), ["127.0.2.3"]);
+    // The SRE's commands: status shows the table; drain takes us-east out
+    // (its shard fails over, `api` answers the next nearest region), and
+    // undrain puts it back.
+    let routing_url = format!("http://{api}");
+    let status = meridian(&["status", "--routing", &routing_url]).await;
+    for expected in ["us-east", "healthy", "iad", "127.0.2.2", "SHARD"] {
+        assert!(status.contains(expected), "{status}");
+    }
+    let drained = meridian(&[
+        "drain",
+        "us-east",
+        "--routing",
+        &routing_url,
+        "--token",
+        "local-dev-admin-token",
+    ])
+    .await;
+    assert!(drained.contains("drained"), "{drained}");
+    let table = routing::client::table_when(&client, &routing_url, 10, |t| {
+        t.shard(&"us".parse().unwrap())
+            .and_then(|s| s.active.as_ref())
+            .is_some_and(|r| r.as_str() == "eu-west")
+    })
+    .await
+    .unwrap();
+    let eu_west = table.region(&"eu-west".parse().unwrap()).unwrap().addresses[0];
+    assert_eq!(dig(dns, "api.shop.example."), [eu_west.to_string()]);
+    meridian(&[
+        "undrain",
+        "us-east",
+        "--routing",
+        &routing_url,
+        "--token",
+        "local-dev-admin-token",
+    ])
+    .await;
+    assert_eq!(dig(dns, "api.shop.example."), [us_east.ip().to_string()]);
+    // A wrong token is refused, with the routing layer's reason.
+    let refused = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_meridian"))
+            .args([
+                "drain",
+                "us-east",
+                "--routing",
+                &routing_url,
+                "--token",
+                "wrong",
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("401"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
     // Every service in the process serves its own metrics, labelled: each
     // region only its own series, the routing layer its own.
     let names: Vec<String> = platform
@@ -343,4 +402,23 @@ fn dig(server: std::net::SocketAddr, name: &str) -> Vec<String> {
         .lines()
         .map(str::to_owned)
         .collect()
+}
+
+/// Runs the `meridian` binary; its stdout (it must succeed).
+async fn meridian(args: &[&str]) -> String {
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_meridian"))
+            .args(&args)
+            .output()
+            .expect("running meridian")
+    })
+    .await
+    .expect("the meridian task");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
