@@ -75,6 +75,16 @@ impl Database {
         }
     }
 
+    /// This database behind a network `link`: each read and each writing
+    /// commit pays its round-trip time (the latency model, drills); the
+    /// original handle is unaffected.
+    pub fn over_link(&self, link: &std::sync::Arc<crate::link::Link>) -> Database {
+        Database {
+            raw: link.wrap(self.raw.clone()),
+            policy: self.policy,
+        }
+    }
+
     /// "embedded" or "foundationdb".
     pub fn engine(&self) -> &'static str {
         self.raw.engine()

@@ -39,6 +39,7 @@ pub mod fault;
 pub mod fdb_codes;
 pub mod keys;
 pub mod limits;
+pub mod link;
 mod shards;
 mod transaction;
 
@@ -48,6 +49,7 @@ pub use database::{Database, MaybeCommitted, RetryPolicy};
 pub use error::{EngineSource, Error, Result, TxnError};
 pub use fault::Faults;
 pub use keys::{Subspace, Versionstamp};
+pub use link::Link;
 pub use shards::{ShardMap, ShardMapError};
 pub use transaction::{
     DEFAULT_RANGE_BATCH, MAX_RANGE_BATCH, RangeOption, Transaction, Watch, versionstamp_placeholder,

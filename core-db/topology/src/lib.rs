@@ -15,6 +15,7 @@
 //!   shard's active region), served by the routing layer.
 
 mod id;
+pub mod latency;
 mod names;
 pub mod routing;
 pub mod signing;

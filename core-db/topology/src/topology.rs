@@ -42,6 +42,15 @@ impl Region {
     }
 
     /// Longitude in decimal degrees, in [-180, 180].
+    /// Where the region is, for the latency model.
+    pub fn place(&self) -> crate::latency::Place<'_> {
+        crate::latency::Place {
+            name: self.name.as_str(),
+            latitude: self.latitude,
+            longitude: self.longitude,
+        }
+    }
+
     pub fn longitude(&self) -> f64 {
         self.longitude
     }
@@ -89,6 +98,8 @@ impl Shard {
 struct TopologyFile {
     regions: Vec<Region>,
     shards: Vec<Shard>,
+    #[serde(default)]
+    latency: crate::latency::LatencyConfig,
 }
 
 /// Regions and shards, checked to be consistent with each other.
@@ -97,6 +108,7 @@ struct TopologyFile {
 pub struct Topology {
     regions: Vec<Region>,
     shards: Vec<Shard>,
+    latency: crate::latency::LatencyConfig,
 }
 
 /// Why a topology file was rejected, or a lookup in it failed.
@@ -194,6 +206,12 @@ pub enum TopologyError {
         /// The repeated region.
         region: RegionId,
     },
+    /// `[latency]` has a number out of range.
+    #[error("{reason}")]
+    Latency {
+        /// What is wrong, naming the field.
+        reason: String,
+    },
     /// A lookup named a shard the topology does not define.
     #[error("shard {shard} is not in the topology")]
     UnknownShard {
@@ -243,6 +261,18 @@ impl Topology {
         self.shards.iter().find(|s| &s.id == id)
     }
 
+    /// The latency model (`[latency]`).
+    pub fn latency(&self) -> &crate::latency::LatencyConfig {
+        &self.latency
+    }
+
+    /// The modelled round trip between two regions of this topology
+    /// (`None` when either is unknown).
+    pub fn region_rtt(&self, a: &RegionId, b: &RegionId) -> Option<std::time::Duration> {
+        let (a, b) = (self.region(a)?, self.region(b)?);
+        Some(self.latency.rtt(a.place(), b.place()))
+    }
+
     /// The shard that owns `id`.
     pub fn shard_for(&self, id: &ShardedId) -> Result<&Shard, TopologyError> {
         self.shard(id.shard())
@@ -256,7 +286,14 @@ impl TryFrom<TopologyFile> for Topology {
     type Error = TopologyError;
 
     fn try_from(file: TopologyFile) -> Result<Self, TopologyError> {
-        let TopologyFile { regions, shards } = file;
+        let TopologyFile {
+            regions,
+            shards,
+            latency,
+        } = file;
+        latency
+            .validate()
+            .map_err(|reason| TopologyError::Latency { reason })?;
         if regions.is_empty() {
             return Err(TopologyError::NoRegions);
         }
@@ -332,6 +369,10 @@ impl TryFrom<TopologyFile> for Topology {
             }
         }
 
-        Ok(Self { regions, shards })
+        Ok(Self {
+            regions,
+            shards,
+            latency,
+        })
     }
 }

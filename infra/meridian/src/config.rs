@@ -26,6 +26,11 @@ pub struct MeridianConfig {
     /// answer the storefront's name with them).
     #[serde(default)]
     pub edge: Option<PathBuf>,
+    /// Geography: each region reaches a shard homed in another region over
+    /// a link with the topology's modelled round trip (each read and each
+    /// commit pays it, as with a remote FoundationDB cluster).
+    #[serde(default)]
+    pub geography: bool,
     #[serde(default)]
     pub seed: SeedConfig,
     /// The simulated payment provider every region of `up` calls (one, as
@@ -67,6 +72,7 @@ pub struct Loaded {
     pub routing: Option<PathBuf>,
     /// The edge config file, resolved.
     pub edge: Option<PathBuf>,
+    pub geography: bool,
     pub seed: SeedConfig,
     pub payments: commerce::SimulatedGatewayConfig,
 }
@@ -96,6 +102,7 @@ pub fn load(path: &Path) -> anyhow::Result<Loaded> {
         regions: config.regions.iter().map(|r| base.join(r)).collect(),
         routing: config.routing.as_ref().map(|r| base.join(r)),
         edge: config.edge.as_ref().map(|e| base.join(e)),
+        geography: config.geography,
         seed: config.seed,
         payments: {
             let mut payments = config.payments;

@@ -233,6 +233,18 @@ fn up(config: PathBuf, no_build: bool, products: Option<usize>) -> anyhow::Resul
                 served.join(", ")
             );
         }
+        if loaded.geography {
+            let regions = loaded.topology.regions();
+            let mut pairs = Vec::new();
+            for (i, a) in regions.iter().enumerate() {
+                for b in &regions[i + 1..] {
+                    if let Some(rtt) = loaded.topology.region_rtt(a.name(), b.name()) {
+                        pairs.push(format!("{}↔{} {:.0} ms", a.name(), b.name(), rtt.as_secs_f64() * 1e3));
+                    }
+                }
+            }
+            println!("  geography      round trips {}", pairs.join(", "));
+        }
         if let (Some(api), Some(dns)) = (platform.routing_api, platform.dns) {
             println!("  routing API    http://{api}/v1/table");
             println!(

@@ -31,6 +31,9 @@ pub struct StartOptions {
 #[derive(Debug)]
 pub struct Platform {
     pub regions: Vec<(RegionId, SocketAddr, Region)>,
+    /// With geography: the link from each region to each shard homed in
+    /// another region (a drill changes their time).
+    pub links: Vec<Link>,
     /// Each edge POP's name and address.
     pub pops: Vec<(String, SocketAddr)>,
     pub routing_api: Option<SocketAddr>,
@@ -38,6 +41,47 @@ pub struct Platform {
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<anyhow::Result<()>>,
     edges: Option<edge_host::Running>,
+}
+
+/// One region's link to a shard homed elsewhere.
+#[derive(Debug, Clone)]
+pub struct Link {
+    pub region: RegionId,
+    pub shard: topology::ShardId,
+    pub link: std::sync::Arc<db::Link>,
+}
+
+/// `region`'s view of the shards: with geography, a shard homed in another
+/// region is reached over a link with the modelled round trip.
+fn view_from(
+    region: &RegionId,
+    shards: &db::ShardMap,
+    topology: &topology::Topology,
+    geography: bool,
+    links: &mut Vec<Link>,
+) -> db::ShardMap {
+    let mut view = db::ShardMap::default();
+    for (id, database) in shards.iter() {
+        let home = topology.shard(id).map(|s| s.home().clone());
+        let rtt = match (&home, geography) {
+            (Some(home), true) if home != region => topology.region_rtt(region, home),
+            _ => None,
+        };
+        let database = match rtt {
+            Some(rtt) => {
+                let link = db::Link::new(rtt);
+                links.push(Link {
+                    region: region.clone(),
+                    shard: id.clone(),
+                    link: link.clone(),
+                });
+                database.over_link(&link)
+            }
+            None => database.clone(),
+        };
+        view.insert(id.clone(), database);
+    }
+    view
 }
 
 /// Environment overrides a region may take when several share a process:
@@ -81,10 +125,31 @@ pub async fn start(loaded: &Loaded, options: StartOptions) -> anyhow::Result<Pla
     let (shutdown, stop) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let mut regions = Vec::new();
+    let (mut links, mut seeder) = (Vec::new(), None);
     for path in &loaded.regions {
         let region_config = regional_server::config::load(path, shared_env)
             .with_context(|| format!("loading {}", path.display()))?;
-        let region = Region::from_config(&region_config, shards.clone(), gateway.clone())?;
+        let view = view_from(
+            &region_config.config.region,
+            &shards,
+            &loaded.topology,
+            loaded.geography,
+            &mut links,
+        );
+        let region = Region::from_config(&region_config, view, gateway.clone())?;
+        if seeder.is_none() {
+            // The demo seed is an operator's bulk load into each cluster,
+            // not a region's calls: it writes over the shards themselves.
+            // (Its own search index: the seed's documents reach every
+            // region's index through the change feed.)
+            let mut seeding = region_config.clone();
+            seeding.config.search_dir = None;
+            seeder = Some(Region::from_config(
+                &seeding,
+                shards.clone(),
+                gateway.clone(),
+            )?);
+        }
         let addr = ephemeral(region_config.config.listen, options.ephemeral_ports);
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -98,9 +163,11 @@ pub async fn start(loaded: &Loaded, options: StartOptions) -> anyhow::Result<Pla
         ));
     }
 
-    let first = &regions[0].2.commerce;
-    if loaded.seed.products > 0 && first.catalog_version().await? == 0 {
-        seed(first, loaded).await?;
+    if let Some(seeder) = seeder {
+        let commerce = &seeder.commerce;
+        if loaded.seed.products > 0 && commerce.catalog_version().await? == 0 {
+            seed(commerce, loaded).await?;
+        }
     }
     // Index the catalog before serving, so search answers from the start.
     for (_, _, region, _) in &regions {
@@ -173,6 +240,7 @@ pub async fn start(loaded: &Loaded, options: StartOptions) -> anyhow::Result<Pla
     }
     Ok(Platform {
         regions: running,
+        links,
         pops,
         routing_api,
         dns,

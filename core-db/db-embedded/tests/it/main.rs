@@ -4,6 +4,7 @@
 
 mod durability;
 mod engine;
+mod link;
 mod regressions;
 
 use std::sync::Arc;

@@ -255,6 +255,77 @@ async fn up_starts_regions_pops_routing_and_dns() {
         .await
         .unwrap();
     assert_eq!(replayed.status().as_u16(), 401, "a replayed write");
+    // Geography: each region reaches the shards homed elsewhere over a
+    // link with the modelled round trip, and a call that crosses one pays
+    // it; the same call at the shard's home region crosses none.
+    assert_eq!(platform.links.len(), 6, "{:?}", platform.links);
+    let link = |region: &str, shard: &str| {
+        platform
+            .links
+            .iter()
+            .find(|l| l.region.as_str() == region && l.shard.as_str() == shard)
+            .map(|l| l.link.clone())
+    };
+    let us_to_eu = link("us-east", "eu").expect("us-east reaches eu over a link");
+    assert!(link("eu-west", "eu").is_none());
+    let rtt = loaded
+        .topology
+        .region_rtt(&"us-east".parse().unwrap(), &"eu-west".parse().unwrap())
+        .unwrap();
+    assert_eq!(us_to_eu.rtt(), rtt);
+    let region_url = |name: &str| {
+        let addr = platform
+            .regions
+            .iter()
+            .find(|(n, _, _)| n.as_str() == name)
+            .unwrap()
+            .1;
+        format!("http://{addr}")
+    };
+    let session = signed_call(
+        &client,
+        &region_url("us-east"),
+        "POST",
+        "/v1/sessions",
+        br#"{"shard":"eu"}"#,
+        None,
+    )
+    .await;
+    let token = session["token"].as_str().unwrap().to_owned();
+    let before = us_to_eu.trips();
+    let started = std::time::Instant::now();
+    let cart = signed_call(
+        &client,
+        &region_url("us-east"),
+        "POST",
+        "/v1/carts",
+        b"",
+        Some(&token),
+    )
+    .await;
+    assert!(cart["id"].as_str().unwrap().starts_with("eu."), "{cart}");
+    assert!(
+        us_to_eu.trips() > before,
+        "the eu cart's writes crossed no link"
+    );
+    // A lower bound only: the modelled time is paid.
+    assert!(
+        started.elapsed() >= rtt,
+        "{:?} < {rtt:?}",
+        started.elapsed()
+    );
+    // At the shard's home the same write crosses no link (eu-west has none
+    // to eu, checked above).
+    let local = signed_call(
+        &client,
+        &region_url("eu-west"),
+        "POST",
+        "/v1/carts",
+        b"",
+        Some(&token),
+    )
+    .await;
+    assert!(local["id"].as_str().unwrap().starts_with("eu."), "{local}");
     // DNS: from this machine (located near Ashburn by the local DNS
     // config) the storefront is the Ashburn POP and `api` us-east, at the
     // addresses they listen on.
@@ -421,4 +492,54 @@ async fn meridian(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A call signed as the local edges sign, to a region; its JSON answer
+/// (it must succeed).
+async fn signed_call(
+    client: &reqwest::Client,
+    base: &str,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    token: Option<&str>,
+) -> serde_json::Value {
+    static NONCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let nonce = format!(
+        "test-nonce-{:016}",
+        NONCE.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    );
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let signature = regional_server::auth::sign_edge_request(
+        b"local-dev-edge-key-change-me",
+        method,
+        path,
+        now_s,
+        &nonce,
+        body,
+    );
+    let mut request = client
+        .request(
+            reqwest::Method::from_bytes(method.as_bytes()).expect("method"),
+            format!("{base}{path}"),
+        )
+        .header(topology::signing::TIMESTAMP_HEADER, now_s.to_string())
+        .header(topology::signing::NONCE_HEADER, nonce)
+        .header(topology::signing::SIGNATURE_HEADER, signature);
+    if !body.is_empty() {
+        request = request
+            .header("content-type", "application/json")
+            .body(body.to_vec());
+    }
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.expect("send");
+    let status = response.status();
+    let text = response.text().await.expect("body");
+    assert!(status.is_success(), "{method} {path}: {status} {text}");
+    serde_json::from_str(&text).expect("json")
 }

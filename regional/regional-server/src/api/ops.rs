@@ -17,33 +17,41 @@ pub(super) async fn healthz(State(state): State<AppState>) -> Json<Status> {
     })
 }
 
-/// Ready: every served shard (and the catalog shard) answers a read within 1 s.
+/// Ready: every shard homed in this region answers a read within 1 s (the
+/// catalog shard when none is): the region's own data tier, so a probe's
+/// time is not a remote cluster's round trip.
 #[utoipa::path(get, path = "/readyz", tag = "ops", responses((status = 200, body = Status), (status = 503, body = Problem)))]
 pub(super) async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, ApiError> {
-    let mut shards: Vec<ShardId> = state.commerce.served().iter().cloned().collect();
-    shards.push(state.commerce.catalog_shard().clone());
-    for shard in shards {
-        let db = state
-            .commerce
-            .shards()
-            .get(&shard)
-            .map_err(CommerceError::from)?;
+    let commerce = &state.commerce;
+    let mut shards: Vec<ShardId> = commerce
+        .topology()
+        .shards()
+        .iter()
+        .filter(|s| s.home() == commerce.region() && commerce.served().contains(s.id()))
+        .map(|s| s.id().clone())
+        .collect();
+    if shards.is_empty() {
+        shards.push(commerce.catalog_shard().clone());
+    }
+    let probes = shards.into_iter().map(|shard| async move {
+        let db = commerce.shards().get(&shard).map_err(CommerceError::from)?;
         let probe = db.run(|tx, _| async move { tx.get_snapshot(b"\x01readyz").await.map(|_| ()) });
         match tokio::time::timeout(Duration::from_secs(1), probe).await {
-            Ok(Ok(())) => {}
-            _ => {
-                return Err(ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "not-ready",
-                    "Not ready",
-                    format!("shard {shard} does not answer"),
-                ));
-            }
+            Ok(Ok(())) => Ok(()),
+            _ => Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not-ready",
+                "Not ready",
+                format!("shard {shard} does not answer"),
+            )),
         }
+    });
+    for outcome in futures::future::join_all(probes).await {
+        outcome?;
     }
     Ok(Json(Status {
         status: "ready",
-        region: state.commerce.region().to_string(),
+        region: commerce.region().to_string(),
     }))
 }
 

@@ -1,0 +1,164 @@
+//! A network link in front of a database: every round trip a transaction
+//! makes to the cluster pays the link's round-trip time, as a region's calls
+//! to a FoundationDB cluster in another region do. Like [`crate::fault`], it
+//! wraps any engine's [`RawDatabase`] and names no engine.
+//!
+//! What pays one round trip: each read (`get`, each `get_range` chunk) and
+//! a commit that writes. Buffered writes, conflict ranges and a read-only
+//! commit (nothing to send) pay nothing. A real client also pays one for its
+//! read version; the model folds that into the first read's.
+//!
+//! The time can change while the link is in use ([`Link::set_rtt`]): a
+//! drill slows a region this way.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+
+use crate::atomic::MutationType;
+use crate::backend::{
+    CommitInfo, ConflictKind, RangeChunk, RangeRequest, RawDatabase, RawTransaction,
+    SharedRawDatabase, WatchFuture,
+};
+use crate::error::Result;
+
+/// Largest round-trip time a link takes (a bound on what a config or a
+/// drill can make a call wait).
+pub const MAX_RTT: Duration = Duration::from_secs(10);
+
+/// One link's round-trip time, shared by every database wrapped with it.
+#[derive(Debug, Default)]
+pub struct Link {
+    rtt_us: AtomicU64,
+    /// Round trips paid so far.
+    trips: AtomicU64,
+}
+
+impl Link {
+    pub fn new(rtt: Duration) -> Arc<Link> {
+        let link = Arc::new(Link::default());
+        link.set_rtt(rtt);
+        link
+    }
+
+    /// The round-trip time from now on (at most [`MAX_RTT`]).
+    pub fn set_rtt(&self, rtt: Duration) {
+        let us = u64::try_from(rtt.min(MAX_RTT).as_micros()).unwrap_or(u64::MAX);
+        self.rtt_us.store(us, Ordering::SeqCst);
+    }
+
+    pub fn rtt(&self) -> Duration {
+        Duration::from_micros(self.rtt_us.load(Ordering::SeqCst))
+    }
+
+    /// Round trips paid through this link so far.
+    pub fn trips(&self) -> u64 {
+        self.trips.load(Ordering::SeqCst)
+    }
+
+    pub fn wrap(self: &Arc<Self>, raw: SharedRawDatabase) -> SharedRawDatabase {
+        Arc::new(LinkedDatabase {
+            inner: raw,
+            link: self.clone(),
+        })
+    }
+
+    async fn round_trip(&self) {
+        self.trips.fetch_add(1, Ordering::SeqCst);
+        let rtt = self.rtt();
+        if !rtt.is_zero() {
+            tokio::time::sleep(rtt).await;
+        }
+    }
+}
+
+#[derive(Debug)]
+struct LinkedDatabase {
+    inner: SharedRawDatabase,
+    link: Arc<Link>,
+}
+
+impl RawDatabase for LinkedDatabase {
+    fn engine(&self) -> &'static str {
+        self.inner.engine()
+    }
+
+    fn begin(&self) -> Result<Box<dyn RawTransaction>> {
+        Ok(Box::new(LinkedTransaction {
+            inner: self.inner.begin()?,
+            link: self.link.clone(),
+            writes: AtomicBool::new(false),
+        }))
+    }
+}
+
+struct LinkedTransaction {
+    inner: Box<dyn RawTransaction>,
+    link: Arc<Link>,
+    writes: AtomicBool,
+}
+
+impl LinkedTransaction {
+    fn wrote(&self) {
+        self.writes.store(true, Ordering::Relaxed);
+    }
+}
+
+impl RawTransaction for LinkedTransaction {
+    fn get<'a>(&'a self, key: &'a [u8], snapshot: bool) -> BoxFuture<'a, Result<Option<Vec<u8>>>> {
+        async move {
+            self.link.round_trip().await;
+            self.inner.get(key, snapshot).await
+        }
+        .boxed()
+    }
+    fn get_range<'a>(&'a self, request: &'a RangeRequest) -> BoxFuture<'a, Result<RangeChunk>> {
+        async move {
+            self.link.round_trip().await;
+            self.inner.get_range(request).await
+        }
+        .boxed()
+    }
+    fn set(&self, key: &[u8], value: &[u8]) {
+        self.wrote();
+        self.inner.set(key, value);
+    }
+    fn clear(&self, key: &[u8]) {
+        self.wrote();
+        self.inner.clear(key);
+    }
+    fn clear_range(&self, begin: &[u8], end: &[u8]) {
+        self.wrote();
+        self.inner.clear_range(begin, end);
+    }
+    fn atomic_op(&self, key: &[u8], param: &[u8], op: MutationType) {
+        self.wrote();
+        self.inner.atomic_op(key, param, op);
+    }
+    fn set_versionstamped_key(&self, key: &[u8], value: &[u8]) {
+        self.wrote();
+        self.inner.set_versionstamped_key(key, value);
+    }
+    fn set_versionstamped_value(&self, key: &[u8], value: &[u8]) {
+        self.wrote();
+        self.inner.set_versionstamped_value(key, value);
+    }
+    fn add_conflict_range(&self, begin: &[u8], end: &[u8], kind: ConflictKind) {
+        self.inner.add_conflict_range(begin, end, kind);
+    }
+    fn watch(&self, key: &[u8]) -> Result<WatchFuture> {
+        self.inner.watch(key)
+    }
+    fn commit(&self) -> BoxFuture<'_, Result<CommitInfo>> {
+        async move {
+            if self.writes.load(Ordering::Relaxed) {
+                self.link.round_trip().await;
+            }
+            self.inner.commit().await
+        }
+        .boxed()
+    }
+}
