@@ -90,6 +90,11 @@ pub struct PopConfig {
     /// Extra Spin variables for this POP.
     #[serde(default)]
     pub variables: BTreeMap<String, String>,
+    /// Round trips to origins, in milliseconds, by authority (`host:port`):
+    /// each call this POP makes to one waits its round trip first (the
+    /// latency model: `meridian up` fills it from the topology).
+    #[serde(default)]
+    pub origin_rtt_ms: BTreeMap<String, f64>,
 }
 
 fn default_fast_path() -> bool {

@@ -188,6 +188,29 @@ pub struct PopState {
     pub fast_hits: AtomicU64,
     /// Accepts that failed (and were retried).
     pub accept_errors: AtomicU64,
+    /// Round trips to origins by authority (`host:port`), paid before each
+    /// call to that origin (the latency model; a drill's latency fault).
+    pub origin_delays: parking_lot::RwLock<std::collections::BTreeMap<String, std::time::Duration>>,
+}
+
+impl PopState {
+    /// The round trip to the origin at `authority` (zero when unknown).
+    pub fn origin_delay(&self, authority: &str) -> std::time::Duration {
+        self.origin_delays
+            .read()
+            .get(authority)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// Calls to the origin at `authority` wait `delay` first (at most
+    /// 10 s).
+    pub fn set_origin_delay(&self, authority: &str, delay: std::time::Duration) {
+        self.origin_delays.write().insert(
+            authority.to_owned(),
+            delay.min(std::time::Duration::from_secs(10)),
+        );
+    }
 }
 
 /// Per-request store data.
@@ -409,8 +432,8 @@ impl EdgeHost {
                 wasi: WasiCtx::builder().inherit_stderr().build(),
                 http: WasiHttpCtx::new(),
                 table: ResourceTable::new(),
+                hooks: self.hooks.for_pop(pop.clone()),
                 pop,
-                hooks: self.hooks.clone(),
             },
         );
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -667,7 +690,14 @@ pub async fn start(config: &HostConfig, ephemeral: bool) -> anyhow::Result<Runni
             fast_path: AtomicBool::new(config.fast_path),
             fast_hits: AtomicU64::new(0),
             accept_errors: AtomicU64::new(0),
+            origin_delays: Default::default(),
         });
+        for (authority, ms) in &pop.origin_rtt_ms {
+            state.set_origin_delay(
+                authority,
+                std::time::Duration::from_secs_f64(ms.clamp(0.0, 10_000.0) / 1_000.0),
+            );
+        }
         let native = Arc::new(Edge::new(
             native::NativeHost {
                 pop: state.clone(),

@@ -40,6 +40,15 @@ impl Host for NativeHost {
     async fn fetch(&self, request: Outbound) -> Result<Response, Failure> {
         let method =
             reqwest::Method::from_bytes(request.method.as_bytes()).map_err(|_| Failure::NotSent)?;
+        // The modelled round trip to this origin.
+        if let Ok(url) = reqwest::Url::parse(&request.url)
+            && let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default())
+        {
+            let delay = self.pop.origin_delay(&format!("{host}:{port}"));
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+        }
         let mut builder = self
             .client
             .request(method, &request.url)

@@ -25,6 +25,8 @@ const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(35);
 #[derive(Clone)]
 pub(crate) struct PooledHooks {
     client: Client<HttpConnector, WasiBody>,
+    /// The POP whose instance sends (its round trips to origins).
+    pop: Option<std::sync::Arc<crate::PopState>>,
 }
 
 impl std::fmt::Debug for PooledHooks {
@@ -42,7 +44,15 @@ impl PooledHooks {
             .pool_max_idle_per_host(MAX_IDLE_PER_HOST)
             .pool_idle_timeout(IDLE_TIMEOUT)
             .build(connector);
-        PooledHooks { client }
+        PooledHooks { client, pop: None }
+    }
+
+    /// The same pool, sending for `pop`.
+    pub(crate) fn for_pop(&self, pop: std::sync::Arc<crate::PopState>) -> Self {
+        PooledHooks {
+            client: self.client.clone(),
+            pop: Some(pop),
+        }
     }
 }
 
@@ -57,7 +67,15 @@ impl WasiHttpHooks for PooledHooks {
     ) -> Box<dyn Future<Output = Result<(http::Response<WasiBody>, Io), Error>> + Send> {
         drop(fut);
         let client = self.client.clone();
+        let delay = match (&self.pop, request.uri().authority()) {
+            (Some(pop), Some(authority)) => pop.origin_delay(authority.as_str()),
+            _ => Duration::ZERO,
+        };
         Box::new(async move {
+            // The modelled round trip to this origin.
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
             if request.uri().scheme() == Some(&http::uri::Scheme::HTTPS) {
                 let (response, io) =
                     wasmtime_wasi_http::default_send_request(request, options).await?;

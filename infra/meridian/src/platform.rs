@@ -34,6 +34,9 @@ pub struct Platform {
     /// With geography: the link from each region to each shard homed in
     /// another region (a drill changes their time).
     pub links: Vec<Link>,
+    /// With geography: the routing layer's prober, which pays each
+    /// region's and POP's modelled round trip from where routing runs.
+    pub prober: Option<std::sync::Arc<routing::checker::DelayedProber>>,
     /// Each edge POP's name and address.
     pub pops: Vec<(String, SocketAddr)>,
     pub routing_api: Option<SocketAddr>,
@@ -207,6 +210,24 @@ pub async fn start(loaded: &Loaded, options: StartOptions) -> anyhow::Result<Pla
         if let Some(api) = routing_api {
             config.routing_url = format!("http://{api}");
         }
+        if loaded.geography {
+            // Each POP's calls to each region pay their modelled round trip.
+            let latency = loaded.topology.latency();
+            for pop in &mut config.pops {
+                let place = topology::latency::Place {
+                    name: &pop.name,
+                    latitude: pop.latitude,
+                    longitude: pop.longitude,
+                };
+                for (name, addr, _) in &running {
+                    if let Some(region) = loaded.topology.region(name) {
+                        let rtt = latency.rtt(place, region.place());
+                        pop.origin_rtt_ms
+                            .insert(addr.to_string(), rtt.as_secs_f64() * 1_000.0);
+                    }
+                }
+            }
+        }
         let started = edge_host::start(&config, options.ephemeral_ports)
             .await
             .context("starting the edge POPs")?;
@@ -226,21 +247,35 @@ pub async fn start(loaded: &Loaded, options: StartOptions) -> anyhow::Result<Pla
                     addresses: vec![addr.ip()],
                     latitude: pop.latitude,
                     longitude: pop.longitude,
+                    baseline_ms: 0.0,
                 });
             }
         }
         edges = Some(started);
     }
 
-    if let Some((routing, sockets)) = routing_run {
+    let mut prober = None;
+    if let Some((mut routing, sockets)) = routing_run {
+        if loaded.geography {
+            prober = Some(far_prober(&mut routing.config, &loaded.topology)?);
+        }
+        let as_prober = prober
+            .clone()
+            .map(|p| p as std::sync::Arc<dyn routing::checker::Prober>);
         let mut stop = stop.clone();
-        tasks.spawn(routing::server::run(routing, sockets, None, async move {
-            let _ = stop.wait_for(|s| *s).await;
-        }));
+        tasks.spawn(routing::server::run(
+            routing,
+            sockets,
+            as_prober,
+            async move {
+                let _ = stop.wait_for(|s| *s).await;
+            },
+        ));
     }
     Ok(Platform {
         regions: running,
         links,
+        prober,
         pops,
         routing_api,
         dns,
@@ -248,6 +283,50 @@ pub async fn start(loaded: &Loaded, options: StartOptions) -> anyhow::Result<Pla
         tasks,
         edges,
     })
+}
+
+/// The routing layer runs in the topology's first region: its probes pay
+/// the round trip from there, and each region and POP is judged against
+/// that round trip as its baseline (so at rest none is degraded by its
+/// distance alone).
+fn far_prober(
+    config: &mut routing::config::RoutingConfig,
+    topology: &topology::Topology,
+) -> anyhow::Result<std::sync::Arc<routing::checker::DelayedProber>> {
+    let prober = routing::checker::DelayedProber::new(std::sync::Arc::new(
+        routing::checker::HttpProber::new().context("building the HTTP prober")?,
+    ));
+    let Some(home) = topology.regions().first() else {
+        return Ok(std::sync::Arc::new(prober));
+    };
+    let latency = topology.latency();
+    for region in &mut config.regions {
+        if let Some(place) = topology.region(&region.name) {
+            let rtt = latency.rtt(home.place(), place.place());
+            region.baseline_ms = rtt.as_secs_f64() * 1_000.0;
+        }
+    }
+    for pop in &mut config.pops {
+        let place = topology::latency::Place {
+            name: pop.name.as_str(),
+            latitude: pop.latitude,
+            longitude: pop.longitude,
+        };
+        pop.baseline_ms = latency.rtt(home.place(), place).as_secs_f64() * 1_000.0;
+    }
+    for endpoint in config.endpoints() {
+        prober.set_delay(
+            &endpoint.readyz_url,
+            std::time::Duration::from_secs_f64(endpoint.baseline_ms / 1_000.0),
+        );
+    }
+    for pop in config.pop_endpoints() {
+        prober.set_delay(
+            &pop.endpoint.readyz_url,
+            std::time::Duration::from_secs_f64(pop.endpoint.baseline_ms / 1_000.0),
+        );
+    }
+    Ok(std::sync::Arc::new(prober))
 }
 
 /// Where to bind a server configured at `addr`: there, or (for tests) on a

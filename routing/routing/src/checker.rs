@@ -50,6 +50,55 @@ impl Prober for HttpProber {
     }
 }
 
+/// A prober far from what it probes: each probe of a URL it knows first
+/// waits that URL's round trip (the latency model's distance from the
+/// routing layer's place), which the probe's latency then includes. The
+/// round trips can change while probing (a drill's latency fault).
+pub struct DelayedProber {
+    inner: Arc<dyn Prober>,
+    delays: parking_lot::RwLock<std::collections::BTreeMap<String, Duration>>,
+}
+
+impl std::fmt::Debug for DelayedProber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DelayedProber")
+            .field("delays", &*self.delays.read())
+            .finish_non_exhaustive()
+    }
+}
+
+impl DelayedProber {
+    pub fn new(inner: Arc<dyn Prober>) -> Self {
+        DelayedProber {
+            inner,
+            delays: Default::default(),
+        }
+    }
+
+    /// Probes of `url` wait `delay` first (at most 10 s).
+    pub fn set_delay(&self, url: &str, delay: Duration) {
+        self.delays
+            .write()
+            .insert(url.to_owned(), delay.min(Duration::from_secs(10)));
+    }
+}
+
+impl Prober for DelayedProber {
+    fn probe<'a>(&'a self, url: &'a str, timeout: Duration) -> BoxFuture<'a, ProbeOutcome> {
+        async move {
+            let delay = self.delays.read().get(url).copied().unwrap_or_default();
+            tokio::time::sleep(delay).await;
+            match self.inner.probe(url, timeout).await {
+                ProbeOutcome::Ready { latency } => ProbeOutcome::Ready {
+                    latency: latency + delay,
+                },
+                ProbeOutcome::Failed => ProbeOutcome::Failed,
+            }
+        }
+        .boxed()
+    }
+}
+
 /// The running probe tasks; dropping it stops them.
 #[derive(Debug)]
 pub struct Checker {

@@ -44,6 +44,9 @@ pub struct PopConfig {
     pub addresses: Vec<IpAddr>,
     pub latitude: f64,
     pub longitude: f64,
+    /// As a region's `baseline_ms`.
+    #[serde(default)]
+    pub baseline_ms: f64,
 }
 
 fn default_healthz() -> String {
@@ -60,6 +63,11 @@ pub struct RegionConfig {
     pub readyz_path: String,
     /// What DNS answers for the region.
     pub addresses: Vec<IpAddr>,
+    /// The probe's round trip at rest from where the routing layer runs
+    /// (its distance to the region): only latency above it makes the
+    /// region degraded.
+    #[serde(default)]
+    pub baseline_ms: f64,
 }
 
 fn default_readyz() -> String {
@@ -80,6 +88,7 @@ impl RoutingConfig {
                     base_url: p.base_url.trim_end_matches('/').to_owned(),
                     readyz_url: format!("{}{}", p.base_url.trim_end_matches('/'), p.healthz_path),
                     addresses: p.addresses.clone(),
+                    baseline_ms: p.baseline_ms,
                 },
                 latitude: p.latitude,
                 longitude: p.longitude,
@@ -95,6 +104,7 @@ impl RoutingConfig {
                 base_url: r.base_url.trim_end_matches('/').to_owned(),
                 readyz_url: format!("{}{}", r.base_url.trim_end_matches('/'), r.readyz_path),
                 addresses: r.addresses.clone(),
+                baseline_ms: r.baseline_ms,
             })
             .collect()
     }

@@ -72,6 +72,9 @@ pub struct RegionHealth {
     consecutive_successes: u32,
     /// Recent outcomes: `Some(latency_ms)` for ready, `None` for failed.
     window: VecDeque<Option<f64>>,
+    /// The probe's round trip at rest (distance from the prober): only
+    /// latency above it counts toward degraded.
+    baseline_ms: f64,
 }
 
 impl Default for RegionHealth {
@@ -89,7 +92,19 @@ impl RegionHealth {
             consecutive_failures: 0,
             consecutive_successes: 0,
             window: VecDeque::new(),
+            baseline_ms: 0.0,
         }
+    }
+
+    /// The same, judged against a probe round trip of `baseline_ms` at
+    /// rest: a far region is not degraded by its distance alone.
+    pub fn with_baseline(mut self, baseline_ms: f64) -> Self {
+        self.baseline_ms = if baseline_ms.is_finite() {
+            baseline_ms.max(0.0)
+        } else {
+            0.0
+        };
+        self
     }
 
     pub fn health(&self) -> Health {
@@ -151,7 +166,7 @@ impl RegionHealth {
     /// the latency threshold, half the error ratio), so a region hovering at
     /// a threshold does not flip the table back and forth.
     fn serving_state(&self, policy: &HealthPolicy) -> Health {
-        let latency = self.latency_ms().unwrap_or(0.0);
+        let latency = (self.latency_ms().unwrap_or(0.0) - self.baseline_ms).max(0.0);
         let errors = self.error_ratio();
         let degrade = latency > policy.degraded_latency_ms || errors > policy.degraded_error_ratio;
         let recover = latency <= policy.degraded_latency_ms * 0.8

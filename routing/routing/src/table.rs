@@ -26,6 +26,9 @@ pub struct RegionEndpoint {
     pub base_url: String,
     pub readyz_url: String,
     pub addresses: Vec<IpAddr>,
+    /// The probe's round trip at rest from where the routing layer runs;
+    /// only latency above it can make the endpoint degraded.
+    pub baseline_ms: f64,
 }
 
 /// An edge POP as configured: a region-like endpoint with its place.
@@ -147,11 +150,12 @@ impl RegionTable {
                 .ok_or_else(|| TableError::MissingEndpoint {
                     region: region.name().clone(),
                 })?;
+            let probes = RegionHealth::new().with_baseline(endpoint.baseline_ms);
             regions.push(RegionState {
                 endpoint,
                 latitude: region.latitude(),
                 longitude: region.longitude(),
-                probes: RegionHealth::new(),
+                probes,
                 drained: false,
             });
         }
@@ -201,9 +205,10 @@ impl RegionTable {
                         pop: pop.endpoint.name,
                     });
                 }
+                let probes = RegionHealth::new().with_baseline(pop.endpoint.baseline_ms);
                 state.pops.push(PopState {
                     endpoint: pop,
-                    probes: RegionHealth::new(),
+                    probes,
                 });
             }
             self.published.send_replace(Arc::new(snapshot(&state)));

@@ -197,6 +197,7 @@ async fn a_guest_that_loops_is_stopped_at_its_budget() {
             latitude: 53.35,
             longitude: -6.26,
             variables: Default::default(),
+            origin_rtt_ms: Default::default(),
         }],
     };
     let running = edge_host::start(&config, true).await.expect("edge host");

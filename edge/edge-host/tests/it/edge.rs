@@ -616,3 +616,45 @@ async fn stale_while_revalidate_serves_the_old_copy_once_then_the_refreshed_one(
         "left the SWR window"
     );
 }
+
+/// A POP's calls to an origin pay the round trip set for it (the latency
+/// model): a miss through the component waits it, a fresh hit answered at
+/// the POP does not call the origin at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_miss_pays_the_round_trip_to_its_origin() {
+    let world = World::start().await;
+    let delay = Duration::from_millis(300);
+    let (dub, _) = world
+        .edge
+        .pops
+        .iter()
+        .find(|(p, _)| p.name == "dub")
+        .expect("dub");
+    for region in &world.regions {
+        dub.set_origin_delay(&region.front.addr.to_string(), delay);
+    }
+    let reads_before: usize = world.regions.iter().map(|r| r.front.reads().len()).sum();
+    let url = format!("{}/v1/products/MUG-1", world.pop("dub"));
+    let started = Instant::now();
+    let (status, _, headers) = get(&world, url.clone(), &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(header(&headers, "x-cache"), "MISS");
+    // A lower bound only: the modelled time was paid.
+    assert!(started.elapsed() >= delay, "{:?}", started.elapsed());
+    let reads_after_miss: usize = world.regions.iter().map(|r| r.front.reads().len()).sum();
+    assert!(reads_after_miss > reads_before);
+    let (_, _, headers) = get(&world, url, &[]).await;
+    assert_eq!(header(&headers, "x-cache"), "HIT");
+    // The iad POP has no delay set: its origin calls are not slowed (its
+    // own table, not dub's).
+    let (iad, _) = world
+        .edge
+        .pops
+        .iter()
+        .find(|(p, _)| p.name == "iad")
+        .expect("iad");
+    assert_eq!(
+        iad.origin_delay(&world.regions[0].front.addr.to_string()),
+        Duration::ZERO
+    );
+}

@@ -279,6 +279,7 @@ impl World {
                     latitude: 53.35,
                     longitude: -6.26,
                     variables: Default::default(),
+                    origin_rtt_ms: Default::default(),
                 },
                 PopConfig {
                     name: "iad".into(),
@@ -286,6 +287,7 @@ impl World {
                     latitude: 39.04,
                     longitude: -77.49,
                     variables: Default::default(),
+                    origin_rtt_ms: Default::default(),
                 },
             ],
         };

@@ -314,6 +314,48 @@ async fn up_starts_regions_pops_routing_and_dns() {
         "{:?} < {rtt:?}",
         started.elapsed()
     );
+    // The routing layer's probes pay the round trip from where it runs (the
+    // first region, us-east) and judge each region against it: the far
+    // region is healthy (checked above) though its probes take longer.
+    let ap = table.region(&"ap-southeast".parse().unwrap()).unwrap();
+    let ap_rtt = loaded
+        .topology
+        .region_rtt(
+            &"us-east".parse().unwrap(),
+            &"ap-southeast".parse().unwrap(),
+        )
+        .unwrap();
+    assert!(
+        ap.probe_latency_ms.unwrap() >= ap_rtt.as_secs_f64() * 1_000.0,
+        "{ap:?}"
+    );
+    // An edge's miss pays its POP's round trip to the region it calls: San
+    // Francisco's nearest region is us-east.
+    let sfo = platform.pops.iter().find(|(n, _)| n == "sfo").unwrap().1;
+    let sfo_rtt = loaded.topology.latency().rtt(
+        topology::latency::Place {
+            name: "sfo",
+            latitude: 37.62,
+            longitude: -122.38,
+        },
+        loaded
+            .topology
+            .region(&"us-east".parse().unwrap())
+            .unwrap()
+            .place(),
+    );
+    let started = std::time::Instant::now();
+    let miss = client
+        .get(format!("http://{sfo}/v1/products/MRD-000777"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(miss.headers()["x-cache"], "MISS");
+    assert!(
+        started.elapsed() >= sfo_rtt,
+        "{:?} < {sfo_rtt:?}",
+        started.elapsed()
+    );
     // At the shard's home the same write crosses no link (eu-west has none
     // to eu, checked above).
     let local = signed_call(

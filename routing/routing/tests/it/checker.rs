@@ -64,6 +64,7 @@ async fn stack() -> Stack {
                 base_url: pop.base.clone(),
                 readyz_url: format!("{}/readyz", pop.base),
                 addresses: vec!["127.0.2.1".parse().unwrap()],
+                baseline_ms: 0.0,
             },
             latitude: 53.35,
             longitude: -6.26,

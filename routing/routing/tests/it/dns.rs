@@ -52,6 +52,7 @@ async fn shard_answer_follows_failover_over_udp_and_tcp() {
             base_url: crate::readyz_server(flags[i].clone()).await,
             readyz_path: "/readyz".into(),
             addresses: vec![format!("127.0.1.{}", i + 1).parse().unwrap()],
+            baseline_ms: 0.0,
         });
     }
     let config = RoutingConfig {

@@ -91,3 +91,25 @@ fn recovery_is_judged_on_probes_since_it_came_back() {
     assert_eq!(h.health(), Health::Down);
     assert_eq!(feed(&mut h, &[FAST, FAST]), vec![Health::Healthy]);
 }
+
+/// A far region is judged against its baseline: probes at its distance
+/// keep it healthy, and only latency above the baseline degrades it.
+#[test]
+fn distance_alone_does_not_degrade_a_region() {
+    let policy = HealthPolicy::default();
+    let ready = |ms: u64| ProbeOutcome::Ready {
+        latency: Duration::from_millis(ms),
+    };
+    let mut far = RegionHealth::new().with_baseline(233.0);
+    let mut near = RegionHealth::new();
+    for _ in 0..policy.window {
+        far.observe(ready(240), &policy);
+        near.observe(ready(240), &policy);
+    }
+    assert_eq!(far.health(), Health::Healthy);
+    assert_eq!(near.health(), Health::Degraded);
+    for _ in 0..policy.window {
+        far.observe(ready(233 + 200), &policy);
+    }
+    assert_eq!(far.health(), Health::Degraded);
+}

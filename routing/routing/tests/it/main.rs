@@ -32,6 +32,7 @@ pub(crate) fn endpoints(urls: &[(&str, String)]) -> Vec<RegionEndpoint> {
             base_url: base.clone(),
             readyz_url: format!("{base}/readyz"),
             addresses: vec![format!("127.0.0.{}", i + 1).parse().unwrap()],
+            baseline_ms: 0.0,
         })
         .collect()
 }
