@@ -86,6 +86,11 @@ pub enum Error {
     /// The database has been closed or its engine stopped.
     #[error("database closed")]
     Closed,
+    /// The cluster could not be reached (a network partition, or a call
+    /// lost to a brownout): nothing was sent, so nothing was applied. Not
+    /// retried here: a partitioned client fails promptly rather than hang.
+    #[error("cluster unreachable: {reason}")]
+    Unreachable { reason: &'static str },
 
     /// An error from the engine itself (I/O, the FoundationDB client), with
     /// its classification.

@@ -8,8 +8,12 @@
 //! commit (nothing to send) pay nothing. A real client also pays one for its
 //! read version; the model folds that into the first read's.
 //!
-//! The time can change while the link is in use ([`Link::set_rtt`]): a
-//! drill slows a region this way.
+//! The link's state can change while it is in use: a drill slows it
+//! ([`Link::set_rtt`]), cuts it ([`Link::set_partitioned`]: every round
+//! trip fails at once, nothing sent) or browns it out
+//! ([`Link::set_brownout`]: that share of round trips fails the same way).
+//! A failed round trip is [`Error::Unreachable`], never "maybe applied":
+//! the call was not sent.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,7 +27,7 @@ use crate::backend::{
     CommitInfo, ConflictKind, RangeChunk, RangeRequest, RawDatabase, RawTransaction,
     SharedRawDatabase, WatchFuture,
 };
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Largest round-trip time a link takes (a bound on what a config or a
 /// drill can make a call wait).
@@ -33,15 +37,49 @@ pub const MAX_RTT: Duration = Duration::from_secs(10);
 #[derive(Debug, Default)]
 pub struct Link {
     rtt_us: AtomicU64,
+    partitioned: AtomicBool,
+    /// Share of round trips that fail, in millionths.
+    brownout_ppm: AtomicU64,
+    /// State of the brownout's choice (xorshift), so a seed repeats it.
+    choice: AtomicU64,
     /// Round trips paid so far.
     trips: AtomicU64,
+    /// Round trips that failed (partition or brownout).
+    failed: AtomicU64,
 }
 
 impl Link {
     pub fn new(rtt: Duration) -> Arc<Link> {
         let link = Arc::new(Link::default());
         link.set_rtt(rtt);
+        link.choice.store(0x9E37_79B9_7F4A_7C15, Ordering::SeqCst);
         link
+    }
+
+    /// Cuts the link (every round trip fails at once) or restores it.
+    pub fn set_partitioned(&self, partitioned: bool) {
+        self.partitioned.store(partitioned, Ordering::SeqCst);
+    }
+
+    pub fn partitioned(&self) -> bool {
+        self.partitioned.load(Ordering::SeqCst)
+    }
+
+    /// From now on `share` (0 to 1) of round trips fail; `seed` fixes
+    /// which.
+    pub fn set_brownout(&self, share: f64, seed: u64) {
+        let ppm = if share.is_finite() {
+            (share.clamp(0.0, 1.0) * 1e6).round() as u64
+        } else {
+            0
+        };
+        self.choice.store(seed | 1, Ordering::SeqCst);
+        self.brownout_ppm.store(ppm, Ordering::SeqCst);
+    }
+
+    /// Round trips that failed so far.
+    pub fn failed(&self) -> u64 {
+        self.failed.load(Ordering::SeqCst)
     }
 
     /// The round-trip time from now on (at most [`MAX_RTT`]).
@@ -66,11 +104,44 @@ impl Link {
         })
     }
 
-    async fn round_trip(&self) {
+    /// One round trip: refused at once when cut or browned out (nothing
+    /// sent), else paid in time.
+    async fn round_trip(&self) -> Result<()> {
         self.trips.fetch_add(1, Ordering::SeqCst);
+        if self.partitioned() {
+            self.failed.fetch_add(1, Ordering::SeqCst);
+            return Err(Error::Unreachable {
+                reason: "the link to the cluster is cut",
+            });
+        }
+        let ppm = self.brownout_ppm.load(Ordering::SeqCst);
+        if ppm > 0 && self.next_choice() % 1_000_000 < ppm {
+            self.failed.fetch_add(1, Ordering::SeqCst);
+            return Err(Error::Unreachable {
+                reason: "a call to the cluster was lost (brownout)",
+            });
+        }
         let rtt = self.rtt();
         if !rtt.is_zero() {
             tokio::time::sleep(rtt).await;
+        }
+        Ok(())
+    }
+
+    fn next_choice(&self) -> u64 {
+        let mut previous = self.choice.load(Ordering::SeqCst);
+        loop {
+            let mut x = previous;
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            match self
+                .choice
+                .compare_exchange(previous, x, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => return x,
+                Err(now) => previous = now,
+            }
         }
     }
 }
@@ -110,14 +181,14 @@ impl LinkedTransaction {
 impl RawTransaction for LinkedTransaction {
     fn get<'a>(&'a self, key: &'a [u8], snapshot: bool) -> BoxFuture<'a, Result<Option<Vec<u8>>>> {
         async move {
-            self.link.round_trip().await;
+            self.link.round_trip().await?;
             self.inner.get(key, snapshot).await
         }
         .boxed()
     }
     fn get_range<'a>(&'a self, request: &'a RangeRequest) -> BoxFuture<'a, Result<RangeChunk>> {
         async move {
-            self.link.round_trip().await;
+            self.link.round_trip().await?;
             self.inner.get_range(request).await
         }
         .boxed()
@@ -155,7 +226,7 @@ impl RawTransaction for LinkedTransaction {
     fn commit(&self) -> BoxFuture<'_, Result<CommitInfo>> {
         async move {
             if self.writes.load(Ordering::Relaxed) {
-                self.link.round_trip().await;
+                self.link.round_trip().await?;
             }
             self.inner.commit().await
         }

@@ -191,6 +191,9 @@ pub struct PopState {
     /// Round trips to origins by authority (`host:port`), paid before each
     /// call to that origin (the latency model; a drill's latency fault).
     pub origin_delays: parking_lot::RwLock<std::collections::BTreeMap<String, std::time::Duration>>,
+    /// Origins this POP cannot reach (a partition): calls to them are
+    /// refused at once, before anything is sent.
+    pub origin_cut: parking_lot::RwLock<std::collections::BTreeSet<String>>,
 }
 
 impl PopState {
@@ -201,6 +204,22 @@ impl PopState {
             .get(authority)
             .copied()
             .unwrap_or_default()
+    }
+
+    /// Cuts this POP off from the origin at `authority` (`true`) or
+    /// restores it.
+    pub fn set_origin_cut(&self, authority: &str, cut: bool) {
+        let mut set = self.origin_cut.write();
+        if cut {
+            set.insert(authority.to_owned());
+        } else {
+            set.remove(authority);
+        }
+    }
+
+    /// Whether calls to the origin at `authority` are refused.
+    pub fn origin_is_cut(&self, authority: &str) -> bool {
+        self.origin_cut.read().contains(authority)
     }
 
     /// Calls to the origin at `authority` wait `delay` first (at most
@@ -691,6 +710,7 @@ pub async fn start(config: &HostConfig, ephemeral: bool) -> anyhow::Result<Runni
             fast_hits: AtomicU64::new(0),
             accept_errors: AtomicU64::new(0),
             origin_delays: Default::default(),
+            origin_cut: Default::default(),
         });
         for (authority, ms) in &pop.origin_rtt_ms {
             state.set_origin_delay(

@@ -44,7 +44,12 @@ impl Host for NativeHost {
         if let Ok(url) = reqwest::Url::parse(&request.url)
             && let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default())
         {
-            let delay = self.pop.origin_delay(&format!("{host}:{port}"));
+            let authority = format!("{host}:{port}");
+            // Cut off (a partition): refused before anything is sent.
+            if self.pop.origin_is_cut(&authority) {
+                return Err(Failure::NotSent);
+            }
+            let delay = self.pop.origin_delay(&authority);
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }

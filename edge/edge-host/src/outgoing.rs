@@ -67,11 +67,18 @@ impl WasiHttpHooks for PooledHooks {
     ) -> Box<dyn Future<Output = Result<(http::Response<WasiBody>, Io), Error>> + Send> {
         drop(fut);
         let client = self.client.clone();
-        let delay = match (&self.pop, request.uri().authority()) {
-            (Some(pop), Some(authority)) => pop.origin_delay(authority.as_str()),
-            _ => Duration::ZERO,
+        let (delay, cut) = match (&self.pop, request.uri().authority()) {
+            (Some(pop), Some(authority)) => (
+                pop.origin_delay(authority.as_str()),
+                pop.origin_is_cut(authority.as_str()),
+            ),
+            _ => (Duration::ZERO, false),
         };
         Box::new(async move {
+            // Cut off (a partition): refused before anything is sent.
+            if cut {
+                return Err(Error::ConnectionRefused);
+            }
             // The modelled round trip to this origin.
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;

@@ -31,14 +31,19 @@ pub struct StartOptions {
 #[derive(Debug)]
 pub struct Platform {
     pub regions: Vec<(RegionId, SocketAddr, Region)>,
-    /// With geography: the link from each region to each shard homed in
-    /// another region (a drill changes their time).
+    /// With geography: the link from each region to each shard (zero time
+    /// to the shards homed in it); faults act on them.
     pub links: Vec<Link>,
+    /// Each region's readiness URL as the routing layer probes it.
+    probe_urls: Vec<(RegionId, String)>,
     /// With geography: the routing layer's prober, which pays each
     /// region's and POP's modelled round trip from where routing runs.
     pub prober: Option<std::sync::Arc<routing::checker::DelayedProber>>,
     /// Each edge POP's name and address.
     pub pops: Vec<(String, SocketAddr)>,
+    /// Each POP's name and place (the latency model's).
+    pop_places: Vec<(String, f64, f64)>,
+    topology: topology::Topology,
     pub routing_api: Option<SocketAddr>,
     pub dns: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
@@ -46,16 +51,19 @@ pub struct Platform {
     edges: Option<edge_host::Running>,
 }
 
-/// One region's link to a shard homed elsewhere.
+/// One region's link to a shard's cluster.
 #[derive(Debug, Clone)]
 pub struct Link {
     pub region: RegionId,
     pub shard: topology::ShardId,
     pub link: std::sync::Arc<db::Link>,
+    /// The modelled round trip (what a latency fault adds to).
+    pub base: std::time::Duration,
 }
 
-/// `region`'s view of the shards: with geography, a shard homed in another
-/// region is reached over a link with the modelled round trip.
+/// `region`'s view of the shards: with geography, every shard's cluster is
+/// behind a link of the modelled round trip (zero for the shards homed in
+/// the region), so faults can slow or cut them.
 fn view_from(
     region: &RegionId,
     shards: &db::ShardMap,
@@ -63,26 +71,23 @@ fn view_from(
     geography: bool,
     links: &mut Vec<Link>,
 ) -> db::ShardMap {
+    if !geography {
+        return shards.clone();
+    }
     let mut view = db::ShardMap::default();
     for (id, database) in shards.iter() {
-        let home = topology.shard(id).map(|s| s.home().clone());
-        let rtt = match (&home, geography) {
-            (Some(home), true) if home != region => topology.region_rtt(region, home),
-            _ => None,
+        let rtt = match topology.shard(id).map(|s| s.home()) {
+            Some(home) if home != region => topology.region_rtt(region, home).unwrap_or_default(),
+            _ => std::time::Duration::ZERO,
         };
-        let database = match rtt {
-            Some(rtt) => {
-                let link = db::Link::new(rtt);
-                links.push(Link {
-                    region: region.clone(),
-                    shard: id.clone(),
-                    link: link.clone(),
-                });
-                database.over_link(&link)
-            }
-            None => database.clone(),
-        };
-        view.insert(id.clone(), database);
+        let link = db::Link::new(rtt);
+        links.push(Link {
+            region: region.clone(),
+            shard: id.clone(),
+            link: link.clone(),
+            base: rtt,
+        });
+        view.insert(id.clone(), database.over_link(&link));
     }
     view
 }
@@ -205,7 +210,7 @@ pub async fn start(loaded: &Loaded, options: StartOptions) -> anyhow::Result<Pla
 
     // The POPs, pointed at this routing layer (bound above, so its address
     // is known before it runs).
-    let (mut edges, mut pops) = (None, Vec::new());
+    let (mut edges, mut pops, mut pop_places) = (None, Vec::new(), Vec::new());
     if let Some(mut config) = edge_config {
         if let Some(api) = routing_api {
             config.routing_url = format!("http://{api}");
@@ -234,6 +239,11 @@ pub async fn start(loaded: &Loaded, options: StartOptions) -> anyhow::Result<Pla
         for (state, addr) in &started.pops {
             pops.push((state.name.clone(), *addr));
         }
+        pop_places = config
+            .pops
+            .iter()
+            .map(|p| (p.name.clone(), p.latitude, p.longitude))
+            .collect();
         // The routing layer probes the POPs it runs with (for the
         // storefront's DNS name), unless its config lists POPs itself.
         if let Some((routing, _)) = &mut routing_run
@@ -254,11 +264,17 @@ pub async fn start(loaded: &Loaded, options: StartOptions) -> anyhow::Result<Pla
         edges = Some(started);
     }
 
-    let mut prober = None;
+    let (mut prober, mut probe_urls) = (None, Vec::new());
     if let Some((mut routing, sockets)) = routing_run {
         if loaded.geography {
             prober = Some(far_prober(&mut routing.config, &loaded.topology)?);
         }
+        probe_urls = routing
+            .config
+            .endpoints()
+            .into_iter()
+            .map(|e| (e.name, e.readyz_url))
+            .collect();
         let as_prober = prober
             .clone()
             .map(|p| p as std::sync::Arc<dyn routing::checker::Prober>);
@@ -275,8 +291,11 @@ pub async fn start(loaded: &Loaded, options: StartOptions) -> anyhow::Result<Pla
     Ok(Platform {
         regions: running,
         links,
+        probe_urls,
         prober,
         pops,
+        pop_places,
+        topology: loaded.topology.clone(),
         routing_api,
         dns,
         shutdown,
@@ -367,6 +386,97 @@ async fn seed(commerce: &commerce::Commerce, loaded: &Loaded) -> anyhow::Result<
 }
 
 impl Platform {
+    /// Cuts `region` off (`true`) or heals it: it reaches none of the
+    /// clusters (its transactions fail promptly, nothing applied), the
+    /// POPs' calls to it are refused before anything is sent, and the
+    /// routing layer's probes of it fail. Needs geography.
+    pub fn partition(&self, region: &RegionId, cut: bool) -> anyhow::Result<()> {
+        anyhow::ensure!(!self.links.is_empty(), "faults need geography = true");
+        for link in self.links.iter().filter(|l| &l.region == region) {
+            link.link.set_partitioned(cut);
+        }
+        let authority = self.authority(region)?;
+        for (pop, _) in self.edges.iter().flat_map(|e| e.pops.iter()) {
+            pop.set_origin_cut(&authority, cut);
+        }
+        if let Some(prober) = &self.prober {
+            for (_, url) in self.probe_urls.iter().filter(|(r, _)| r == region) {
+                prober.set_cut(url, cut);
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds `extra` to every round trip into and out of `region` (its
+    /// clusters, the POPs' calls to it, the probes); zero restores the
+    /// model's.
+    pub fn slow(&self, region: &RegionId, extra: std::time::Duration) -> anyhow::Result<()> {
+        anyhow::ensure!(!self.links.is_empty(), "faults need geography = true");
+        for link in self.links.iter().filter(|l| &l.region == region) {
+            link.link.set_rtt(link.base + extra);
+        }
+        let authority = self.authority(region)?;
+        for (pop, _) in self.edges.iter().flat_map(|e| e.pops.iter()) {
+            let base = self.base_origin_delay(pop, region);
+            pop.set_origin_delay(&authority, base + extra);
+        }
+        if let Some(prober) = &self.prober {
+            let base = self.base_probe_delay(region);
+            for (_, url) in self.probe_urls.iter().filter(|(r, _)| r == region) {
+                prober.set_delay(url, base + extra);
+            }
+        }
+        Ok(())
+    }
+
+    /// `share` (0 to 1) of `region`'s calls to its clusters fail (nothing
+    /// applied); `seed` fixes which. Zero ends it.
+    pub fn brownout(&self, region: &RegionId, share: f64, seed: u64) -> anyhow::Result<()> {
+        anyhow::ensure!(!self.links.is_empty(), "faults need geography = true");
+        for link in self.links.iter().filter(|l| &l.region == region) {
+            link.link.set_brownout(share, seed);
+        }
+        Ok(())
+    }
+
+    fn authority(&self, region: &RegionId) -> anyhow::Result<String> {
+        self.regions
+            .iter()
+            .find(|(name, _, _)| name == region)
+            .map(|(_, addr, _)| addr.to_string())
+            .with_context(|| format!("no region {region} in this platform"))
+    }
+
+    /// The model's round trip from `pop` to `region`.
+    fn base_origin_delay(
+        &self,
+        pop: &edge_host::PopState,
+        region: &RegionId,
+    ) -> std::time::Duration {
+        let place = self.pop_places.iter().find(|(n, _, _)| n == &pop.name);
+        match (place, self.topology.region(region)) {
+            (Some((name, latitude, longitude)), Some(region)) => self.topology.latency().rtt(
+                topology::latency::Place {
+                    name,
+                    latitude: *latitude,
+                    longitude: *longitude,
+                },
+                region.place(),
+            ),
+            _ => std::time::Duration::ZERO,
+        }
+    }
+
+    /// The model's round trip from where routing runs (the first region)
+    /// to `region`.
+    fn base_probe_delay(&self, region: &RegionId) -> std::time::Duration {
+        self.topology
+            .regions()
+            .first()
+            .and_then(|home| self.topology.region_rtt(home.name(), region))
+            .unwrap_or_default()
+    }
+
     /// Stops the POPs, then every server and worker, and waits for them
     /// (bounded).
     pub async fn stop(mut self) -> anyhow::Result<()> {

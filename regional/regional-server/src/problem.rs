@@ -214,6 +214,16 @@ impl From<CommerceError> for ApiError {
                 "Invalid request",
                 error_chain(&e),
             ),
+            // Cut off from the cluster (a partition, a brownout's lost
+            // call): nothing was sent, so nothing was applied; another
+            // region may take it.
+            E::Db(db::Error::Unreachable { .. }) => {
+                tracing::warn!(error = %error_chain(&e), "storage unreachable");
+                Self::unavailable(
+                    "this region cannot reach the data's cluster; nothing was applied; retry",
+                )
+                .with_retry_after(1)
+            }
             // A bound of the engine, not a fault: come back shortly.
             E::Db(db::Error::TooManyWatches { .. }) => {
                 Self::unavailable("too many long polls are waiting; retry").with_retry_after(1)

@@ -57,6 +57,9 @@ impl Prober for HttpProber {
 pub struct DelayedProber {
     inner: Arc<dyn Prober>,
     delays: parking_lot::RwLock<std::collections::BTreeMap<String, Duration>>,
+    /// URLs whose probes fail at once (a partition between the routing
+    /// layer and the endpoint).
+    cut: parking_lot::RwLock<std::collections::BTreeSet<String>>,
 }
 
 impl std::fmt::Debug for DelayedProber {
@@ -72,7 +75,23 @@ impl DelayedProber {
         DelayedProber {
             inner,
             delays: Default::default(),
+            cut: Default::default(),
         }
+    }
+
+    /// Probes of `url` fail at once (`true`) or go out again.
+    pub fn set_cut(&self, url: &str, cut: bool) {
+        let mut set = self.cut.write();
+        if cut {
+            set.insert(url.to_owned());
+        } else {
+            set.remove(url);
+        }
+    }
+
+    /// The round trip probes of `url` pay now.
+    pub fn delay(&self, url: &str) -> Duration {
+        self.delays.read().get(url).copied().unwrap_or_default()
     }
 
     /// Probes of `url` wait `delay` first (at most 10 s).
@@ -86,7 +105,10 @@ impl DelayedProber {
 impl Prober for DelayedProber {
     fn probe<'a>(&'a self, url: &'a str, timeout: Duration) -> BoxFuture<'a, ProbeOutcome> {
         async move {
-            let delay = self.delays.read().get(url).copied().unwrap_or_default();
+            if self.cut.read().contains(url) {
+                return ProbeOutcome::Failed;
+            }
+            let delay = self.delay(url);
             tokio::time::sleep(delay).await;
             match self.inner.probe(url, timeout).await {
                 ProbeOutcome::Ready { latency } => ProbeOutcome::Ready {

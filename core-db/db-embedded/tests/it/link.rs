@@ -48,3 +48,77 @@ async fn reads_and_writing_commits_pay_the_links_round_trip() {
     link.set_rtt(Duration::from_secs(3600));
     assert_eq!(link.rtt(), db::link::MAX_RTT);
 }
+
+/// A cut link fails every round trip at once and applies nothing; a
+/// brownout fails its share of them; neither is ever "maybe applied".
+#[tokio::test]
+async fn a_cut_or_browned_out_link_fails_promptly_and_applies_nothing() {
+    let (_engine, db, _dir) = open_temp(EmbeddedOptions::default());
+    let link = Link::new(Duration::from_millis(5));
+    let remote = db.over_link(&link);
+    link.set_partitioned(true);
+    let err = remote
+        .run(|tx, _| async move {
+            tx.set(b"cut", b"1")?;
+            Ok::<_, db::Error>(())
+        })
+        .await
+        .expect_err("cut");
+    assert!(matches!(err, db::Error::Unreachable { .. }), "{err:?}");
+    assert!(!err.is_maybe_committed() && !err.is_retryable());
+    let read = remote
+        .run(|tx, _| async move { tx.get(b"cut").await })
+        .await;
+    assert!(
+        matches!(read, Err(db::Error::Unreachable { .. })),
+        "{read:?}"
+    );
+    // Nothing reached the store.
+    let stored = db
+        .run(|tx, _| async move { tx.get(b"cut").await })
+        .await
+        .expect("local read");
+    assert_eq!(stored, None);
+    assert_eq!(link.failed(), 2);
+
+    link.set_partitioned(false);
+    remote
+        .run(|tx, _| async move {
+            tx.set(b"healed", b"1")?;
+            Ok::<_, db::Error>(())
+        })
+        .await
+        .expect("healed");
+
+    // Half the round trips lost, deterministically by seed.
+    link.set_brownout(0.5, 7);
+    let (trips, failed) = (link.trips(), link.failed());
+    let mut ok = 0;
+    for _ in 0..40 {
+        if remote
+            .run(|tx, _| async move { tx.get(b"healed").await })
+            .await
+            .is_ok()
+        {
+            ok += 1;
+        }
+    }
+    let lost = link.failed() - failed;
+    assert_eq!(link.trips() - trips, 40);
+    assert_eq!(lost + ok, 40);
+    assert!((5..=35).contains(&lost), "{lost} of 40 lost");
+    link.set_brownout(1.0, 7);
+    assert!(
+        remote
+            .run(|tx, _| async move { tx.get(b"healed").await })
+            .await
+            .is_err()
+    );
+    link.set_brownout(0.0, 7);
+    assert!(
+        remote
+            .run(|tx, _| async move { tx.get(b"healed").await })
+            .await
+            .is_ok()
+    );
+}

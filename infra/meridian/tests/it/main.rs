@@ -3,3 +3,4 @@
 
 mod configs;
 mod crash;
+mod faults;

@@ -1,0 +1,193 @@
+//! The platform's fault layer on the local topology: a partitioned region
+//! is cut off from its clusters, from the POPs and from the routing layer's
+//! probes; its shard fails over, writes through the edge keep working, and
+//! the region itself refuses promptly (503, nothing applied) rather than
+//! hang or acknowledge a write the rest of the platform cannot see. A
+//! latency fault slows the region's round trips, a brownout loses its
+//! calls.
+
+use topology::RegionId;
+use topology::routing::Health;
+
+use crate::configs::{infra_dir, signed_call_status};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitioned_region_fails_over_and_refuses_promptly() {
+    let mut loaded = meridian::config::load(&infra_dir().join("local/meridian.toml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    if let regional_server::storage::StorageConfig::Embedded {
+        dir: data,
+        durability,
+        ..
+    } = &mut loaded.storage
+    {
+        *data = dir.path().to_path_buf();
+        *durability = db_embedded::Durability::Buffer;
+    }
+    loaded.seed.products = 200;
+    let component = tokio::task::spawn_blocking(meridian::build::edge_component)
+        .await
+        .unwrap()
+        .unwrap();
+    let platform = meridian::platform::start(
+        &loaded,
+        meridian::platform::StartOptions {
+            ephemeral_ports: true,
+            component,
+        },
+    )
+    .await
+    .unwrap();
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let api = format!("http://{}", platform.routing_api.unwrap());
+    let all_healthy = |t: &topology::routing::RoutingTable| {
+        t.regions.iter().all(|r| r.health == Health::Healthy)
+            && t.pops.iter().all(|p| p.health == Health::Healthy)
+    };
+    routing::client::table_when(&client, &api, 40, all_healthy)
+        .await
+        .unwrap();
+    let eu_west: RegionId = "eu-west".parse().unwrap();
+    let eu_west_url = {
+        let addr = platform
+            .regions
+            .iter()
+            .find(|(n, _, _)| n == &eu_west)
+            .unwrap()
+            .1;
+        format!("http://{addr}")
+    };
+    let dub = platform.pops.iter().find(|(n, _)| n == "dub").unwrap().1;
+    // A shopper of shard eu, by the Dublin POP.
+    let session: serde_json::Value = client
+        .post(format!("http://{dub}/v1/sessions"))
+        .json(&serde_json::json!({ "shard": "eu" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = session["token"].as_str().unwrap().to_owned();
+
+    platform.partition(&eu_west, true).unwrap();
+    // The routing layer's probes fail: eu-west goes down, shard eu moves.
+    let table = routing::client::table_when(&client, &api, 20, |t| {
+        t.shard(&"eu".parse().unwrap())
+            .and_then(|s| s.active.as_ref())
+            .is_some_and(|r| r.as_str() == "us-east")
+    })
+    .await
+    .unwrap();
+    assert_eq!(table.region(&eu_west).unwrap().health, Health::Down);
+    // The region itself reaches no cluster: a write there is refused at
+    // once as not applied (503), never left hanging (504) or acknowledged.
+    let (status, problem) = signed_call_status(
+        &client,
+        &eu_west_url,
+        "POST",
+        "/v1/carts",
+        b"",
+        Some(&token),
+    )
+    .await;
+    assert_eq!(status, 503, "{problem}");
+    assert_eq!(
+        problem["type"], "urn:meridian:problem:unavailable",
+        "{problem}"
+    );
+    let cut: u64 = platform
+        .links
+        .iter()
+        .filter(|l| l.region == eu_west)
+        .map(|l| l.link.failed())
+        .sum();
+    assert!(cut > 0);
+    // Through the edge the shopper's write goes to the shard's active
+    // region and succeeds.
+    let cart = client
+        .post(format!("http://{dub}/v1/carts"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        cart.status().as_u16(),
+        201,
+        "{}",
+        cart.text().await.unwrap()
+    );
+
+    platform.partition(&eu_west, false).unwrap();
+    let table = routing::client::table_when(&client, &api, 20, all_healthy)
+        .await
+        .unwrap();
+    assert_eq!(
+        table
+            .shard(&"eu".parse().unwrap())
+            .unwrap()
+            .active
+            .as_ref()
+            .unwrap(),
+        &eu_west
+    );
+    let (status, _) = signed_call_status(
+        &client,
+        &eu_west_url,
+        "POST",
+        "/v1/carts",
+        b"",
+        Some(&token),
+    )
+    .await;
+    assert_eq!(status, 201);
+
+    // Latency: every round trip into and out of the region takes longer
+    // (a lower bound only), until it is restored to the model's.
+    let extra = std::time::Duration::from_millis(200);
+    platform.slow(&eu_west, extra).unwrap();
+    for link in platform.links.iter().filter(|l| l.region == eu_west) {
+        assert_eq!(link.link.rtt(), link.base + extra);
+    }
+    let started = std::time::Instant::now();
+    let (status, _) = signed_call_status(
+        &client,
+        &eu_west_url,
+        "POST",
+        "/v1/carts",
+        b"",
+        Some(&token),
+    )
+    .await;
+    assert_eq!(status, 201);
+    assert!(started.elapsed() >= extra, "{:?}", started.elapsed());
+    platform.slow(&eu_west, std::time::Duration::ZERO).unwrap();
+    for link in platform.links.iter().filter(|l| l.region == eu_west) {
+        assert_eq!(link.link.rtt(), link.base);
+    }
+    // Brownout: every call lost refuses the write as not applied; none
+    // lost, it goes through.
+    platform.brownout(&eu_west, 1.0, 3).unwrap();
+    let (status, _) = signed_call_status(
+        &client,
+        &eu_west_url,
+        "POST",
+        "/v1/carts",
+        b"",
+        Some(&token),
+    )
+    .await;
+    assert_eq!(status, 503);
+    platform.brownout(&eu_west, 0.0, 3).unwrap();
+    let (status, _) = signed_call_status(
+        &client,
+        &eu_west_url,
+        "POST",
+        "/v1/carts",
+        b"",
+        Some(&token),
+    )
+    .await;
+    assert_eq!(status, 201);
+    platform.stop().await.unwrap();
+}
