@@ -49,6 +49,76 @@ pub struct Platform {
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<anyhow::Result<()>>,
     edges: Option<edge_host::Running>,
+    /// Each region's service, on a runtime of its own.
+    processes: Vec<RegionProcess>,
+    gateway: std::sync::Arc<dyn commerce::PaymentGateway>,
+    stop_regions: watch::Receiver<bool>,
+    /// A region's serve loop that ended in error reports here.
+    failures: tokio::sync::mpsc::Sender<anyhow::Error>,
+    failed: tokio::sync::mpsc::Receiver<anyhow::Error>,
+}
+
+/// A region's service on a tokio runtime of its own, so an outage stops it
+/// the way a process dies: listener, connections, in-flight requests,
+/// running sagas and workers, all at once, with no flag checked by any
+/// handler. Its durable state is in the shards; a restart builds it anew
+/// from its config (empty caches, search index rebuilt).
+#[derive(Debug)]
+struct RegionProcess {
+    config: regional_server::config::Loaded,
+    addr: SocketAddr,
+    view: db::ShardMap,
+    /// `None` while the region is down.
+    runtime: Option<tokio::runtime::Runtime>,
+    /// Resolves when the region's serve loop has returned.
+    done: Option<tokio::sync::oneshot::Receiver<()>>,
+}
+
+impl Drop for RegionProcess {
+    /// A runtime must not be dropped (blocking) inside another: let it go
+    /// in the background.
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Binds a listener for a region's runtime to take.
+fn bind_std(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+/// Starts a runtime serving `region` on `listener` until `stop`; the
+/// receiver resolves when it has stopped.
+fn serve_region(
+    region: &Region,
+    listener: std::net::TcpListener,
+    stop: watch::Receiver<bool>,
+    failures: tokio::sync::mpsc::Sender<anyhow::Error>,
+) -> anyhow::Result<(tokio::runtime::Runtime, tokio::sync::oneshot::Receiver<()>)> {
+    let name = region.commerce.region().to_string();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name(format!("region-{name}"))
+        .enable_all()
+        .build()
+        .with_context(|| format!("a runtime for region {name}"))?;
+    let listener = {
+        let _entered = runtime.enter();
+        tokio::net::TcpListener::from_std(listener)?
+    };
+    let region = region.clone();
+    let (done, finished) = tokio::sync::oneshot::channel();
+    runtime.spawn(async move {
+        if let Err(e) = regional_server::run(region, listener, stop).await {
+            let _ = failures.send(e.context(format!("region {name}"))).await;
+        }
+        let _ = done.send(());
+    });
+    Ok((runtime, finished))
 }
 
 /// One region's link to a shard's cluster.
@@ -144,7 +214,7 @@ pub async fn start(loaded: &Loaded, options: StartOptions) -> anyhow::Result<Pla
             loaded.geography,
             &mut links,
         );
-        let region = Region::from_config(&region_config, view, gateway.clone())?;
+        let region = Region::from_config(&region_config, view.clone(), gateway.clone())?;
         if seeder.is_none() {
             // The demo seed is an operator's bulk load into each cluster,
             // not a region's calls: it writes over the shards themselves.
@@ -159,16 +229,10 @@ pub async fn start(loaded: &Loaded, options: StartOptions) -> anyhow::Result<Pla
             )?);
         }
         let addr = ephemeral(region_config.config.listen, options.ephemeral_ports);
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
+        let listener = bind_std(addr)
             .with_context(|| format!("binding {addr} for {}", region_config.config.region))?;
         let local = listener.local_addr()?;
-        regions.push((
-            region_config.config.region.clone(),
-            local,
-            region.clone(),
-            listener,
-        ));
+        regions.push((region_config, local, region.clone(), listener, view));
     }
 
     if let Some(seeder) = seeder {
@@ -178,14 +242,23 @@ pub async fn start(loaded: &Loaded, options: StartOptions) -> anyhow::Result<Pla
         }
     }
     // Index the catalog before serving, so search answers from the start.
-    for (_, _, region, _) in &regions {
+    for (_, _, region, _, _) in &regions {
         region.commerce.rebuild_search().await?;
     }
 
+    let (failures, failed) = tokio::sync::mpsc::channel(16);
     let mut running = Vec::new();
-    for (name, local, region, listener) in regions {
-        tasks.spawn(regional_server::run(region.clone(), listener, stop.clone()));
-        running.push((name, local, region));
+    let mut processes = Vec::new();
+    for (config, local, region, listener, view) in regions {
+        let (runtime, done) = serve_region(&region, listener, stop.clone(), failures.clone())?;
+        running.push((config.config.region.clone(), local, region));
+        processes.push(RegionProcess {
+            config,
+            addr: local,
+            view,
+            runtime: Some(runtime),
+            done: Some(done),
+        });
     }
 
     let (mut routing_api, mut dns, mut routing_run) = (None, None, None);
@@ -290,6 +363,11 @@ pub async fn start(loaded: &Loaded, options: StartOptions) -> anyhow::Result<Pla
     }
     Ok(Platform {
         regions: running,
+        processes,
+        gateway,
+        stop_regions: stop,
+        failures,
+        failed,
         links,
         probe_urls,
         prober,
@@ -477,6 +555,62 @@ impl Platform {
             .unwrap_or_default()
     }
 
+    /// A region outage: the region's service stops as a process dies
+    /// (listener closed, connections and in-flight requests cut, workers
+    /// and sagas gone); its data stays in its shards, which the other
+    /// regions still reach.
+    /// Returns once it is gone (nothing listens at its address).
+    pub async fn kill_region(&mut self, region: &RegionId) -> anyhow::Result<()> {
+        let process = self
+            .processes
+            .iter_mut()
+            .find(|p| &p.config.config.region == region)
+            .with_context(|| format!("no region {region} in this platform"))?;
+        process.done = None;
+        if let Some(runtime) = process.runtime.take() {
+            // Every task dropped, sockets closed, before returning (bounded:
+            // a blocking call the runtime cannot cut is left behind).
+            tokio::task::spawn_blocking(move || runtime.shutdown_timeout(Duration::from_secs(5)))
+                .await
+                .context("stopping the region's runtime")?;
+        }
+        Ok(())
+    }
+
+    /// Starts a killed region again at its address: a new service from its
+    /// config over the same shards (empty caches, search rebuilt).
+    pub async fn restart_region(&mut self, region: &RegionId) -> anyhow::Result<()> {
+        let index = self
+            .processes
+            .iter()
+            .position(|p| &p.config.config.region == region)
+            .with_context(|| format!("no region {region} in this platform"))?;
+        anyhow::ensure!(
+            self.processes[index].runtime.is_none(),
+            "region {region} is running"
+        );
+        let (config, addr, view) = {
+            let p = &self.processes[index];
+            (p.config.clone(), p.addr, p.view.clone())
+        };
+        let fresh = Region::from_config(&config, view, self.gateway.clone())?;
+        fresh.commerce.rebuild_search().await?;
+        let listener =
+            bind_std(addr).with_context(|| format!("binding {addr} for {region} again"))?;
+        let (runtime, done) = serve_region(
+            &fresh,
+            listener,
+            self.stop_regions.clone(),
+            self.failures.clone(),
+        )?;
+        self.processes[index].runtime = Some(runtime);
+        self.processes[index].done = Some(done);
+        if let Some(entry) = self.regions.iter_mut().find(|(n, _, _)| n == region) {
+            entry.2 = fresh;
+        }
+        Ok(())
+    }
+
     /// Stops the POPs, then every server and worker, and waits for them
     /// (bounded).
     pub async fn stop(mut self) -> anyhow::Result<()> {
@@ -491,13 +625,23 @@ impl Platform {
             Ok::<_, anyhow::Error>(())
         })
         .await;
+        // Each region finishes its requests and stops its workers on the
+        // same signal; its runtime goes once it has (bounded).
+        for process in &mut self.processes {
+            if let Some(done) = process.done.take() {
+                let _ = tokio::time::timeout(Duration::from_secs(15), done).await;
+            }
+            if let Some(runtime) = process.runtime.take() {
+                runtime.shutdown_background();
+            }
+        }
         match drained {
             Ok(result) => result,
             Err(_) => anyhow::bail!("the platform did not stop within 30 s"),
         }
     }
 
-    /// Waits until a task fails (or all end).
+    /// Waits until a task or a region fails (or all end).
     pub async fn wait(&mut self) -> anyhow::Result<()> {
         let edges = async {
             match self.edges.as_mut() {
@@ -509,11 +653,18 @@ impl Platform {
             while let Some(result) = self.tasks.join_next().await {
                 result.context("platform task")??;
             }
-            Ok::<_, anyhow::Error>(())
+            std::future::pending::<anyhow::Result<()>>().await
+        };
+        let regions = async {
+            match self.failed.recv().await {
+                Some(e) => Err(e),
+                None => std::future::pending().await,
+            }
         };
         tokio::select! {
             result = edges => result.context("an edge POP stopped"),
             result = servers => result,
+            result = regions => result,
         }
     }
 }

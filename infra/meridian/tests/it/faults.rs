@@ -11,10 +11,10 @@ use topology::routing::Health;
 
 use crate::configs::{infra_dir, signed_call_status};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_partitioned_region_fails_over_and_refuses_promptly() {
-    let mut loaded = meridian::config::load(&infra_dir().join("local/meridian.toml")).unwrap();
-    let dir = tempfile::tempdir().unwrap();
+/// The local topology on ephemeral ports over a fresh store, small seed.
+async fn local_platform(dir: &tempfile::TempDir) -> meridian::platform::Platform {
+    let mut loaded =
+        meridian::config::load(&infra_dir().join("local/meridian.toml")).expect("local config");
     if let regional_server::storage::StorageConfig::Embedded {
         dir: data,
         durability,
@@ -27,9 +27,9 @@ async fn a_partitioned_region_fails_over_and_refuses_promptly() {
     loaded.seed.products = 200;
     let component = tokio::task::spawn_blocking(meridian::build::edge_component)
         .await
-        .unwrap()
-        .unwrap();
-    let platform = meridian::platform::start(
+        .expect("build task")
+        .expect("the edge component builds");
+    meridian::platform::start(
         &loaded,
         meridian::platform::StartOptions {
             ephemeral_ports: true,
@@ -37,13 +37,31 @@ async fn a_partitioned_region_fails_over_and_refuses_promptly() {
         },
     )
     .await
-    .unwrap();
+    .expect("the platform starts")
+}
+
+fn all_healthy(t: &topology::routing::RoutingTable) -> bool {
+    t.regions.iter().all(|r| r.health == Health::Healthy)
+        && t.pops.iter().all(|p| p.health == Health::Healthy)
+}
+
+fn active_is(
+    shard: &'static str,
+    region: &'static str,
+) -> impl Fn(&topology::routing::RoutingTable) -> bool {
+    move |t| {
+        t.shard(&shard.parse().expect("shard"))
+            .and_then(|s| s.active.as_ref())
+            .is_some_and(|r| r.as_str() == region)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitioned_region_fails_over_and_refuses_promptly() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = local_platform(&dir).await;
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let api = format!("http://{}", platform.routing_api.unwrap());
-    let all_healthy = |t: &topology::routing::RoutingTable| {
-        t.regions.iter().all(|r| r.health == Health::Healthy)
-            && t.pops.iter().all(|p| p.health == Health::Healthy)
-    };
     routing::client::table_when(&client, &api, 40, all_healthy)
         .await
         .unwrap();
@@ -72,13 +90,9 @@ async fn a_partitioned_region_fails_over_and_refuses_promptly() {
 
     platform.partition(&eu_west, true).unwrap();
     // The routing layer's probes fail: eu-west goes down, shard eu moves.
-    let table = routing::client::table_when(&client, &api, 20, |t| {
-        t.shard(&"eu".parse().unwrap())
-            .and_then(|s| s.active.as_ref())
-            .is_some_and(|r| r.as_str() == "us-east")
-    })
-    .await
-    .unwrap();
+    let table = routing::client::table_when(&client, &api, 20, active_is("eu", "us-east"))
+        .await
+        .unwrap();
     assert_eq!(table.region(&eu_west).unwrap().health, Health::Down);
     // The region itself reaches no cluster: a write there is refused at
     // once as not applied (503), never left hanging (504) or acknowledged.
@@ -189,5 +203,80 @@ async fn a_partitioned_region_fails_over_and_refuses_promptly() {
     )
     .await;
     assert_eq!(status, 201);
+    platform.stop().await.unwrap();
+}
+
+/// A region outage: the region's service stops as a process dies (its
+/// address refuses connections), its shard fails over and the shopper's
+/// writes through the edge go on; restarted over the same shards, it takes
+/// its shard back and what was written meanwhile is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_region_stops_serving_and_comes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut platform = local_platform(&dir).await;
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let api = format!("http://{}", platform.routing_api.unwrap());
+    routing::client::table_when(&client, &api, 40, all_healthy)
+        .await
+        .unwrap();
+    let us_east: RegionId = "us-east".parse().unwrap();
+    let us_east_addr = platform
+        .regions
+        .iter()
+        .find(|(n, _, _)| n == &us_east)
+        .unwrap()
+        .1;
+    let iad = platform.pops.iter().find(|(n, _)| n == "iad").unwrap().1;
+    let session: serde_json::Value = client
+        .post(format!("http://{iad}/v1/sessions"))
+        .json(&serde_json::json!({ "shard": "us" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = session["token"].as_str().unwrap().to_owned();
+
+    platform.kill_region(&us_east).await.unwrap();
+    // Dead as a process is: nothing listens at its address.
+    let refused = client
+        .get(format!("http://{us_east_addr}/healthz"))
+        .send()
+        .await
+        .expect_err("a killed region answers nothing");
+    assert!(refused.is_connect(), "{refused:?}");
+    let table = routing::client::table_when(&client, &api, 20, active_is("us", "eu-west"))
+        .await
+        .unwrap();
+    assert_eq!(table.region(&us_east).unwrap().health, Health::Down);
+    // The shopper's write goes to the shard's active region.
+    let cart = client
+        .post(format!("http://{iad}/v1/carts"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cart.status().as_u16(), 201);
+    let cart: serde_json::Value = cart.json().await.unwrap();
+    let cart_id = cart["id"].as_str().unwrap().to_owned();
+    assert!(cart_id.starts_with("us."), "{cart_id}");
+
+    platform.restart_region(&us_east).await.unwrap();
+    routing::client::table_when(&client, &api, 20, active_is("us", "us-east"))
+        .await
+        .unwrap();
+    // Written during the outage, read at the home region again.
+    let (status, read) = crate::configs::signed_call_status(
+        &client,
+        &format!("http://{us_east_addr}"),
+        "GET",
+        &format!("/v1/carts/{cart_id}"),
+        b"",
+        Some(&token),
+    )
+    .await;
+    assert_eq!(status, 200, "{read}");
+    assert_eq!(read["id"], cart_id.as_str());
     platform.stop().await.unwrap();
 }
