@@ -6,6 +6,7 @@
 
 pub mod build;
 pub mod config;
+pub mod drill;
 pub mod platform;
 pub mod status;
 

@@ -65,6 +65,44 @@ enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
+    /// Rehearse a failure: start the platform (on ephemeral ports, over a
+    /// fresh store), drive shopper load through its POPs, inject the fault
+    /// into one region, and write a report; exits non-zero when an
+    /// invariant breaks.
+    Drill {
+        /// What fails.
+        #[arg(value_enum)]
+        scenario: meridian::drill::Scenario,
+        /// The region it happens to.
+        #[arg(long, default_value = "eu-west")]
+        region: RegionId,
+        /// Seconds of shopper load.
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(5..=3600))]
+        duration: u64,
+        /// Seconds into the load the fault starts.
+        #[arg(long, default_value_t = 8)]
+        fault_at: u64,
+        /// Seconds the fault lasts.
+        #[arg(long, default_value_t = 10)]
+        fault_for: u64,
+        /// Requests per second over all shoppers.
+        #[arg(long, default_value_t = 60.0)]
+        rate: f64,
+        /// Shoppers (each with a session and a client address of its own).
+        #[arg(long, default_value_t = 24)]
+        shoppers: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Products in the demo catalog.
+        #[arg(long, default_value_t = 1_000)]
+        products: usize,
+        /// The platform config.
+        #[arg(long, default_value = "infra/local/meridian.toml")]
+        config: PathBuf,
+        /// Where the report goes (report.md).
+        #[arg(long, default_value = "drill-report")]
+        out: PathBuf,
+    },
     /// Print a new shard-carrying id, e.g. `eu.01J…`.
     NewId {
         /// The shard the id's record lives in.
@@ -131,6 +169,33 @@ fn main() -> anyhow::Result<()> {
             routing,
             admin,
         } => set_drained(region, routing, admin, false),
+        Command::Drill {
+            scenario,
+            region,
+            duration,
+            fault_at,
+            fault_for,
+            rate,
+            shoppers,
+            seed,
+            products,
+            config,
+            out,
+        } => drill(
+            config,
+            products,
+            out,
+            meridian::drill::DrillOptions {
+                scenario,
+                region,
+                duration: std::time::Duration::from_secs(duration),
+                fault_at: std::time::Duration::from_secs(fault_at),
+                fault_for: std::time::Duration::from_secs(fault_for),
+                rate,
+                shoppers,
+                seed,
+            },
+        ),
         Command::NewId { shard } => {
             println!("{}", ShardedId::new(shard, ulid::Ulid::new()));
             Ok(())
@@ -174,6 +239,66 @@ fn set_drained(
         print!("{}", meridian::status::render(&table));
         Ok(())
     })
+}
+
+fn drill(
+    config: PathBuf,
+    products: usize,
+    out: PathBuf,
+    options: meridian::drill::DrillOptions,
+) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "error".into()),
+        )
+        .init();
+    let mut loaded = meridian::config::load(&config)?;
+    anyhow::ensure!(
+        loaded.geography,
+        "a drill needs geography = true in {}",
+        config.display()
+    );
+    loaded.seed.products = products;
+    let data = tempfile::tempdir().context("a data directory for the drill")?;
+    if let regional_server::storage::StorageConfig::Embedded { dir, .. } = &mut loaded.storage {
+        *dir = data.path().to_path_buf();
+    }
+    loaded.payments.store = Some(data.path().join("payments"));
+    let component = meridian::build::edge_component()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let outcome = runtime.block_on(async move {
+        let mut platform = meridian::platform::start(
+            &loaded,
+            meridian::platform::StartOptions {
+                ephemeral_ports: true,
+                component,
+            },
+        )
+        .await?;
+        println!(
+            "drill: {:?} of {} under {} shoppers at {}/s for {} s",
+            options.scenario,
+            options.region,
+            options.shoppers,
+            options.rate,
+            options.duration.as_secs()
+        );
+        let outcome = meridian::drill::run(&mut platform, options).await;
+        platform.stop().await?;
+        outcome
+    })?;
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let report = meridian::drill::report::markdown(&outcome);
+    let path = out.join("report.md");
+    std::fs::write(&path, &report).with_context(|| format!("writing {}", path.display()))?;
+    println!("{report}");
+    println!("report: {}", path.display());
+    anyhow::ensure!(outcome.passed(), "the drill broke an invariant");
+    Ok(())
 }
 
 fn up(config: PathBuf, no_build: bool, products: Option<usize>) -> anyhow::Result<()> {

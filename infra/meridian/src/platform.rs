@@ -31,6 +31,10 @@ pub struct StartOptions {
 #[derive(Debug)]
 pub struct Platform {
     pub regions: Vec<(RegionId, SocketAddr, Region)>,
+    /// The operator's view: commerce over the shards themselves (no links,
+    /// no faults), as an operator reads each cluster directly. The seed
+    /// writes through it and a drill checks its invariants with it.
+    pub operator: commerce::Commerce,
     /// With geography: the link from each region to each shard (zero time
     /// to the shards homed in it); faults act on them.
     pub links: Vec<Link>,
@@ -51,7 +55,9 @@ pub struct Platform {
     edges: Option<edge_host::Running>,
     /// Each region's service, on a runtime of its own.
     processes: Vec<RegionProcess>,
-    gateway: std::sync::Arc<dyn commerce::PaymentGateway>,
+    /// The simulated payment provider every region calls (its ledger is
+    /// what a drill checks charges against).
+    pub payments: std::sync::Arc<commerce::SimulatedGateway>,
     stop_regions: watch::Receiver<bool>,
     /// A region's serve loop that ended in error reports here.
     failures: tokio::sync::mpsc::Sender<anyhow::Error>,
@@ -235,8 +241,9 @@ pub async fn start(loaded: &Loaded, options: StartOptions) -> anyhow::Result<Pla
         regions.push((region_config, local, region.clone(), listener, view));
     }
 
-    if let Some(seeder) = seeder {
-        let commerce = &seeder.commerce;
+    let operator = seeder.context("the config names no region")?;
+    {
+        let commerce = &operator.commerce;
         if loaded.seed.products > 0 && commerce.catalog_version().await? == 0 {
             seed(commerce, loaded).await?;
         }
@@ -362,9 +369,10 @@ pub async fn start(loaded: &Loaded, options: StartOptions) -> anyhow::Result<Pla
         ));
     }
     Ok(Platform {
+        operator: operator.commerce.clone(),
         regions: running,
         processes,
-        gateway,
+        payments: gateway,
         stop_regions: stop,
         failures,
         failed,
@@ -555,6 +563,16 @@ impl Platform {
             .unwrap_or_default()
     }
 
+    /// The topology the platform runs.
+    pub fn topology(&self) -> &topology::Topology {
+        &self.topology
+    }
+
+    /// Each POP's name and place.
+    pub fn pop_places(&self) -> &[(String, f64, f64)] {
+        &self.pop_places
+    }
+
     /// A region outage: the region's service stops as a process dies
     /// (listener closed, connections and in-flight requests cut, workers
     /// and sagas gone); its data stays in its shards, which the other
@@ -593,7 +611,7 @@ impl Platform {
             let p = &self.processes[index];
             (p.config.clone(), p.addr, p.view.clone())
         };
-        let fresh = Region::from_config(&config, view, self.gateway.clone())?;
+        let fresh = Region::from_config(&config, view, self.payments.clone())?;
         fresh.commerce.rebuild_search().await?;
         let listener =
             bind_std(addr).with_context(|| format!("binding {addr} for {region} again"))?;

@@ -1,0 +1,492 @@
+//! `meridian drill <scenario>`: a failure rehearsed on the whole platform
+//! under shopper load. A hypothesis, a fault injected at a set time and
+//! removed after a set duration, a timeline of what the platform did (the
+//! routing table's changes, the first write for the failed region's shard
+//! that succeeded again), figures before, during and after, and the
+//! business invariants checked against the data itself afterwards: no
+//! acknowledged order lost, no saga left open, charges equal to confirmed
+//! orders, no unit oversold, no acknowledged cart write lost. A broken
+//! invariant fails the drill.
+
+pub mod load;
+pub mod report;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use topology::RegionId;
+use topology::routing::{Health, RoutingTable};
+
+use crate::platform::Platform;
+use load::{Action, LoadOptions, Record};
+
+/// What fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scenario {
+    /// The region's service stops as a process dies; its shard's data
+    /// stays available (its cluster's remote DC takes over).
+    RegionOutage,
+    /// The region is cut off from its clusters, the edges and the probes.
+    Partition,
+    /// Every round trip into and out of the region takes 500 ms longer.
+    Latency,
+    /// 30 % of the region's calls to its clusters are lost.
+    Brownout,
+}
+
+impl Scenario {
+    pub fn hypothesis(self, region: &RegionId) -> String {
+        match self {
+            Scenario::RegionOutage => format!(
+                "When {region}'s service dies, the routing layer sees it within its probe policy, its shard fails over to a standby, writes for that shard succeed again within seconds, and no acknowledged order, charge, stock unit or cart write is lost or doubled."
+            ),
+            Scenario::Partition => format!(
+                "When {region} is cut off from its clusters, the edges and the probes, it fails over as if dead; the cut-off region acknowledges nothing the rest of the platform cannot see, and no invariant breaks."
+            ),
+            Scenario::Latency => format!(
+                "When every round trip to {region} takes 500 ms longer, shoppers see slower answers for that region's shard but no errors beyond the deadline, and no invariant breaks."
+            ),
+            Scenario::Brownout => format!(
+                "When 30 % of {region}'s storage calls are lost, its writes are refused as not applied (never reported as failed when they may have applied), retries with their keys succeed, and no invariant breaks."
+            ),
+        }
+    }
+}
+
+/// A drill's parameters.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DrillOptions {
+    pub scenario: Scenario,
+    pub region: RegionId,
+    /// The whole load's length.
+    pub duration: Duration,
+    /// When the fault starts, from the load's start.
+    pub fault_at: Duration,
+    /// How long the fault lasts.
+    pub fault_for: Duration,
+    /// Requests per second over all shoppers.
+    pub rate: f64,
+    pub shoppers: usize,
+    pub seed: u64,
+}
+
+/// One timeline entry.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Moment {
+    /// Since the load started.
+    pub at_ms: u64,
+    pub what: String,
+}
+
+/// An invariant and whether it held.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Check {
+    pub name: String,
+    pub expected: String,
+    pub found: String,
+    pub holds: bool,
+}
+
+/// What a drill found.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Outcome {
+    pub options: DrillOptions,
+    pub hypothesis: String,
+    pub timeline: Vec<Moment>,
+    pub records: Vec<Record>,
+    pub checks: Vec<Check>,
+    /// From the fault to the routing table showing the region not serving.
+    pub detection_ms: Option<u64>,
+    /// From the fault to the first write for the region's shard that
+    /// succeeded.
+    pub first_write_ms: Option<u64>,
+}
+
+impl Outcome {
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(|c| c.holds)
+    }
+}
+
+/// Runs a drill against `platform` (already up, every region healthy).
+pub async fn run(platform: &mut Platform, options: DrillOptions) -> anyhow::Result<Outcome> {
+    anyhow::ensure!(
+        options.fault_at + options.fault_for < options.duration,
+        "the fault must end before the load does"
+    );
+    let api = format!(
+        "http://{}",
+        platform
+            .routing_api
+            .context("a drill needs the routing layer")?
+    );
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .context("an HTTP client")?;
+    routing::client::table_when(&client, &api, 40, |t| {
+        t.regions.iter().all(|r| r.health == Health::Healthy)
+    })
+    .await
+    .context("the platform is not healthy before the drill")?;
+    let shard = platform
+        .topology()
+        .shards()
+        .iter()
+        .find(|s| s.home() == &options.region)
+        .map(|s| s.id().clone())
+        .context("the region is home to no shard")?;
+    let pops = shopper_pops(platform);
+    anyhow::ensure!(!pops.is_empty(), "a drill needs the edge POPs");
+    let skus = skus(platform, 50).await?;
+
+    // The routing table's changes, as they happen.
+    let started = Instant::now();
+    let watcher = tokio::spawn(watch_table(
+        client.clone(),
+        api.clone(),
+        started,
+        options.duration,
+    ));
+    let load = tokio::spawn(load::run(LoadOptions {
+        shoppers: options.shoppers,
+        rate: options.rate,
+        duration: options.duration,
+        seed: options.seed,
+        skus,
+        pops,
+    }));
+
+    let mut timeline = Vec::new();
+    tokio::time::sleep(options.fault_at).await;
+    let fault_ms = started.elapsed().as_millis() as u64;
+    inject(platform, &options, true).await?;
+    timeline.push(Moment {
+        at_ms: fault_ms,
+        what: format!(
+            "fault injected: {:?} of {}",
+            options.scenario, options.region
+        ),
+    });
+    tokio::time::sleep(options.fault_for).await;
+    inject(platform, &options, false).await?;
+    let healed_ms = started.elapsed().as_millis() as u64;
+    timeline.push(Moment {
+        at_ms: healed_ms,
+        what: "fault removed".into(),
+    });
+    let records = load.await.context("the load task")??;
+    let changes = watcher.await.context("the table watcher")?;
+
+    let mut detection_ms = None;
+    for (at_ms, table) in &changes {
+        let region = table.region(&options.region).map(|r| r.health);
+        let active = table
+            .shard(&shard)
+            .and_then(|s| s.active.as_ref())
+            .map(|r| r.to_string());
+        timeline.push(Moment {
+            at_ms: *at_ms,
+            what: format!(
+                "table v{}: {} {}, shard {shard} at {}",
+                table.version,
+                options.region,
+                region.map_or("?".into(), |h| format!("{h:?}").to_lowercase()),
+                active.unwrap_or_else(|| "none".into())
+            ),
+        });
+        if detection_ms.is_none()
+            && *at_ms >= fault_ms
+            && region.is_some_and(|h| !h.serves() || h == Health::Degraded)
+        {
+            detection_ms = Some(at_ms - fault_ms);
+        }
+    }
+    let first_write = records.iter().find(|r| {
+        r.at_ms >= fault_ms && r.shard == shard.as_str() && r.action.is_write() && r.ok()
+    });
+    let first_write_ms =
+        first_write.map(|r| (r.at_ms + r.latency_ms as u64).saturating_sub(fault_ms));
+    if let Some(ms) = first_write_ms {
+        timeline.push(Moment {
+            at_ms: fault_ms + ms,
+            what: format!("first write for shard {shard} succeeded after the fault"),
+        });
+    }
+    timeline.sort_by_key(|m| m.at_ms);
+
+    let checks = invariants(platform, &records).await?;
+    Ok(Outcome {
+        hypothesis: options.scenario.hypothesis(&options.region),
+        options,
+        timeline,
+        records,
+        checks,
+        detection_ms,
+        first_write_ms,
+    })
+}
+
+async fn inject(platform: &mut Platform, options: &DrillOptions, on: bool) -> anyhow::Result<()> {
+    let region = &options.region;
+    match options.scenario {
+        Scenario::RegionOutage if on => platform.kill_region(region).await,
+        Scenario::RegionOutage => platform.restart_region(region).await,
+        Scenario::Partition => platform.partition(region, on),
+        Scenario::Latency => platform.slow(
+            region,
+            if on {
+                Duration::from_millis(500)
+            } else {
+                Duration::ZERO
+            },
+        ),
+        Scenario::Brownout => platform.brownout(region, if on { 0.3 } else { 0.0 }, options.seed),
+    }
+}
+
+/// Every change of the routing table until `duration` has passed.
+async fn watch_table(
+    client: reqwest::Client,
+    api: String,
+    started: Instant,
+    duration: Duration,
+) -> Vec<(u64, RoutingTable)> {
+    let mut changes = Vec::new();
+    let Ok(mut table) = routing::client::table(&client, &api).await else {
+        return changes;
+    };
+    // Bounded by the load's length: each poll waits at most until then.
+    while started.elapsed() < duration {
+        let left = duration
+            .saturating_sub(started.elapsed())
+            .as_millis()
+            .max(1);
+        let url = format!(
+            "{api}/v1/table/watch?since={}&timeout_ms={}",
+            table.version,
+            left.min(topology::routing::MAX_WATCH_MS as u128)
+        );
+        let Ok(response) = client.get(&url).send().await else {
+            break;
+        };
+        let Ok(next) = response.json::<RoutingTable>().await else {
+            break;
+        };
+        if next.version > table.version {
+            changes.push((started.elapsed().as_millis() as u64, next.clone()));
+        }
+        table = next;
+    }
+    changes
+}
+
+/// Each shard with the POP nearest its home region: shoppers of a shard
+/// shop there.
+fn shopper_pops(platform: &Platform) -> Vec<(String, String, std::net::SocketAddr)> {
+    let topology = platform.topology();
+    let mut out = Vec::new();
+    for shard in topology.shards() {
+        let Some(home) = topology.region(shard.home()) else {
+            continue;
+        };
+        let nearest = platform.pop_places().iter().min_by(|a, b| {
+            let d = |p: &(String, f64, f64)| {
+                topology::routing::great_circle_km(home.latitude(), home.longitude(), p.1, p.2)
+            };
+            d(a).total_cmp(&d(b))
+        });
+        if let Some((name, _, _)) = nearest
+            && let Some((_, addr)) = platform.pops.iter().find(|(n, _)| n == name)
+        {
+            out.push((shard.id().to_string(), name.clone(), *addr));
+        }
+    }
+    out
+}
+
+/// Up to `n` SKUs with stock.
+async fn skus(platform: &Platform, n: usize) -> anyhow::Result<Vec<String>> {
+    let (_, _, region) = platform.regions.first().context("no region")?;
+    let page = region
+        .commerce
+        .search_index()
+        .search(&search::SearchQuery {
+            limit: n.min(search::MAX_PAGE_LIMIT),
+            ..search::SearchQuery::default()
+        })
+        .context("listing products")?;
+    Ok(page.hits.into_iter().map(|h| h.id).collect())
+}
+
+/// The business invariants, checked against the data (the regions'
+/// records and the payment provider's ledger), not the load's counters.
+async fn invariants(platform: &Platform, records: &[Record]) -> anyhow::Result<Vec<Check>> {
+    let commerce = &platform.operator;
+    let mut checks = Vec::new();
+
+    // Orders: every checkout answered with an order is there, and settles
+    // (a pending one is driven by recovery; give it its passes).
+    let mut acknowledged: BTreeMap<String, (String, String)> = BTreeMap::new();
+    for r in records.iter().filter(|r| r.action == Action::Checkout) {
+        if let (Some(order), Some(owner), true) = (&r.order_id, &r.shopper_id, r.ok()) {
+            acknowledged.insert(
+                order.clone(),
+                (owner.clone(), r.order_status.clone().unwrap_or_default()),
+            );
+        }
+    }
+    let mut lost = 0;
+    let mut open = 0;
+    let mut confirmed = BTreeMap::new();
+    for (order, (owner, _)) in &acknowledged {
+        let (Ok(order_id), Ok(owner_id)) = (order.parse(), owner.parse()) else {
+            lost += 1;
+            continue;
+        };
+        match settled_order(commerce, &owner_id, &order_id).await {
+            Some(order) => match order.status {
+                commerce::orders::OrderStatus::Confirmed => {
+                    confirmed.insert(order.id.clone(), order.total.amount_minor);
+                }
+                commerce::orders::OrderStatus::Pending => open += 1,
+                commerce::orders::OrderStatus::Failed => {}
+            },
+            None => lost += 1,
+        }
+    }
+    checks.push(Check {
+        name: "acknowledged orders found".into(),
+        expected: format!("{}", acknowledged.len()),
+        found: format!("{}", acknowledged.len() - lost),
+        holds: lost == 0,
+    });
+    checks.push(Check {
+        name: "sagas left open after recovery".into(),
+        expected: "0".into(),
+        found: open.to_string(),
+        holds: open == 0,
+    });
+
+    // Charges: the provider captured exactly the confirmed orders, once.
+    let ledger = platform
+        .payments
+        .ledger(100_000)
+        .await
+        .context("reading the provider's ledger")?;
+    let mut charged: BTreeMap<String, usize> = BTreeMap::new();
+    for entry in ledger.captured() {
+        *charged.entry(entry.reference.clone()).or_default() += 1;
+    }
+    let doubled = charged.values().filter(|n| **n > 1).count();
+    let unconfirmed_charges = charged
+        .keys()
+        .filter(|k| acknowledged.contains_key(*k) && !confirmed.contains_key(*k))
+        .count();
+    let uncharged = confirmed
+        .keys()
+        .filter(|k| !charged.contains_key(*k))
+        .count();
+    checks.push(Check {
+        name: "charges == confirmed orders (no double charge)".into(),
+        expected: format!("{} charged once each", confirmed.len()),
+        found: format!(
+            "{} doubled, {} charged but not confirmed, {} confirmed but not charged",
+            doubled, unconfirmed_charges, uncharged
+        ),
+        holds: doubled == 0 && unconfirmed_charges == 0 && uncharged == 0,
+    });
+
+    // Stock: every SKU the load shopped for audits clean in every
+    // warehouse (live == rebuilt from its event log, nothing negative): no
+    // unit oversold.
+    let skus = skus(platform, 50).await?;
+    let mut dirty = 0;
+    for sku in &skus {
+        for warehouse in commerce.warehouses() {
+            let live = commerce.stock(&warehouse, sku).await;
+            let rebuilt = commerce.rebuild_stock(&warehouse, sku).await;
+            match (live, rebuilt) {
+                (Ok(live), Ok(rebuilt)) if live == rebuilt && live.is_consistent() => {}
+                _ => dirty += 1,
+            }
+        }
+    }
+    checks.push(Check {
+        name: "stock audits clean (no unit oversold)".into(),
+        expected: format!(
+            "{} SKU×warehouse audits clean",
+            skus.len() * commerce.warehouses().len()
+        ),
+        found: format!("{dirty} not clean"),
+        holds: dirty == 0,
+    });
+
+    // Cart writes: each cart is at least at the version its last
+    // acknowledged write returned.
+    let mut acked: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for r in records
+        .iter()
+        .filter(|r| r.ok() && r.action == Action::AddToCart)
+    {
+        if let (Some(cart), Some(owner), Some(version)) =
+            (&r.cart_id, &r.shopper_id, r.cart_version)
+        {
+            let entry = acked.entry((cart.clone(), owner.clone())).or_default();
+            *entry = (*entry).max(version);
+        }
+    }
+    let mut behind = 0;
+    for ((cart, owner), version) in &acked {
+        let (Ok(cart_id), Ok(owner_id)) = (cart.parse(), owner.parse()) else {
+            behind += 1;
+            continue;
+        };
+        match commerce.cart(&owner_id, &cart_id).await {
+            Ok(found) if found.version >= *version => {}
+            // A checked-out or expired cart is gone by design; it was seen
+            // at its version by the checkout that consumed it.
+            Err(commerce::CommerceError::NotFound { .. }) => {}
+            _ => behind += 1,
+        }
+    }
+    checks.push(Check {
+        name: "acknowledged cart writes present".into(),
+        expected: format!(
+            "{} carts at or past their acknowledged version",
+            acked.len()
+        ),
+        found: format!("{behind} behind"),
+        holds: behind == 0,
+    });
+    Ok(checks)
+}
+
+/// The order, once its saga has settled: a pending one is finished by a
+/// recovery pass after its lease expires, so this waits (polling, bounded)
+/// up to the lease and a few passes.
+async fn settled_order(
+    commerce: &commerce::Commerce,
+    owner: &topology::ShardedId,
+    id: &topology::ShardedId,
+) -> Option<commerce::orders::Order> {
+    let patience = Duration::from_millis(commerce.settings().saga_lease_ms) + SETTLE_SLACK;
+    let deadline = Instant::now() + patience;
+    loop {
+        match commerce.order(owner, id).await {
+            Ok(order) if order.status != commerce::orders::OrderStatus::Pending => {
+                return Some(order);
+            }
+            Ok(order) if Instant::now() >= deadline => return Some(order),
+            Err(commerce::CommerceError::NotFound { .. }) => return None,
+            Err(_) if Instant::now() >= deadline => return None,
+            _ => {}
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Past a saga's lease, how long recovery may take to settle it.
+const SETTLE_SLACK: Duration = Duration::from_secs(10);
