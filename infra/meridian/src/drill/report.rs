@@ -101,7 +101,7 @@ pub fn markdown(outcome: &Outcome) -> String {
     }
     let _ = writeln!(
         out,
-        "\nDetection (fault → the table shows the region not serving): {}.  \nFault → first successful write for the region's shard: {}.\n",
+        "\nDetection (fault → the table shows the region degraded or not serving): {}.  \nFault → first successful write for the region's shard: {}.\n",
         ms(outcome.detection_ms),
         ms(outcome.first_write_ms)
     );
