@@ -93,6 +93,11 @@ enum Command {
         shoppers: usize,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// In a region outage, milliseconds the dead region's shard's
+        /// cluster takes to recover in its remote DC (unreachable
+        /// meanwhile).
+        #[arg(long, default_value_t = 0)]
+        cluster_recovery_ms: u64,
         /// Products in the demo catalog.
         #[arg(long, default_value_t = 1_000)]
         products: usize,
@@ -178,6 +183,7 @@ fn main() -> anyhow::Result<()> {
             rate,
             shoppers,
             seed,
+            cluster_recovery_ms,
             products,
             config,
             out,
@@ -194,6 +200,7 @@ fn main() -> anyhow::Result<()> {
                 rate,
                 shoppers,
                 seed,
+                cluster_recovery: std::time::Duration::from_millis(cluster_recovery_ms),
             },
         ),
         Command::NewId { shard } => {

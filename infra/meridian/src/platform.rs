@@ -493,6 +493,17 @@ impl Platform {
         Ok(())
     }
 
+    /// Cuts every region's link to `shard`'s cluster (`true`), as while the
+    /// cluster recovers in its remote DC after losing its primary, or
+    /// restores them.
+    pub fn cut_shard(&self, shard: &topology::ShardId, cut: bool) -> anyhow::Result<()> {
+        anyhow::ensure!(!self.links.is_empty(), "faults need geography = true");
+        for link in self.links.iter().filter(|l| &l.shard == shard) {
+            link.link.set_partitioned(cut);
+        }
+        Ok(())
+    }
+
     /// Adds `extra` to every round trip into and out of `region` (its
     /// clusters, the POPs' calls to it, the probes); zero restores the
     /// model's.

@@ -70,6 +70,10 @@ pub struct DrillOptions {
     pub rate: f64,
     pub shoppers: usize,
     pub seed: u64,
+    /// In a region outage, how long the dead region's shard's cluster takes
+    /// to recover in its remote DC (no region reaches it meanwhile); zero:
+    /// at once.
+    pub cluster_recovery: Duration,
 }
 
 /// One timeline entry.
@@ -170,7 +174,21 @@ pub async fn run(platform: &mut Platform, options: DrillOptions) -> anyhow::Resu
             options.scenario, options.region
         ),
     });
-    tokio::time::sleep(options.fault_for).await;
+    let mut waited = Duration::ZERO;
+    if options.scenario == Scenario::RegionOutage && !options.cluster_recovery.is_zero() {
+        // The shard's cluster lost its primary with the region: no region
+        // reaches it until its remote DC has taken over.
+        platform.cut_shard(&shard, true)?;
+        let pause = options.cluster_recovery.min(options.fault_for);
+        tokio::time::sleep(pause).await;
+        platform.cut_shard(&shard, false)?;
+        waited = pause;
+        timeline.push(Moment {
+            at_ms: started.elapsed().as_millis() as u64,
+            what: format!("shard {shard}'s cluster recovered in its remote DC"),
+        });
+    }
+    tokio::time::sleep(options.fault_for.saturating_sub(waited)).await;
     inject(platform, &options, false).await?;
     let healed_ms = started.elapsed().as_millis() as u64;
     timeline.push(Moment {

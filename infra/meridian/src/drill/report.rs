@@ -87,13 +87,14 @@ pub fn markdown(outcome: &Outcome) -> String {
     let _ = writeln!(out, "**Hypothesis.** {}\n", outcome.hypothesis);
     let _ = writeln!(
         out,
-        "Load: {} shoppers at {} requests/s for {:.0} s (seed {}); fault at {:.1} s for {:.1} s.\n",
+        "Load: {} shoppers at {} requests/s for {:.0} s (seed {}); fault at {:.1} s for {:.1} s; cluster recovery pause {:.1} s.\n",
         o.shoppers,
         o.rate,
         o.duration.as_secs_f64(),
         o.seed,
         o.fault_at.as_secs_f64(),
-        o.fault_for.as_secs_f64()
+        o.fault_for.as_secs_f64(),
+        o.cluster_recovery.as_secs_f64()
     );
     let _ = writeln!(out, "## Timeline\n\n| at | what |\n|---:|---|");
     for m in &outcome.timeline {

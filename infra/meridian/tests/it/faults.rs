@@ -299,6 +299,7 @@ async fn a_region_outage_drill_keeps_every_invariant() {
             rate: 30.0,
             shoppers: 9,
             seed: 5,
+            cluster_recovery: std::time::Duration::ZERO,
         },
     )
     .await
@@ -320,5 +321,39 @@ async fn a_region_outage_drill_keeps_every_invariant() {
         report.contains("PASSED") && report.contains("## Invariants"),
         "{report}"
     );
+    platform.stop().await.unwrap();
+}
+
+/// With a cluster recovery pause, no write for the dead region's shard can
+/// succeed before the shard's cluster is back (a lower bound from the
+/// model), and every invariant still holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_recovery_pause_delays_the_first_write_and_breaks_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut platform = local_platform(&dir).await;
+    let pause = std::time::Duration::from_secs(2);
+    let outcome = meridian::drill::run(
+        &mut platform,
+        meridian::drill::DrillOptions {
+            scenario: meridian::drill::Scenario::RegionOutage,
+            region: "eu-west".parse().unwrap(),
+            duration: std::time::Duration::from_secs(9),
+            fault_at: std::time::Duration::from_secs(2),
+            fault_for: std::time::Duration::from_secs(4),
+            rate: 30.0,
+            shoppers: 9,
+            seed: 6,
+            cluster_recovery: pause,
+        },
+    )
+    .await
+    .unwrap();
+    let report = meridian::drill::report::markdown(&outcome);
+    assert!(outcome.passed(), "{report}");
+    let first = outcome
+        .first_write_ms
+        .expect("a write succeeded after the pause");
+    assert!(first >= pause.as_millis() as u64, "{first} ms: {report}");
+    assert!(report.contains("recovered in its remote DC"), "{report}");
     platform.stop().await.unwrap();
 }
