@@ -98,6 +98,9 @@ enum Command {
         /// meanwhile).
         #[arg(long, default_value_t = 0)]
         cluster_recovery_ms: u64,
+        /// Catalog changes timed to every POP after the load (0: none).
+        #[arg(long, default_value_t = 20)]
+        catalog_changes: usize,
         /// Products in the demo catalog.
         #[arg(long, default_value_t = 1_000)]
         products: usize,
@@ -184,6 +187,7 @@ fn main() -> anyhow::Result<()> {
             shoppers,
             seed,
             cluster_recovery_ms,
+            catalog_changes,
             products,
             config,
             out,
@@ -201,6 +205,7 @@ fn main() -> anyhow::Result<()> {
                 shoppers,
                 seed,
                 cluster_recovery: std::time::Duration::from_millis(cluster_recovery_ms),
+                catalog_changes,
             },
         ),
         Command::NewId { shard } => {

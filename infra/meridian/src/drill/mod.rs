@@ -8,6 +8,7 @@
 //! orders, no unit oversold, no acknowledged cart write lost. A broken
 //! invariant fails the drill.
 
+pub mod journey;
 pub mod load;
 pub mod report;
 
@@ -74,6 +75,8 @@ pub struct DrillOptions {
     /// to recover in its remote DC (no region reaches it meanwhile); zero:
     /// at once.
     pub cluster_recovery: Duration,
+    /// Catalog changes timed to every POP after the load (0: none).
+    pub catalog_changes: usize,
 }
 
 /// One timeline entry.
@@ -106,6 +109,8 @@ pub struct Outcome {
     /// From the fault to the first write for the region's shard that
     /// succeeded.
     pub first_write_ms: Option<u64>,
+    /// A catalog change's journey to every POP.
+    pub journeys: Vec<journey::PopJourney>,
 }
 
 impl Outcome {
@@ -144,7 +149,7 @@ pub async fn run(platform: &mut Platform, options: DrillOptions) -> anyhow::Resu
         .context("the region is home to no shard")?;
     let pops = shopper_pops(platform);
     anyhow::ensure!(!pops.is_empty(), "a drill needs the edge POPs");
-    let skus = skus(platform, 50).await?;
+    let shopped = skus(platform, 50).await?;
 
     // The routing table's changes, as they happen.
     let started = Instant::now();
@@ -159,7 +164,7 @@ pub async fn run(platform: &mut Platform, options: DrillOptions) -> anyhow::Resu
         rate: options.rate,
         duration: options.duration,
         seed: options.seed,
-        skus,
+        skus: shopped,
         pops,
     }));
 
@@ -235,7 +240,31 @@ pub async fn run(platform: &mut Platform, options: DrillOptions) -> anyhow::Resu
     }
     timeline.sort_by_key(|m| m.at_ms);
 
-    let checks = invariants(platform, &records).await?;
+    let mut checks = invariants(platform, &records).await?;
+    let mut journeys = Vec::new();
+    if options.catalog_changes > 0 {
+        let sku = skus(platform, 1)
+            .await?
+            .into_iter()
+            .next()
+            .context("no product to change")?;
+        journeys = journey::measure(platform, options.catalog_changes, &sku).await?;
+        let missed: usize = journeys
+            .iter()
+            .map(|j| j.times_ms.iter().filter(|t| t.is_none()).count())
+            .sum();
+        checks.push(Check {
+            name: "every POP served every catalog change".into(),
+            expected: format!(
+                "{} changes at {} POPs within {} s",
+                options.catalog_changes,
+                journeys.len(),
+                journey::MAX_WAIT.as_secs()
+            ),
+            found: format!("{missed} missed"),
+            holds: missed == 0,
+        });
+    }
     Ok(Outcome {
         hypothesis: options.scenario.hypothesis(&options.region),
         options,
@@ -244,6 +273,7 @@ pub async fn run(platform: &mut Platform, options: DrillOptions) -> anyhow::Resu
         checks,
         detection_ms,
         first_write_ms,
+        journeys,
     })
 }
 

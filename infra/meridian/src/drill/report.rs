@@ -144,6 +144,31 @@ pub fn markdown(outcome: &Outcome) -> String {
             f.p99_ms
         );
     }
+    if !outcome.journeys.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n## A catalog change's journey\n\nFrom an admin's write at the catalog's home to each POP serving the new version ({} changes, each to a product the POP held fresh). Target: the modelled one-way delay to the POP + 150 ms.\n\n| POP | p50 | p99 | target | met |\n|---|---:|---:|---:|---|",
+            outcome.options.catalog_changes
+        );
+        for j in &outcome.journeys {
+            let p50 = super::journey::quantile(&j.times_ms, 0.5);
+            let p99 = super::journey::quantile(&j.times_ms, 0.99);
+            let show = |v: Option<f64>| v.map_or_else(|| "missed".into(), |v| format!("{v:.0} ms"));
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {:.0} ms | {} |",
+                j.pop,
+                show(p50),
+                show(p99),
+                j.target_ms,
+                if p99.is_some_and(|p| p <= j.target_ms) {
+                    "yes"
+                } else {
+                    "no"
+                }
+            );
+        }
+    }
     let _ = writeln!(
         out,
         "\n## Invariants (checked against the data)\n\n| invariant | expected | found | holds |\n|---|---|---|---|"

@@ -300,6 +300,7 @@ async fn a_region_outage_drill_keeps_every_invariant() {
             shoppers: 9,
             seed: 5,
             cluster_recovery: std::time::Duration::ZERO,
+            catalog_changes: 3,
         },
     )
     .await
@@ -344,6 +345,7 @@ async fn a_cluster_recovery_pause_delays_the_first_write_and_breaks_nothing() {
             shoppers: 9,
             seed: 6,
             cluster_recovery: pause,
+            catalog_changes: 0,
         },
     )
     .await
