@@ -125,6 +125,39 @@ pub fn markdown(outcome: &Outcome) -> String {
             f.p99_ms
         );
     }
+    let mut actions: Vec<super::load::Action> = outcome.records.iter().map(|r| r.action).collect();
+    actions.sort_unstable();
+    actions.dedup();
+    let fault = outcome.options.fault_at.as_millis() as u64;
+    let healed = fault + outcome.options.fault_for.as_millis() as u64;
+    let _ = writeln!(
+        out,
+        "\n| action (during the fault) | requests | errors | error rate | p50 | p99 |\n|---|---:|---:|---:|---:|---:|"
+    );
+    for action in actions {
+        let f = Figures::of(
+            outcome
+                .records
+                .iter()
+                .filter(|r| r.action == action && r.at_ms >= fault && r.at_ms < healed),
+        );
+        if f.requests == 0 {
+            continue;
+        }
+        let name = serde_json::to_value(action)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "| {name} | {} | {} | {:.2} % | {:.1} ms | {:.1} ms |",
+            f.requests,
+            f.errors,
+            f.error_rate() * 100.0,
+            f.p50_ms,
+            f.p99_ms
+        );
+    }
     let mut pops: Vec<&str> = outcome.records.iter().map(|r| r.pop.as_str()).collect();
     pops.sort_unstable();
     pops.dedup();

@@ -1,0 +1,134 @@
+//! A catalog change's journey: from an admin's write at the catalog's home
+//! to every POP serving the new version. Each change is made to a product
+//! every POP holds fresh in its cache, so what is measured is the purge
+//! reaching the POP (the region's change feed, the POP's long poll), not a
+//! cache miss. Each POP is read until it serves the new version (a
+//! measurement, polled every few milliseconds, bounded).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::platform::Platform;
+
+/// Longest a POP is given to serve a change.
+pub const MAX_WAIT: Duration = Duration::from_secs(10);
+/// Between two reads of one POP.
+const POLL: Duration = Duration::from_millis(5);
+
+/// What one POP took for each change (`None`: not within [`MAX_WAIT`]).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PopJourney {
+    pub pop: String,
+    pub times_ms: Vec<Option<f64>>,
+    /// The target: the modelled one-way delay from the catalog's home
+    /// region to the POP, plus 150 ms.
+    pub target_ms: f64,
+}
+
+/// Makes `changes` catalog changes, one after another, and times each to
+/// every POP.
+pub async fn measure(
+    platform: &Platform,
+    changes: usize,
+    sku: &str,
+) -> anyhow::Result<Vec<PopJourney>> {
+    anyhow::ensure!((1..=1_000).contains(&changes), "1 to 1000 changes");
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .context("an HTTP client")?;
+    let topology = platform.topology();
+    let home = platform.operator.catalog_shard().clone();
+    let home_region = topology
+        .shard(&home)
+        .and_then(|s| topology.region(s.home()))
+        .context("the catalog shard's home region")?;
+    let mut journeys: Vec<PopJourney> = platform
+        .pop_places()
+        .iter()
+        .map(|(name, latitude, longitude)| {
+            let rtt = topology.latency().rtt(
+                topology::latency::Place {
+                    name,
+                    latitude: *latitude,
+                    longitude: *longitude,
+                },
+                home_region.place(),
+            );
+            PopJourney {
+                pop: name.clone(),
+                times_ms: Vec::new(),
+                target_ms: rtt.as_secs_f64() * 1e3 / 2.0 + 150.0,
+            }
+        })
+        .collect();
+    let pops: Vec<(String, SocketAddr)> = platform.pops.clone();
+    for change in 0..changes {
+        // Fresh in every POP's cache first.
+        for (_, addr) in &pops {
+            let _ = client
+                .get(format!("http://{addr}/v1/products/{sku}"))
+                .send()
+                .await;
+        }
+        let product = platform
+            .operator
+            .product_uncached(sku)
+            .await
+            .context("reading the product")?;
+        let input = commerce::catalog::ProductInput {
+            title: format!(
+                "{} (change {change})",
+                product.title.split(" (change").next().unwrap_or("")
+            ),
+            description: product.description,
+            category: product.category,
+            price: product.price,
+            attributes: product.attributes,
+            images: product.images,
+        };
+        let started = Instant::now();
+        let changed = platform
+            .operator
+            .upsert_product(sku, &input)
+            .await
+            .context("changing the product")?;
+        let waits = pops.iter().map(|(_, addr)| {
+            let client = client.clone();
+            let url = format!("http://{addr}/v1/products/{sku}");
+            async move {
+                while started.elapsed() < MAX_WAIT {
+                    if let Ok(response) = client.get(&url).send().await
+                        && let Ok(body) = response.json::<serde_json::Value>().await
+                        && body["version"].as_u64() >= Some(changed.version)
+                    {
+                        return Some(started.elapsed().as_secs_f64() * 1e3);
+                    }
+                    tokio::time::sleep(POLL).await;
+                }
+                None
+            }
+        });
+        let times = futures::future::join_all(waits).await;
+        for ((name, _), time) in pops.iter().zip(times) {
+            if let Some(journey) = journeys.iter_mut().find(|j| &j.pop == name) {
+                journey.times_ms.push(time);
+            }
+        }
+    }
+    Ok(journeys)
+}
+
+/// The `q` quantile of the times seen (`None` when one was never seen).
+pub fn quantile(times: &[Option<f64>], q: f64) -> Option<f64> {
+    let mut seen: Vec<f64> = times.iter().copied().collect::<Option<Vec<f64>>>()?;
+    if seen.is_empty() {
+        return None;
+    }
+    seen.sort_by(f64::total_cmp);
+    let i = ((seen.len() as f64 - 1.0) * q).round() as usize;
+    seen.get(i.min(seen.len() - 1)).copied()
+}
