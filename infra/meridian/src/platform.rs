@@ -38,8 +38,9 @@ pub struct Platform {
     /// With geography: the link from each region to each shard (zero time
     /// to the shards homed in it); faults act on them.
     pub links: Vec<Link>,
-    /// Each region's readiness URL as the routing layer probes it.
-    probe_urls: Vec<(RegionId, String)>,
+    /// Each region's readiness URL as the routing layer probes it, with the
+    /// probe's modelled round trip.
+    probe_urls: Vec<(RegionId, String, std::time::Duration)>,
     /// With geography: the routing layer's prober, which pays each
     /// region's and POP's modelled round trip from where routing runs.
     pub prober: Option<std::sync::Arc<routing::checker::DelayedProber>>,
@@ -297,16 +298,16 @@ pub async fn start(loaded: &Loaded, options: StartOptions) -> anyhow::Result<Pla
         }
         if loaded.geography {
             // Each POP's calls to each region pay their modelled round trip.
-            let latency = loaded.topology.latency();
             for pop in &mut config.pops {
-                let place = topology::latency::Place {
-                    name: &pop.name,
-                    latitude: pop.latitude,
-                    longitude: pop.longitude,
-                };
                 for (name, addr, _) in &running {
-                    if let Some(region) = loaded.topology.region(name) {
-                        let rtt = latency.rtt(place, region.place());
+                    let rtt = pop_rtt(
+                        &loaded.topology,
+                        &pop.name,
+                        pop.latitude,
+                        pop.longitude,
+                        name,
+                    );
+                    if let Some(rtt) = rtt {
                         pop.origin_rtt_ms
                             .insert(addr.to_string(), rtt.as_secs_f64() * 1_000.0);
                     }
@@ -353,7 +354,10 @@ pub async fn start(loaded: &Loaded, options: StartOptions) -> anyhow::Result<Pla
             .config
             .endpoints()
             .into_iter()
-            .map(|e| (e.name, e.readyz_url))
+            .map(|e| {
+                let base = std::time::Duration::from_secs_f64(e.baseline_ms / 1_000.0);
+                (e.name, e.readyz_url, base)
+            })
             .collect();
         let as_prober = prober
             .clone()
@@ -388,6 +392,26 @@ pub async fn start(loaded: &Loaded, options: StartOptions) -> anyhow::Result<Pla
         tasks,
         edges,
     })
+}
+
+/// The model's round trip from a POP at a place to `region`.
+fn pop_rtt(
+    topology: &topology::Topology,
+    name: &str,
+    latitude: f64,
+    longitude: f64,
+    region: &RegionId,
+) -> Option<std::time::Duration> {
+    let pop = topology::latency::Place {
+        name,
+        latitude,
+        longitude,
+    };
+    Some(
+        topology
+            .latency()
+            .rtt(pop, topology.region(region)?.place()),
+    )
 }
 
 /// The routing layer runs in the topology's first region: its probes pay
@@ -486,7 +510,7 @@ impl Platform {
             pop.set_origin_cut(&authority, cut);
         }
         if let Some(prober) = &self.prober {
-            for (_, url) in self.probe_urls.iter().filter(|(r, _)| r == region) {
+            for (_, url, _) in self.probe_urls.iter().filter(|(r, _, _)| r == region) {
                 prober.set_cut(url, cut);
             }
         }
@@ -514,13 +538,12 @@ impl Platform {
         }
         let authority = self.authority(region)?;
         for (pop, _) in self.edges.iter().flat_map(|e| e.pops.iter()) {
-            let base = self.base_origin_delay(pop, region);
+            let base = self.pop_rtt(&pop.name, region).unwrap_or_default();
             pop.set_origin_delay(&authority, base + extra);
         }
         if let Some(prober) = &self.prober {
-            let base = self.base_probe_delay(region);
-            for (_, url) in self.probe_urls.iter().filter(|(r, _)| r == region) {
-                prober.set_delay(url, base + extra);
+            for (_, url, base) in self.probe_urls.iter().filter(|(r, _, _)| r == region) {
+                prober.set_delay(url, *base + extra);
             }
         }
         Ok(())
@@ -544,34 +567,10 @@ impl Platform {
             .with_context(|| format!("no region {region} in this platform"))
     }
 
-    /// The model's round trip from `pop` to `region`.
-    fn base_origin_delay(
-        &self,
-        pop: &edge_host::PopState,
-        region: &RegionId,
-    ) -> std::time::Duration {
-        let place = self.pop_places.iter().find(|(n, _, _)| n == &pop.name);
-        match (place, self.topology.region(region)) {
-            (Some((name, latitude, longitude)), Some(region)) => self.topology.latency().rtt(
-                topology::latency::Place {
-                    name,
-                    latitude: *latitude,
-                    longitude: *longitude,
-                },
-                region.place(),
-            ),
-            _ => std::time::Duration::ZERO,
-        }
-    }
-
-    /// The model's round trip from where routing runs (the first region)
-    /// to `region`.
-    fn base_probe_delay(&self, region: &RegionId) -> std::time::Duration {
-        self.topology
-            .regions()
-            .first()
-            .and_then(|home| self.topology.region_rtt(home.name(), region))
-            .unwrap_or_default()
+    /// The model's round trip from the POP named `pop` to `region`.
+    pub fn pop_rtt(&self, pop: &str, region: &RegionId) -> Option<std::time::Duration> {
+        let (name, latitude, longitude) = self.pop_places.iter().find(|(n, _, _)| n == pop)?;
+        pop_rtt(&self.topology, name, *latitude, *longitude, region)
     }
 
     /// The topology the platform runs.

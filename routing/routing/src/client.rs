@@ -21,14 +21,7 @@ pub async fn table_when(
         if holds(&table) {
             return Ok(table);
         }
-        let next = fetch(
-            client,
-            &format!(
-                "{api}/v1/table/watch?since={}&timeout_ms={MAX_WATCH_MS}",
-                table.version
-            ),
-        )
-        .await?;
+        let next = watch(client, api, table.version, MAX_WATCH_MS).await?;
         anyhow::ensure!(
             next.version > table.version || holds(&next),
             "the routing table did not change for {MAX_WATCH_MS} ms and the condition does not hold: {next:?}"
@@ -45,6 +38,22 @@ pub async fn table_when(
 /// The table now.
 pub async fn table(client: &reqwest::Client, api: &str) -> anyhow::Result<RoutingTable> {
     fetch(client, &format!("{api}/v1/table")).await
+}
+
+/// The table once its version passes `since`, or after `timeout_ms`
+/// (capped at [`MAX_WATCH_MS`]) as it is then: one long poll.
+pub async fn watch(
+    client: &reqwest::Client,
+    api: &str,
+    since: u64,
+    timeout_ms: u64,
+) -> anyhow::Result<RoutingTable> {
+    let timeout_ms = timeout_ms.clamp(1, MAX_WATCH_MS);
+    fetch(
+        client,
+        &format!("{api}/v1/table/watch?since={since}&timeout_ms={timeout_ms}"),
+    )
+    .await
 }
 
 /// Takes `region` out of traffic (`drained`) or puts it back, with the

@@ -41,23 +41,15 @@ pub async fn measure(
         .build()
         .context("an HTTP client")?;
     let topology = platform.topology();
-    let home = platform.operator.catalog_shard().clone();
     let home_region = topology
-        .shard(&home)
-        .and_then(|s| topology.region(s.home()))
+        .shard(platform.operator.catalog_shard())
+        .map(|s| s.home().clone())
         .context("the catalog shard's home region")?;
     let mut journeys: Vec<PopJourney> = platform
         .pop_places()
         .iter()
-        .map(|(name, latitude, longitude)| {
-            let rtt = topology.latency().rtt(
-                topology::latency::Place {
-                    name,
-                    latitude: *latitude,
-                    longitude: *longitude,
-                },
-                home_region.place(),
-            );
+        .map(|(name, _, _)| {
+            let rtt = platform.pop_rtt(name, &home_region).unwrap_or_default();
             PopJourney {
                 pop: name.clone(),
                 times_ms: Vec::new(),

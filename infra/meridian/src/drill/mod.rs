@@ -308,19 +308,8 @@ async fn watch_table(
     };
     // Bounded by the load's length: each poll waits at most until then.
     while started.elapsed() < duration {
-        let left = duration
-            .saturating_sub(started.elapsed())
-            .as_millis()
-            .max(1);
-        let url = format!(
-            "{api}/v1/table/watch?since={}&timeout_ms={}",
-            table.version,
-            left.min(topology::routing::MAX_WATCH_MS as u128)
-        );
-        let Ok(response) = client.get(&url).send().await else {
-            break;
-        };
-        let Ok(next) = response.json::<RoutingTable>().await else {
+        let left = duration.saturating_sub(started.elapsed()).as_millis() as u64;
+        let Ok(next) = routing::client::watch(&client, &api, table.version, left).await else {
             break;
         };
         if next.version > table.version {

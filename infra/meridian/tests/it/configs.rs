@@ -125,38 +125,8 @@ async fn local_config_opens_every_shard() {
 /// region, at the addresses that really serve.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_starts_regions_pops_routing_and_dns() {
-    let mut loaded = meridian::config::load(&infra_dir().join("local/meridian.toml")).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    if let regional_server::storage::StorageConfig::Embedded {
-        dir: data,
-        durability,
-        ..
-    } = &mut loaded.storage
-    {
-        *data = dir.path().to_path_buf();
-        // The seed writes thousands of records; fsync is not what this
-        // test is about.
-        *durability = db_embedded::Durability::Buffer;
-    }
-    loaded.seed.products = 2_000;
-    // `up`'s own build step (a no-op when the component is fresh).
-    let component = tokio::task::spawn_blocking(meridian::build::edge_component)
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        component.as_ref().is_some_and(|c| c.is_file()),
-        "{component:?}"
-    );
-    let platform = meridian::platform::start(
-        &loaded,
-        meridian::platform::StartOptions {
-            ephemeral_ports: true,
-            component,
-        },
-    )
-    .await
-    .unwrap();
+    let platform = local_platform(&dir, 2_000).await;
     assert_eq!(platform.regions.len(), 3);
     assert_eq!(platform.pops.len(), 4);
     // Each region and POP on its own configured loopback address.
@@ -271,8 +241,8 @@ async fn up_starts_regions_pops_routing_and_dns() {
         link("eu-west", "eu").unwrap().rtt(),
         std::time::Duration::ZERO
     );
-    let rtt = loaded
-        .topology
+    let rtt = platform
+        .topology()
         .region_rtt(&"us-east".parse().unwrap(), &"eu-west".parse().unwrap())
         .unwrap();
     assert_eq!(us_to_eu.rtt(), rtt);
@@ -321,8 +291,8 @@ async fn up_starts_regions_pops_routing_and_dns() {
     // first region, us-east) and judge each region against it: the far
     // region is healthy (checked above) though its probes take longer.
     let ap = table.region(&"ap-southeast".parse().unwrap()).unwrap();
-    let ap_rtt = loaded
-        .topology
+    let ap_rtt = platform
+        .topology()
         .region_rtt(
             &"us-east".parse().unwrap(),
             &"ap-southeast".parse().unwrap(),
@@ -335,18 +305,9 @@ async fn up_starts_regions_pops_routing_and_dns() {
     // An edge's miss pays its POP's round trip to the region it calls: San
     // Francisco's nearest region is us-east.
     let sfo = platform.pops.iter().find(|(n, _)| n == "sfo").unwrap().1;
-    let sfo_rtt = loaded.topology.latency().rtt(
-        topology::latency::Place {
-            name: "sfo",
-            latitude: 37.62,
-            longitude: -122.38,
-        },
-        loaded
-            .topology
-            .region(&"us-east".parse().unwrap())
-            .unwrap()
-            .place(),
-    );
+    let sfo_rtt = platform
+        .pop_rtt("sfo", &"us-east".parse().unwrap())
+        .unwrap();
     let started = std::time::Instant::now();
     let miss = client
         .get(format!("http://{sfo}/v1/products/MRD-000777"))
@@ -536,6 +497,47 @@ async fn meridian(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `meridian up` on the local config with ephemeral ports (each server on
+/// its configured loopback address), a fresh data directory and a catalog
+/// of `products`, after `up`'s own build step (a no-op when the component
+/// is fresh).
+pub(crate) async fn local_platform(
+    dir: &tempfile::TempDir,
+    products: usize,
+) -> meridian::platform::Platform {
+    let mut loaded =
+        meridian::config::load(&infra_dir().join("local/meridian.toml")).expect("local config");
+    if let regional_server::storage::StorageConfig::Embedded {
+        dir: data,
+        durability,
+        ..
+    } = &mut loaded.storage
+    {
+        *data = dir.path().to_path_buf();
+        // The seed writes thousands of records; fsync is not what these
+        // tests are about.
+        *durability = db_embedded::Durability::Buffer;
+    }
+    loaded.seed.products = products;
+    let component = tokio::task::spawn_blocking(meridian::build::edge_component)
+        .await
+        .expect("build task")
+        .expect("the edge component builds");
+    assert!(
+        component.as_ref().is_some_and(|c| c.is_file()),
+        "{component:?}"
+    );
+    meridian::platform::start(
+        &loaded,
+        meridian::platform::StartOptions {
+            ephemeral_ports: true,
+            component,
+        },
+    )
+    .await
+    .expect("the platform starts")
 }
 
 /// A call signed as the local edges sign, to a region; its JSON answer

@@ -9,35 +9,11 @@
 use topology::RegionId;
 use topology::routing::Health;
 
-use crate::configs::{infra_dir, signed_call_status};
+use crate::configs::signed_call_status;
 
 /// The local topology on ephemeral ports over a fresh store, small seed.
 async fn local_platform(dir: &tempfile::TempDir) -> meridian::platform::Platform {
-    let mut loaded =
-        meridian::config::load(&infra_dir().join("local/meridian.toml")).expect("local config");
-    if let regional_server::storage::StorageConfig::Embedded {
-        dir: data,
-        durability,
-        ..
-    } = &mut loaded.storage
-    {
-        *data = dir.path().to_path_buf();
-        *durability = db_embedded::Durability::Buffer;
-    }
-    loaded.seed.products = 200;
-    let component = tokio::task::spawn_blocking(meridian::build::edge_component)
-        .await
-        .expect("build task")
-        .expect("the edge component builds");
-    meridian::platform::start(
-        &loaded,
-        meridian::platform::StartOptions {
-            ephemeral_ports: true,
-            component,
-        },
-    )
-    .await
-    .expect("the platform starts")
+    crate::configs::local_platform(dir, 200).await
 }
 
 fn all_healthy(t: &topology::routing::RoutingTable) -> bool {
