@@ -13,11 +13,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
-use crate::atomic::MutationType;
-use crate::backend::{
-    CommitInfo, ConflictKind, RangeChunk, RangeRequest, RawDatabase, RawTransaction,
-    SharedRawDatabase, WatchFuture,
-};
+use crate::backend::{CommitInfo, RawTransaction, SharedRawDatabase};
 use crate::error::{Error, Result};
 
 /// What to do to commits from now on. Counts are consumed one per commit of
@@ -81,10 +77,7 @@ impl Faults {
 
     /// `raw` with these faults in front of its commits.
     pub fn wrap(self: &Arc<Self>, raw: SharedRawDatabase) -> SharedRawDatabase {
-        Arc::new(FaultyDatabase {
-            inner: raw,
-            faults: self.clone(),
-        })
+        crate::layer::wrap(self.clone(), raw)
     }
 
     fn take(counter: &AtomicU32) -> bool {
@@ -98,93 +91,32 @@ impl Faults {
     }
 }
 
-#[derive(Debug)]
-struct FaultyDatabase {
-    inner: SharedRawDatabase,
-    faults: Arc<Faults>,
-}
-
-impl RawDatabase for FaultyDatabase {
-    fn engine(&self) -> &'static str {
-        self.inner.engine()
+impl crate::layer::Layer for Faults {
+    fn before_read(&self) -> BoxFuture<'_, Result<()>> {
+        futures::future::ready(Ok(())).boxed()
     }
 
-    fn begin(&self) -> Result<Box<dyn RawTransaction>> {
-        Ok(Box::new(FaultyTransaction {
-            inner: self.inner.begin()?,
-            faults: self.faults.clone(),
-            writes: std::sync::atomic::AtomicBool::new(false),
-        }))
-    }
-}
-
-struct FaultyTransaction {
-    inner: Box<dyn RawTransaction>,
-    faults: Arc<Faults>,
-    writes: std::sync::atomic::AtomicBool,
-}
-
-impl FaultyTransaction {
-    fn wrote(&self) {
-        self.writes.store(true, Ordering::Relaxed);
-    }
-}
-
-impl RawTransaction for FaultyTransaction {
-    fn get<'a>(&'a self, key: &'a [u8], snapshot: bool) -> BoxFuture<'a, Result<Option<Vec<u8>>>> {
-        self.inner.get(key, snapshot)
-    }
-    fn get_range<'a>(&'a self, request: &'a RangeRequest) -> BoxFuture<'a, Result<RangeChunk>> {
-        self.inner.get_range(request)
-    }
-    fn set(&self, key: &[u8], value: &[u8]) {
-        self.wrote();
-        self.inner.set(key, value);
-    }
-    fn clear(&self, key: &[u8]) {
-        self.wrote();
-        self.inner.clear(key);
-    }
-    fn clear_range(&self, begin: &[u8], end: &[u8]) {
-        self.wrote();
-        self.inner.clear_range(begin, end);
-    }
-    fn atomic_op(&self, key: &[u8], param: &[u8], op: MutationType) {
-        self.wrote();
-        self.inner.atomic_op(key, param, op);
-    }
-    fn set_versionstamped_key(&self, key: &[u8], value: &[u8]) {
-        self.wrote();
-        self.inner.set_versionstamped_key(key, value);
-    }
-    fn set_versionstamped_value(&self, key: &[u8], value: &[u8]) {
-        self.wrote();
-        self.inner.set_versionstamped_value(key, value);
-    }
-    fn add_conflict_range(&self, begin: &[u8], end: &[u8], kind: ConflictKind) {
-        self.inner.add_conflict_range(begin, end, kind);
-    }
-    fn watch(&self, key: &[u8]) -> Result<WatchFuture> {
-        self.inner.watch(key)
-    }
-    fn commit(&self) -> BoxFuture<'_, Result<CommitInfo>> {
+    fn commit<'a>(
+        &'a self,
+        wrote: bool,
+        inner: &'a dyn RawTransaction,
+    ) -> BoxFuture<'a, Result<CommitInfo>> {
         async move {
-            if !self.writes.load(Ordering::Relaxed) {
-                return self.inner.commit().await;
+            if !wrote {
+                return inner.commit().await;
             }
-            let faults = &self.faults;
-            if Faults::take(&faults.unknown_not_applied) {
-                faults.injected.fetch_add(1, Ordering::SeqCst);
+            if Faults::take(&self.unknown_not_applied) {
+                self.injected.fetch_add(1, Ordering::SeqCst);
                 return Err(Error::CommitUnknownResult);
             }
-            if Faults::take(&faults.conflict) {
-                faults.injected.fetch_add(1, Ordering::SeqCst);
+            if Faults::take(&self.conflict) {
+                self.injected.fetch_add(1, Ordering::SeqCst);
                 return Err(Error::NotCommitted);
             }
-            let info = self.inner.commit().await?;
-            faults.commits.fetch_add(1, Ordering::SeqCst);
-            if Faults::take(&faults.unknown_after_apply) {
-                faults.injected.fetch_add(1, Ordering::SeqCst);
+            let info = inner.commit().await?;
+            self.commits.fetch_add(1, Ordering::SeqCst);
+            if Faults::take(&self.unknown_after_apply) {
+                self.injected.fetch_add(1, Ordering::SeqCst);
                 return Err(Error::CommitUnknownResult);
             }
             Ok(info)

@@ -38,6 +38,7 @@ mod error;
 pub mod fault;
 pub mod fdb_codes;
 pub mod keys;
+mod layer;
 pub mod limits;
 pub mod link;
 mod shards;

@@ -22,11 +22,7 @@ use std::time::Duration;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
-use crate::atomic::MutationType;
-use crate::backend::{
-    CommitInfo, ConflictKind, RangeChunk, RangeRequest, RawDatabase, RawTransaction,
-    SharedRawDatabase, WatchFuture,
-};
+use crate::backend::{CommitInfo, RawTransaction, SharedRawDatabase};
 use crate::error::{Error, Result};
 
 /// Largest round-trip time a link takes (a bound on what a config or a
@@ -98,10 +94,7 @@ impl Link {
     }
 
     pub fn wrap(self: &Arc<Self>, raw: SharedRawDatabase) -> SharedRawDatabase {
-        Arc::new(LinkedDatabase {
-            inner: raw,
-            link: self.clone(),
-        })
+        crate::layer::wrap(self.clone(), raw)
     }
 
     /// One round trip: refused at once when cut or browned out (nothing
@@ -146,89 +139,23 @@ impl Link {
     }
 }
 
-#[derive(Debug)]
-struct LinkedDatabase {
-    inner: SharedRawDatabase,
-    link: Arc<Link>,
-}
-
-impl RawDatabase for LinkedDatabase {
-    fn engine(&self) -> &'static str {
-        self.inner.engine()
+impl crate::layer::Layer for Link {
+    fn before_read(&self) -> BoxFuture<'_, Result<()>> {
+        self.round_trip().boxed()
     }
 
-    fn begin(&self) -> Result<Box<dyn RawTransaction>> {
-        Ok(Box::new(LinkedTransaction {
-            inner: self.inner.begin()?,
-            link: self.link.clone(),
-            writes: AtomicBool::new(false),
-        }))
-    }
-}
-
-struct LinkedTransaction {
-    inner: Box<dyn RawTransaction>,
-    link: Arc<Link>,
-    writes: AtomicBool,
-}
-
-impl LinkedTransaction {
-    fn wrote(&self) {
-        self.writes.store(true, Ordering::Relaxed);
-    }
-}
-
-impl RawTransaction for LinkedTransaction {
-    fn get<'a>(&'a self, key: &'a [u8], snapshot: bool) -> BoxFuture<'a, Result<Option<Vec<u8>>>> {
+    /// A commit that writes sends it: one round trip; a read-only one sends
+    /// nothing.
+    fn commit<'a>(
+        &'a self,
+        wrote: bool,
+        inner: &'a dyn RawTransaction,
+    ) -> BoxFuture<'a, Result<CommitInfo>> {
         async move {
-            self.link.round_trip().await?;
-            self.inner.get(key, snapshot).await
-        }
-        .boxed()
-    }
-    fn get_range<'a>(&'a self, request: &'a RangeRequest) -> BoxFuture<'a, Result<RangeChunk>> {
-        async move {
-            self.link.round_trip().await?;
-            self.inner.get_range(request).await
-        }
-        .boxed()
-    }
-    fn set(&self, key: &[u8], value: &[u8]) {
-        self.wrote();
-        self.inner.set(key, value);
-    }
-    fn clear(&self, key: &[u8]) {
-        self.wrote();
-        self.inner.clear(key);
-    }
-    fn clear_range(&self, begin: &[u8], end: &[u8]) {
-        self.wrote();
-        self.inner.clear_range(begin, end);
-    }
-    fn atomic_op(&self, key: &[u8], param: &[u8], op: MutationType) {
-        self.wrote();
-        self.inner.atomic_op(key, param, op);
-    }
-    fn set_versionstamped_key(&self, key: &[u8], value: &[u8]) {
-        self.wrote();
-        self.inner.set_versionstamped_key(key, value);
-    }
-    fn set_versionstamped_value(&self, key: &[u8], value: &[u8]) {
-        self.wrote();
-        self.inner.set_versionstamped_value(key, value);
-    }
-    fn add_conflict_range(&self, begin: &[u8], end: &[u8], kind: ConflictKind) {
-        self.inner.add_conflict_range(begin, end, kind);
-    }
-    fn watch(&self, key: &[u8]) -> Result<WatchFuture> {
-        self.inner.watch(key)
-    }
-    fn commit(&self) -> BoxFuture<'_, Result<CommitInfo>> {
-        async move {
-            if self.writes.load(Ordering::Relaxed) {
-                self.link.round_trip().await?;
+            if wrote {
+                self.round_trip().await?;
             }
-            self.inner.commit().await
+            inner.commit().await
         }
         .boxed()
     }
