@@ -10,15 +10,7 @@ use crate::fixture::Fixture;
 #[tokio::test]
 async fn every_documented_route_exists_and_every_route_is_documented() {
     let fx = Fixture::start().await;
-    let doc: Value = fx
-        .client
-        .get(format!("{}/v1/openapi.json", fx.base))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let doc: Value = fx.openapi().await;
     let paths = doc["paths"].as_object().expect("paths");
     let mut operations = 0;
     for (path, item) in paths {
@@ -27,12 +19,7 @@ async fn every_documented_route_exists_and_every_route_is_documented() {
                 continue;
             }
             operations += 1;
-            let concrete = path
-                .replace("{sku}", "NOSUCH-1")
-                .replace("{cart_id}", "us.01ARZ3NDEKTSV4RRFFQ69G5FAV")
-                .replace("{order_id}", "us.01ARZ3NDEKTSV4RRFFQ69G5FAV")
-                .replace("{slug}", "nosuch")
-                .replace("{warehouse}", "us");
+            let concrete = concrete(path);
             assert!(!concrete.contains('{'), "unfilled parameter in {concrete}");
             let method = Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
             let response = if concrete.starts_with("/v1/admin") {
@@ -192,23 +179,10 @@ fn the_environment_overrides_the_config_file() {
 #[tokio::test]
 async fn a_wrong_method_on_any_known_route_is_a_problem_json_405() {
     let fx = Fixture::start().await;
-    let doc: Value = fx
-        .client
-        .get(format!("{}/v1/openapi.json", fx.base))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let doc: Value = fx.openapi().await;
     let mut checked = 0;
     for (path, item) in doc["paths"].as_object().expect("paths") {
-        let concrete = path
-            .replace("{sku}", "NOSUCH-1")
-            .replace("{cart_id}", "us.01ARZ3NDEKTSV4RRFFQ69G5FAV")
-            .replace("{order_id}", "us.01ARZ3NDEKTSV4RRFFQ69G5FAV")
-            .replace("{slug}", "nosuch")
-            .replace("{warehouse}", "us");
+        let concrete = concrete(path);
         for method in ["get", "post", "put", "delete", "patch"] {
             if item.get(method).is_some() {
                 continue;
@@ -284,4 +258,14 @@ fn too_many_watches_is_503_with_retry_after() {
     let response = error.into_response();
     assert_eq!(response.status().as_u16(), 503);
     assert_eq!(response.headers()["retry-after"], "1");
+}
+
+/// A documented path with its parameters filled with well-formed values
+/// nothing holds (an unknown SKU, cart, order, category; a known shard).
+fn concrete(path: &str) -> String {
+    path.replace("{sku}", "NOSUCH-1")
+        .replace("{cart_id}", "us.01ARZ3NDEKTSV4RRFFQ69G5FAV")
+        .replace("{order_id}", "us.01ARZ3NDEKTSV4RRFFQ69G5FAV")
+        .replace("{slug}", "nosuch")
+        .replace("{warehouse}", "us")
 }

@@ -153,6 +153,18 @@ impl Fixture {
         }
     }
 
+    /// The OpenAPI document the region serves.
+    pub async fn openapi(&self) -> Value {
+        self.client
+            .get(format!("{}/v1/openapi.json", self.base))
+            .send()
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("json")
+    }
+
     /// A request signed as an edge would sign it.
     pub fn signed(
         &self,

@@ -490,15 +490,7 @@ async fn requests_generated_from_the_document_get_documented_answers() {
         ("order_id", orders.clone()),
         ("before", orders),
     ]));
-    let doc: Value = fx
-        .client
-        .get(format!("{}/v1/openapi.json", fx.base))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let doc: Value = fx.openapi().await;
     let cases: u32 = std::env::var("OPENAPI_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
