@@ -135,8 +135,9 @@ pub async fn run(platform: &mut Platform, options: DrillOptions) -> anyhow::Resu
         .no_proxy()
         .build()
         .context("an HTTP client")?;
-    routing::client::table_when(&client, &api, 40, |t| {
+    let at_rest = routing::client::table_when(&client, &api, 40, |t| {
         t.regions.iter().all(|r| r.health == Health::Healthy)
+            && t.pops.iter().all(|p| p.health == Health::Healthy)
     })
     .await
     .context("the platform is not healthy before the drill")?;
@@ -147,7 +148,7 @@ pub async fn run(platform: &mut Platform, options: DrillOptions) -> anyhow::Resu
         .find(|s| s.home() == &options.region)
         .map(|s| s.id().clone())
         .context("the region is home to no shard")?;
-    let pops = shopper_pops(platform);
+    let pops = shopper_pops(platform, &at_rest);
     anyhow::ensure!(!pops.is_empty(), "a drill needs the edge POPs");
     let shopped = skus(platform, 50).await?;
 
@@ -320,24 +321,22 @@ async fn watch_table(
     changes
 }
 
-/// Each shard with the POP nearest its home region: shoppers of a shard
-/// shop there.
-fn shopper_pops(platform: &Platform) -> Vec<(String, String, std::net::SocketAddr)> {
+/// Each shard with the POP its shoppers reach: the storefront's DNS answer
+/// near the shard's home region (the nearest serving POP).
+fn shopper_pops(
+    platform: &Platform,
+    table: &RoutingTable,
+) -> Vec<(String, String, std::net::SocketAddr)> {
     let topology = platform.topology();
     let mut out = Vec::new();
     for shard in topology.shards() {
         let Some(home) = topology.region(shard.home()) else {
             continue;
         };
-        let nearest = platform.pop_places().iter().min_by(|a, b| {
-            let d = |p: &(String, f64, f64)| {
-                topology::routing::great_circle_km(home.latitude(), home.longitude(), p.1, p.2)
-            };
-            d(a).total_cmp(&d(b))
-        });
-        if let Some((name, _, _)) = nearest
-            && let Some((_, addr)) = platform.pops.iter().find(|(n, _)| n == name)
-        {
+        let Some(pop) = table.nearest_serving_pop(home.latitude(), home.longitude()) else {
+            continue;
+        };
+        if let Some((name, addr)) = platform.pops.iter().find(|(n, _)| n == pop.name.as_str()) {
             out.push((shard.id().to_string(), name.clone(), *addr));
         }
     }

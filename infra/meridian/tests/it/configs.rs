@@ -363,13 +363,9 @@ async fn up_starts_regions_pops_routing_and_dns() {
     ])
     .await;
     assert!(drained.contains("drained"), "{drained}");
-    let table = routing::client::table_when(&client, &routing_url, 10, |t| {
-        t.shard(&"us".parse().unwrap())
-            .and_then(|s| s.active.as_ref())
-            .is_some_and(|r| r.as_str() == "eu-west")
-    })
-    .await
-    .unwrap();
+    let table = routing::client::table_when(&client, &routing_url, 10, active_is("us", "eu-west"))
+        .await
+        .unwrap();
     let eu_west = table.region(&"eu-west".parse().unwrap()).unwrap().addresses[0];
     assert_eq!(dig(dns, "api.shop.example."), [eu_west.to_string()]);
     meridian(&[
@@ -497,6 +493,18 @@ async fn meridian(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Whether the routing table serves `shard` at `region`.
+pub(crate) fn active_is(
+    shard: &'static str,
+    region: &'static str,
+) -> impl Fn(&topology::routing::RoutingTable) -> bool {
+    move |t| {
+        t.shard(&shard.parse().expect("shard"))
+            .and_then(|s| s.active.as_ref())
+            .is_some_and(|r| r.as_str() == region)
+    }
 }
 
 /// `meridian up` on the local config with ephemeral ports (each server on

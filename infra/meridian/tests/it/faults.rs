@@ -9,7 +9,7 @@
 use topology::RegionId;
 use topology::routing::Health;
 
-use crate::configs::signed_call_status;
+use crate::configs::{active_is, signed_call_status};
 
 /// The local topology on ephemeral ports over a fresh store, small seed.
 async fn local_platform(dir: &tempfile::TempDir) -> meridian::platform::Platform {
@@ -19,17 +19,6 @@ async fn local_platform(dir: &tempfile::TempDir) -> meridian::platform::Platform
 fn all_healthy(t: &topology::routing::RoutingTable) -> bool {
     t.regions.iter().all(|r| r.health == Health::Healthy)
         && t.pops.iter().all(|p| p.health == Health::Healthy)
-}
-
-fn active_is(
-    shard: &'static str,
-    region: &'static str,
-) -> impl Fn(&topology::routing::RoutingTable) -> bool {
-    move |t| {
-        t.shard(&shard.parse().expect("shard"))
-            .and_then(|s| s.active.as_ref())
-            .is_some_and(|r| r.as_str() == region)
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
