@@ -26,8 +26,8 @@ use crate::backend::{CommitInfo, RawTransaction, SharedRawDatabase};
 use crate::error::{Error, Result};
 
 /// Largest round-trip time a link takes (a bound on what a config or a
-/// drill can make a call wait).
-pub const MAX_RTT: Duration = Duration::from_secs(10);
+/// drill can make a call wait): the latency model's.
+pub const MAX_RTT: Duration = topology::latency::MAX_RTT;
 
 /// One link's round-trip time, shared by every database wrapped with it.
 #[derive(Debug, Default)]

@@ -15,8 +15,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::routing::great_circle_km;
 
-/// Longest round trip the model gives or takes, in milliseconds.
-pub const MAX_RTT_MS: f64 = 10_000.0;
+/// Longest round trip the model gives or takes, and the most any delay
+/// layer (a storage link, an edge's origin call, a probe) waits.
+pub const MAX_RTT: Duration = Duration::from_secs(10);
+/// [`MAX_RTT`] in milliseconds.
+pub const MAX_RTT_MS: f64 = MAX_RTT.as_secs_f64() * 1_000.0;
 
 /// `[latency]` in the topology file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

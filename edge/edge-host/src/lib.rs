@@ -222,13 +222,12 @@ impl PopState {
         self.origin_cut.read().contains(authority)
     }
 
-    /// Calls to the origin at `authority` wait `delay` first (at most
-    /// 10 s).
+    /// Calls to the origin at `authority` wait `delay` first (at most the
+    /// latency model's longest round trip).
     pub fn set_origin_delay(&self, authority: &str, delay: std::time::Duration) {
-        self.origin_delays.write().insert(
-            authority.to_owned(),
-            delay.min(std::time::Duration::from_secs(10)),
-        );
+        self.origin_delays
+            .write()
+            .insert(authority.to_owned(), delay.min(topology::latency::MAX_RTT));
     }
 }
 
@@ -715,7 +714,9 @@ pub async fn start(config: &HostConfig, ephemeral: bool) -> anyhow::Result<Runni
         for (authority, ms) in &pop.origin_rtt_ms {
             state.set_origin_delay(
                 authority,
-                std::time::Duration::from_secs_f64(ms.clamp(0.0, 10_000.0) / 1_000.0),
+                std::time::Duration::from_secs_f64(
+                    ms.clamp(0.0, topology::latency::MAX_RTT_MS) / 1_000.0,
+                ),
             );
         }
         let native = Arc::new(Edge::new(

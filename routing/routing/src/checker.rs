@@ -94,11 +94,12 @@ impl DelayedProber {
         self.delays.read().get(url).copied().unwrap_or_default()
     }
 
-    /// Probes of `url` wait `delay` first (at most 10 s).
+    /// Probes of `url` wait `delay` first (at most the latency model's
+    /// longest round trip).
     pub fn set_delay(&self, url: &str, delay: Duration) {
         self.delays
             .write()
-            .insert(url.to_owned(), delay.min(Duration::from_secs(10)));
+            .insert(url.to_owned(), delay.min(topology::latency::MAX_RTT));
     }
 }
 
