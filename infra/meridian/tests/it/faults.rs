@@ -16,6 +16,20 @@ async fn local_platform(dir: &tempfile::TempDir) -> meridian::platform::Platform
     crate::configs::local_platform(dir, 200).await
 }
 
+/// A session for a new shopper of `shard`, made through a POP: its token.
+async fn session_at(client: &reqwest::Client, pop: std::net::SocketAddr, shard: &str) -> String {
+    let session: serde_json::Value = client
+        .post(format!("http://{pop}/v1/sessions"))
+        .json(&serde_json::json!({ "shard": shard }))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    session["token"].as_str().expect("token").to_owned()
+}
+
 fn all_healthy(t: &topology::routing::RoutingTable) -> bool {
     t.regions.iter().all(|r| r.health == Health::Healthy)
         && t.pops.iter().all(|p| p.health == Health::Healthy)
@@ -42,16 +56,7 @@ async fn a_partitioned_region_fails_over_and_refuses_promptly() {
     };
     let dub = platform.pops.iter().find(|(n, _)| n == "dub").unwrap().1;
     // A shopper of shard eu, by the Dublin POP.
-    let session: serde_json::Value = client
-        .post(format!("http://{dub}/v1/sessions"))
-        .json(&serde_json::json!({ "shard": "eu" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = session["token"].as_str().unwrap().to_owned();
+    let token = session_at(&client, dub, "eu").await;
 
     platform.partition(&eu_west, true).unwrap();
     // The routing layer's probes fail: eu-west goes down, shard eu moves.
@@ -192,16 +197,7 @@ async fn a_killed_region_stops_serving_and_comes_back() {
         .unwrap()
         .1;
     let iad = platform.pops.iter().find(|(n, _)| n == "iad").unwrap().1;
-    let session: serde_json::Value = client
-        .post(format!("http://{iad}/v1/sessions"))
-        .json(&serde_json::json!({ "shard": "us" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = session["token"].as_str().unwrap().to_owned();
+    let token = session_at(&client, iad, "us").await;
 
     platform.kill_region(&us_east).await.unwrap();
     // Dead as a process is: nothing listens at its address.
