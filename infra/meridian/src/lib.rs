@@ -1,10 +1,11 @@
 //! The operator's CLI as a library: configuration loading, the edge
-//! component's build, the platform, shared by the `meridian` binary and its
-//! tests. Storage is opened by
+//! component's build, the platform, the command line itself (`cli`), shared by the `meridian` binary,
+//! its tests and the end-to-end tests. Storage is opened by
 //! [`regional_server::storage::open`], the same code the regional service
 //! runs.
 
 pub mod build;
+pub mod cli;
 pub mod config;
 pub mod drill;
 pub mod platform;

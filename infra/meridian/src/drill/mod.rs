@@ -8,6 +8,7 @@
 //! orders, no unit oversold, no acknowledged cart write lost. A broken
 //! invariant fails the drill.
 
+pub mod html;
 pub mod journey;
 pub mod load;
 pub mod report;
@@ -526,3 +527,71 @@ async fn settled_order(
 
 /// Past a saga's lease, how long recovery may take to settle it.
 const SETTLE_SLACK: Duration = Duration::from_secs(10);
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A small drill's outcome: two POPs shopping for 12 s, a fault from 4
+    /// to 8 s with errors in it, and one invariant that holds or not.
+    pub(crate) fn outcome(passed: bool) -> Outcome {
+        let mut records = Vec::new();
+        for at_ms in (0..12_000).step_by(100) {
+            for pop in ["dub", "iad"] {
+                let faulty = pop == "dub" && (4_000..5_000).contains(&at_ms);
+                records.push(Record {
+                    at_ms,
+                    latency_ms: if faulty {
+                        900.0
+                    } else {
+                        20.0 + (at_ms % 7) as f64
+                    },
+                    shopper: 0,
+                    shard: "eu".into(),
+                    pop: pop.into(),
+                    action: if at_ms % 500 == 0 {
+                        Action::AddToCart
+                    } else {
+                        Action::Browse
+                    },
+                    status: if faulty { 503 } else { 200 },
+                    key: None,
+                    cart_id: None,
+                    cart_version: None,
+                    order_id: None,
+                    order_status: None,
+                    shopper_id: None,
+                });
+            }
+        }
+        Outcome {
+            options: DrillOptions {
+                scenario: Scenario::RegionOutage,
+                region: "eu-west".parse().expect("a region"),
+                duration: Duration::from_secs(12),
+                fault_at: Duration::from_secs(4),
+                fault_for: Duration::from_secs(4),
+                rate: 20.0,
+                shoppers: 2,
+                seed: 1,
+                cluster_recovery: Duration::ZERO,
+                catalog_changes: 0,
+            },
+            hypothesis: "a <hypothesis> & more".into(),
+            timeline: vec![Moment {
+                at_ms: 4_000,
+                what: "fault injected: <eu-west>".into(),
+            }],
+            records,
+            checks: vec![Check {
+                name: "acknowledged orders found".into(),
+                expected: "3".into(),
+                found: if passed { "3" } else { "2" }.into(),
+                holds: passed,
+            }],
+            detection_ms: Some(310),
+            first_write_ms: None,
+            journeys: Vec::new(),
+        }
+    }
+}

@@ -1,6 +1,8 @@
-//! A drill's report as Markdown: the hypothesis and parameters, the
-//! timeline, the figures before, during and after the fault (overall and
-//! per POP), the invariants and the verdict.
+//! A drill's report: the hypothesis and parameters, the timeline, the
+//! figures before, during and after the fault (overall, per action and per
+//! POP), a catalog change's journey, the invariants and the verdict. One
+//! list of blocks says it; `markdown` and `html` render it (the HTML page
+//! adds the charts, see `html.rs`).
 
 use std::fmt::Write;
 
@@ -74,66 +76,185 @@ fn ms(value: Option<u64>) -> String {
     value.map_or_else(|| "not seen".into(), |v| format!("{v} ms"))
 }
 
-/// The report.
-pub fn markdown(outcome: &Outcome) -> String {
+/// One cell of a table; `strong` marks what must catch the eye (a broken
+/// invariant).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cell {
+    pub text: String,
+    pub strong: bool,
+}
+
+impl From<String> for Cell {
+    fn from(text: String) -> Cell {
+        Cell {
+            text,
+            strong: false,
+        }
+    }
+}
+
+impl From<&str> for Cell {
+    fn from(text: &str) -> Cell {
+        Cell::from(text.to_owned())
+    }
+}
+
+/// A piece of the report, rendered as Markdown or as HTML: the one
+/// description of what a report says, so the two never drift.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Block {
+    Title(String),
+    Heading(String),
+    Paragraph {
+        lead: Option<String>,
+        text: String,
+    },
+    /// A header row, which columns are numbers (right-aligned), and rows.
+    Table {
+        head: Vec<String>,
+        numeric: Vec<bool>,
+        rows: Vec<Vec<Cell>>,
+    },
+    /// Where the HTML page puts its charts (Markdown has none).
+    Charts,
+}
+
+fn figures_row(name: &str, f: &Figures) -> Vec<Cell> {
+    vec![
+        name.into(),
+        f.requests.to_string().into(),
+        f.errors.to_string().into(),
+        format!("{:.2} %", f.error_rate() * 100.0).into(),
+        format!("{:.1} ms", f.p50_ms).into(),
+        format!("{:.1} ms", f.p99_ms).into(),
+    ]
+}
+
+fn figures_table(first: &str, rows: Vec<Vec<Cell>>) -> Block {
+    Block::Table {
+        head: [first, "requests", "errors", "error rate", "p50", "p99"]
+            .map(str::to_owned)
+            .to_vec(),
+        numeric: vec![false, true, true, true, true, true],
+        rows,
+    }
+}
+
+/// One second of the load at one POP (or at all of them): when it
+/// started, since the load did, and its figures.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Second {
+    pub at_s: u64,
+    pub requests: usize,
+    pub errors: usize,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+/// The records second by second (by when each request started), every
+/// second of `0..seconds` present, an idle one with zero requests.
+pub fn per_second<'a>(records: impl Iterator<Item = &'a Record>, seconds: u64) -> Vec<Second> {
+    let mut buckets: Vec<Vec<&Record>> = vec![Vec::new(); seconds as usize];
+    for r in records {
+        if let Some(bucket) = buckets.get_mut((r.at_ms / 1000) as usize) {
+            bucket.push(r);
+        }
+    }
+    buckets
+        .into_iter()
+        .enumerate()
+        .map(|(at_s, bucket)| {
+            let f = Figures::of(bucket.into_iter());
+            Second {
+                at_s: at_s as u64,
+                requests: f.requests,
+                errors: f.errors,
+                p50_ms: f.p50_ms,
+                p99_ms: f.p99_ms,
+            }
+        })
+        .collect()
+}
+
+/// Every POP the load shopped at, in name order.
+pub fn pops(outcome: &Outcome) -> Vec<&str> {
+    let mut pops: Vec<&str> = outcome.records.iter().map(|r| r.pop.as_str()).collect();
+    pops.sort_unstable();
+    pops.dedup();
+    pops
+}
+
+/// What the report says, in order.
+pub fn blocks(outcome: &Outcome) -> Vec<Block> {
     let o = &outcome.options;
-    let mut out = String::new();
+    let mut out = Vec::new();
     let verdict = if outcome.passed() { "PASSED" } else { "FAILED" };
-    let _ = writeln!(
-        out,
-        "# Drill: {:?} of {} — {verdict}\n",
+    out.push(Block::Title(format!(
+        "Drill: {:?} of {} — {verdict}",
         o.scenario, o.region
-    );
-    let _ = writeln!(out, "**Hypothesis.** {}\n", outcome.hypothesis);
-    let _ = writeln!(
-        out,
-        "Load: {} shoppers at {} requests/s for {:.0} s (seed {}); fault at {:.1} s for {:.1} s; cluster recovery pause {:.1} s.\n",
-        o.shoppers,
-        o.rate,
-        o.duration.as_secs_f64(),
-        o.seed,
-        o.fault_at.as_secs_f64(),
-        o.fault_for.as_secs_f64(),
-        o.cluster_recovery.as_secs_f64()
-    );
-    let _ = writeln!(out, "## Timeline\n\n| at | what |\n|---:|---|");
-    for m in &outcome.timeline {
-        let _ = writeln!(out, "| {:.3} s | {} |", m.at_ms as f64 / 1e3, m.what);
-    }
-    let _ = writeln!(
-        out,
-        "\nDetection (fault → the table shows the region degraded or not serving): {}.  \nFault → first successful write for the region's shard: {}.\n",
-        ms(outcome.detection_ms),
-        ms(outcome.first_write_ms)
-    );
-    let _ = writeln!(
-        out,
-        "## Shoppers\n\n| phase | requests | errors | error rate | p50 | p99 |\n|---|---:|---:|---:|---:|---:|"
-    );
+    )));
+    out.push(Block::Paragraph {
+        lead: Some("Hypothesis.".into()),
+        text: outcome.hypothesis.clone(),
+    });
+    out.push(Block::Paragraph {
+        lead: None,
+        text: format!(
+            "Load: {} shoppers at {} requests/s for {:.0} s (seed {}); fault at {:.1} s for {:.1} s; cluster recovery pause {:.1} s.",
+            o.shoppers,
+            o.rate,
+            o.duration.as_secs_f64(),
+            o.seed,
+            o.fault_at.as_secs_f64(),
+            o.fault_for.as_secs_f64(),
+            o.cluster_recovery.as_secs_f64()
+        ),
+    });
+    out.push(Block::Heading("Timeline".into()));
+    out.push(Block::Table {
+        head: vec!["at".into(), "what".into()],
+        numeric: vec![true, false],
+        rows: outcome
+            .timeline
+            .iter()
+            .map(|m| {
+                vec![
+                    format!("{:.3} s", m.at_ms as f64 / 1e3).into(),
+                    m.what.clone().into(),
+                ]
+            })
+            .collect(),
+    });
+    out.push(Block::Paragraph {
+        lead: None,
+        text: format!(
+            "Detection (fault → the table shows the region degraded or not serving): {}.",
+            ms(outcome.detection_ms)
+        ),
+    });
+    out.push(Block::Paragraph {
+        lead: None,
+        text: format!(
+            "Fault → first successful write for the region's shard: {}.",
+            ms(outcome.first_write_ms)
+        ),
+    });
+    out.push(Block::Heading("Shoppers".into()));
+    out.push(Block::Charts);
     let all = Figures::of(outcome.records.iter());
-    for (name, f) in phases(outcome)
+    let mut rows: Vec<Vec<Cell>> = phases(outcome)
         .iter()
-        .chain(std::iter::once(&("overall", all)))
-    {
-        let _ = writeln!(
-            out,
-            "| {name} | {} | {} | {:.2} % | {:.1} ms | {:.1} ms |",
-            f.requests,
-            f.errors,
-            f.error_rate() * 100.0,
-            f.p50_ms,
-            f.p99_ms
-        );
-    }
+        .map(|(name, f)| figures_row(name, f))
+        .collect();
+    rows.push(figures_row("overall", &all));
+    out.push(figures_table("phase", rows));
+
     let mut actions: Vec<super::load::Action> = outcome.records.iter().map(|r| r.action).collect();
     actions.sort_unstable();
     actions.dedup();
-    let fault = outcome.options.fault_at.as_millis() as u64;
-    let healed = fault + outcome.options.fault_for.as_millis() as u64;
-    let _ = writeln!(
-        out,
-        "\n| action (during the fault) | requests | errors | error rate | p50 | p99 |\n|---|---:|---:|---:|---:|---:|"
-    );
+    let fault = o.fault_at.as_millis() as u64;
+    let healed = fault + o.fault_for.as_millis() as u64;
+    let mut rows = Vec::new();
     for action in actions {
         let f = Figures::of(
             outcome
@@ -148,73 +269,142 @@ pub fn markdown(outcome: &Outcome) -> String {
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "| {name} | {} | {} | {:.2} % | {:.1} ms | {:.1} ms |",
-            f.requests,
-            f.errors,
-            f.error_rate() * 100.0,
-            f.p50_ms,
-            f.p99_ms
-        );
+        rows.push(figures_row(&name, &f));
     }
-    let mut pops: Vec<&str> = outcome.records.iter().map(|r| r.pop.as_str()).collect();
-    pops.sort_unstable();
-    pops.dedup();
-    let _ = writeln!(
-        out,
-        "\n| POP | requests | errors | error rate | p50 | p99 |\n|---|---:|---:|---:|---:|---:|"
-    );
-    for pop in pops {
-        let f = Figures::of(outcome.records.iter().filter(|r| r.pop == pop));
-        let _ = writeln!(
-            out,
-            "| {pop} | {} | {} | {:.2} % | {:.1} ms | {:.1} ms |",
-            f.requests,
-            f.errors,
-            f.error_rate() * 100.0,
-            f.p50_ms,
-            f.p99_ms
-        );
-    }
+    out.push(figures_table("action (during the fault)", rows));
+    let rows = pops(outcome)
+        .into_iter()
+        .map(|pop| {
+            figures_row(
+                pop,
+                &Figures::of(outcome.records.iter().filter(|r| r.pop == pop)),
+            )
+        })
+        .collect();
+    out.push(figures_table("POP", rows));
+
     if !outcome.journeys.is_empty() {
-        let _ = writeln!(
-            out,
-            "\n## A catalog change's journey\n\nFrom an admin's write at the catalog's home to each POP serving the new version ({} changes, each to a product the POP held fresh). Target: the modelled one-way delay to the POP + 150 ms.\n\n| POP | p50 | p99 | target | met |\n|---|---:|---:|---:|---|",
-            outcome.options.catalog_changes
-        );
-        for j in &outcome.journeys {
-            let p50 = super::journey::quantile(&j.times_ms, 0.5);
-            let p99 = super::journey::quantile(&j.times_ms, 0.99);
-            let show = |v: Option<f64>| v.map_or_else(|| "missed".into(), |v| format!("{v:.0} ms"));
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {:.0} ms | {} |",
-                j.pop,
-                show(p50),
-                show(p99),
-                j.target_ms,
-                if p99.is_some_and(|p| p <= j.target_ms) {
-                    "yes"
-                } else {
-                    "no"
-                }
-            );
-        }
+        out.push(Block::Heading("A catalog change's journey".into()));
+        out.push(Block::Paragraph {
+            lead: None,
+            text: format!(
+                "From an admin's write at the catalog's home to each POP serving the new version ({} changes, each to a product the POP held fresh). Target: the modelled one-way delay to the POP + 150 ms.",
+                o.catalog_changes
+            ),
+        });
+        let show = |v: Option<f64>| v.map_or_else(|| "missed".into(), |v| format!("{v:.0} ms"));
+        let rows = outcome
+            .journeys
+            .iter()
+            .map(|j| {
+                let p50 = super::journey::quantile(&j.times_ms, 0.5);
+                let p99 = super::journey::quantile(&j.times_ms, 0.99);
+                let met = p99.is_some_and(|p| p <= j.target_ms);
+                vec![
+                    j.pop.clone().into(),
+                    show(p50).into(),
+                    show(p99).into(),
+                    format!("{:.0} ms", j.target_ms).into(),
+                    (if met { "yes" } else { "no" }).into(),
+                ]
+            })
+            .collect();
+        out.push(Block::Table {
+            head: ["POP", "p50", "p99", "target", "met"]
+                .map(str::to_owned)
+                .to_vec(),
+            numeric: vec![false, true, true, true, false],
+            rows,
+        });
     }
-    let _ = writeln!(
-        out,
-        "\n## Invariants (checked against the data)\n\n| invariant | expected | found | holds |\n|---|---|---|---|"
-    );
-    for c in &outcome.checks {
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} |",
-            c.name,
-            c.expected,
-            c.found,
-            if c.holds { "yes" } else { "**NO**" }
-        );
+    out.push(Block::Heading(
+        "Invariants (checked against the data)".into(),
+    ));
+    out.push(Block::Table {
+        head: ["invariant", "expected", "found", "holds"]
+            .map(str::to_owned)
+            .to_vec(),
+        numeric: vec![false; 4],
+        rows: outcome
+            .checks
+            .iter()
+            .map(|c| {
+                vec![
+                    c.name.clone().into(),
+                    c.expected.clone().into(),
+                    c.found.clone().into(),
+                    Cell {
+                        text: if c.holds { "yes" } else { "NO" }.into(),
+                        strong: !c.holds,
+                    },
+                ]
+            })
+            .collect(),
+    });
+    out
+}
+
+/// Writes `report.md` and `report.html` into `dir` (created if missing):
+/// their paths.
+pub fn write(outcome: &Outcome, dir: &std::path::Path) -> anyhow::Result<[std::path::PathBuf; 2]> {
+    use anyhow::Context;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let md = dir.join("report.md");
+    std::fs::write(&md, markdown(outcome)).with_context(|| format!("writing {}", md.display()))?;
+    let html = dir.join("report.html");
+    std::fs::write(&html, super::html::page(outcome)?)
+        .with_context(|| format!("writing {}", html.display()))?;
+    Ok([md, html])
+}
+
+/// The report as Markdown.
+pub fn markdown(outcome: &Outcome) -> String {
+    let mut out = String::new();
+    for block in blocks(outcome) {
+        match block {
+            Block::Title(t) => {
+                let _ = writeln!(out, "# {t}\n");
+            }
+            Block::Heading(t) => {
+                let _ = writeln!(out, "## {t}\n");
+            }
+            Block::Paragraph { lead, text } => match lead {
+                Some(lead) => {
+                    let _ = writeln!(out, "**{lead}** {text}\n");
+                }
+                None => {
+                    let _ = writeln!(out, "{text}\n");
+                }
+            },
+            Block::Table {
+                head,
+                numeric,
+                rows,
+            } => {
+                let _ = writeln!(out, "| {} |", head.join(" | "));
+                let align: Vec<&str> = numeric
+                    .iter()
+                    .map(|n| if *n { "---:" } else { "---" })
+                    .collect();
+                let _ = writeln!(out, "|{}|", align.join("|"));
+                for row in rows {
+                    let cells: Vec<String> = row
+                        .iter()
+                        .map(|c| {
+                            let text = c.text.replace('|', "\\|");
+                            if c.strong {
+                                format!("**{text}**")
+                            } else {
+                                text
+                            }
+                        })
+                        .collect();
+                    let _ = writeln!(out, "| {} |", cells.join(" | "));
+                }
+                out.push('\n');
+            }
+            Block::Charts => {}
+        }
     }
     out
 }
@@ -239,6 +429,43 @@ mod tests {
             order_id: None,
             order_status: None,
             shopper_id: None,
+        }
+    }
+
+    #[test]
+    fn per_second_buckets_by_start_and_keeps_idle_seconds() {
+        let mut records = [record(10.0, 200), record(20.0, 503), record(30.0, 200)];
+        records[1].at_ms = 999;
+        records[2].at_ms = 2_500;
+        let seconds = per_second(records.iter(), 4);
+        assert_eq!(seconds.len(), 4);
+        assert_eq!((seconds[0].requests, seconds[0].errors), (2, 1));
+        assert_eq!(seconds[1].requests, 0);
+        assert_eq!((seconds[2].requests, seconds[2].p50_ms), (1, 30.0));
+        assert_eq!(seconds[3].requests, 0);
+    }
+
+    #[test]
+    fn markdown_and_html_say_the_same_and_mark_a_broken_invariant() {
+        let outcome = crate::drill::tests::outcome(false);
+        let md = markdown(&outcome);
+        let page = crate::drill::html::page(&outcome).expect("the page");
+        assert!(md.contains("— FAILED"), "{md}");
+        assert!(md.contains("| **NO** |"), "{md}");
+        assert!(page.contains("<strong>NO</strong>"));
+        for block in blocks(&outcome) {
+            if let Block::Table { rows, .. } = block {
+                for row in rows {
+                    for cell in row {
+                        assert!(md.contains(&cell.text), "{} not in the Markdown", cell.text);
+                        assert!(
+                            page.contains(&crate::drill::html::escape(&cell.text)),
+                            "{} not in the page",
+                            cell.text
+                        );
+                    }
+                }
+            }
         }
     }
 

@@ -19,7 +19,9 @@ pub(super) async fn healthz(State(state): State<AppState>) -> Json<Status> {
 
 /// Ready: every shard homed in this region answers a read within 1 s (the
 /// catalog shard when none is): the region's own data tier, so a probe's
-/// time is not a remote cluster's round trip.
+/// time is not a remote cluster's round trip. And its search index has
+/// been built from the catalog (at start the feed worker builds it): a
+/// region that would answer every search with nothing is not ready.
 #[utoipa::path(get, path = "/readyz", tag = "ops", responses((status = 200, body = Status), (status = 503, body = Problem)))]
 pub(super) async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, ApiError> {
     let commerce = &state.commerce;
@@ -48,6 +50,14 @@ pub(super) async fn readyz(State(state): State<AppState>) -> Result<Json<Status>
     });
     for outcome in futures::future::join_all(probes).await {
         outcome?;
+    }
+    if commerce.search_index().cursor().is_none() {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not-ready",
+            "Not ready",
+            "the search index is being built from the catalog",
+        ));
     }
     Ok(Json(Status {
         status: "ready",

@@ -80,6 +80,13 @@ async fn health_readiness_and_metrics() {
         .await
         .expect("send");
     assert_eq!(health.status(), StatusCode::OK);
+    // Ready once the search index has been built from the catalog (the
+    // feed worker's first pass; here, this one).
+    fx.region
+        .commerce
+        .apply_feed(0)
+        .await
+        .expect("the index built");
     let ready = fx
         .client
         .get(format!("{}/readyz", fx.base))

@@ -1,0 +1,12 @@
+//! End-to-end tests: the whole local topology (three regions with geography
+//! between them, the routing layer and its DNS, four edge POPs running the
+//! Spin component in edge-host) started in the test, in-process or as a
+//! `meridian up` process, and driven through the POPs as shoppers are.
+
+mod drill;
+mod faults;
+mod geography;
+mod journey;
+mod sigkill;
+mod stack;
+mod support;

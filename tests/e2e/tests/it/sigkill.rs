@@ -1,0 +1,447 @@
+//! `meridian up`, the whole local topology (three regions with geography,
+//! the routing layer and DNS, four POPs running the Spin component, edge
+//! signatures required), killed with SIGKILL in the middle of shopper load
+//! through the POPs, then started again on the same data. Afterwards: no
+//! acknowledged order is lost or changed, every checkout whose outcome was
+//! unknown at the kill settles (confirmed or failed) when retried with its
+//! Idempotency-Key (no saga left open), every acknowledged cart write is
+//! present, the payment provider charged exactly the confirmed orders and
+//! holds no open authorization, and every SKU's stock audits clean (live
+//! equals the event log, nothing left reserved: no unit oversold).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{Value, json};
+
+use crate::support::{call, client, infra_dir, signed_call, until_healthy};
+
+const ADMIN: &str = "local-dev-admin-token";
+const SHOPPERS: usize = 30;
+const PRODUCTS: usize = 12;
+/// Cart writes one cart-writing shopper makes at most.
+const MAX_ADDS: usize = 40;
+
+/// The local platform's config copied into `dir`, with its data there, a
+/// small catalog, short saga leases, and a slow and sometimes-lost payment
+/// provider (so checkouts are in flight when the process dies).
+fn write_config(dir: &Path) -> PathBuf {
+    let local = infra_dir().join("local");
+    for file in ["topology.toml", "routing.toml", "dns.toml", "edge.toml"] {
+        std::fs::copy(local.join(file), dir.join(file)).expect("copy a config");
+    }
+    std::fs::create_dir_all(dir.join("regions")).expect("regions dir");
+    let mut regions = Vec::new();
+    for region in ["us-east", "eu-west", "ap-southeast"] {
+        let file = format!("regions/{region}.toml");
+        let text = std::fs::read_to_string(local.join(&file)).expect("region config");
+        std::fs::write(
+            dir.join(&file),
+            format!(
+                "{text}\n[commerce]\nsaga_lease_ms = 1000\n\n[workers]\nrecovery_interval_ms = 50\n"
+            ),
+        )
+        .expect("region config");
+        regions.push(format!("\"{file}\""));
+    }
+    let path = dir.join("meridian.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"topology = "topology.toml"
+regions = [{}]
+routing = "routing.toml"
+edge = "edge.toml"
+geography = true
+
+[storage]
+engine = "embedded"
+dir = "data"
+durability = "sync"
+
+[seed]
+products = {PRODUCTS}
+seed = 42
+max_stock = 1000
+
+[payments]
+latency_ms = 40
+timeout_rate = 0.05
+seed = 11
+"#,
+            regions.join(", ")
+        ),
+    )
+    .expect("meridian.toml");
+    path
+}
+
+/// A running `meridian up`: its POPs and regions by name, its routing
+/// API. Dropped, it is killed (a failed test leaves no process behind).
+struct Up {
+    child: Child,
+    pops: BTreeMap<String, SocketAddr>,
+    regions: BTreeMap<String, String>,
+    routing: SocketAddr,
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Up {
+    /// Starts `meridian up --ephemeral-ports` and reads its banner.
+    fn start(config: &Path) -> Up {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_meridian-e2e"))
+            .args(["up", "--ephemeral-ports", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawning meridian up");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let (mut pops, mut regions, mut routing) = (BTreeMap::new(), BTreeMap::new(), None);
+        // The banner ends with the "Try:" line; bounded by its length.
+        for _ in 0..100 {
+            let Some(Ok(line)) = lines.next() else {
+                panic!("meridian up ended before it was up");
+            };
+            if line.starts_with("Try:") {
+                break;
+            }
+            // "  pop    dub            http://127.0.2.1:PORT"
+            // "  region us-east        http://127.0.1.1:PORT  serves shards [us, eu]"
+            match line.split_whitespace().collect::<Vec<_>>().as_slice() {
+                ["pop", name, url] => {
+                    let addr = url
+                        .trim_start_matches("http://")
+                        .parse()
+                        .expect("POP address");
+                    pops.insert((*name).to_owned(), addr);
+                }
+                ["region", name, url, ..] => {
+                    regions.insert((*name).to_owned(), (*url).to_owned());
+                }
+                // "  routing API    http://127.0.0.1:PORT/v1/table"
+                ["routing", "API", url] => {
+                    let addr = url
+                        .trim_start_matches("http://")
+                        .trim_end_matches("/v1/table");
+                    routing = Some(addr.parse().expect("routing API address"));
+                }
+                _ => {}
+            }
+        }
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        assert_eq!(pops.len(), 4, "{pops:?}");
+        assert_eq!(regions.len(), 3, "{regions:?}");
+        Up {
+            child,
+            pops,
+            regions,
+            routing: routing.expect("the banner names the routing API"),
+        }
+    }
+
+    /// The POP a shopper of `shard` uses: the one nearest its home region.
+    fn pop(&self, shard: &str) -> String {
+        let name = match shard {
+            "us" => "iad",
+            "eu" => "dub",
+            _ => "sin",
+        };
+        format!("http://{}", self.pops[name])
+    }
+
+    fn kill(mut self) {
+        // SIGKILL: no shutdown path runs.
+        self.child.kill().expect("kill -9");
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Shopper {
+    shard: &'static str,
+    token: String,
+    cart: String,
+    key: String,
+}
+
+/// What a checkout's first attempt got before the kill.
+#[derive(Debug)]
+enum First {
+    Confirmed(String),
+    Failed(String),
+    Pending,
+    Unknown,
+}
+
+async fn checkout(client: &reqwest::Client, base: &str, s: &Shopper) -> Option<(u16, Value)> {
+    let response = client
+        .post(format!("{base}/v1/checkout"))
+        .bearer_auth(&s.token)
+        .header("idempotency-key", &s.key)
+        .json(&json!({ "cart_id": s.cart }))
+        .send()
+        .await
+        .ok()?;
+    let status = response.status().as_u16();
+    Some((status, response.json().await.ok()?))
+}
+
+/// What a cart write got.
+enum Added {
+    /// Acknowledged at this version.
+    At(u64),
+    /// Answered, not applied (e.g. 429).
+    Refused,
+    /// No answer: the platform is gone.
+    Gone,
+}
+
+/// Adds one unit of a SKU to the shopper's cart through its POP.
+async fn add(client: &reqwest::Client, base: &str, s: &Shopper, n: usize) -> Added {
+    let Ok(response) = client
+        .post(format!("{base}/v1/carts/{}/items", s.cart))
+        .bearer_auth(&s.token)
+        .header("idempotency-key", format!("{}-add-{n}", s.key))
+        .json(&json!({ "sku": format!("MRD-{:06}", n % PRODUCTS), "qty": 1 }))
+        .send()
+        .await
+    else {
+        return Added::Gone;
+    };
+    let version = response
+        .headers()
+        .get("x-cart-version")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    match (response.status().as_u16(), version) {
+        (200, Some(version)) => Added::At(version),
+        (status, _) if status >= 500 => Added::Gone,
+        _ => Added::Refused,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigkill_of_up_under_shopper_load_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path());
+    let client = client();
+    let up = Up::start(&config);
+    until_healthy(up.routing).await;
+
+    // Shoppers in every shard at their POP, each with a cart of one or two
+    // SKUs. Even shoppers check out; odd ones keep writing to their cart.
+    let mut shoppers = Vec::new();
+    for i in 0..SHOPPERS {
+        let shard = ["us", "eu", "ap"][i % 3];
+        let base = up.pop(shard);
+        let (status, _, session) = call(
+            client
+                .post(format!("{base}/v1/sessions"))
+                .json(&json!({ "shard": shard })),
+        )
+        .await;
+        assert_eq!(status, 201, "{session}");
+        let token = session["token"].as_str().expect("token").to_owned();
+        let (status, _, cart) = call(
+            client
+                .post(format!("{base}/v1/carts"))
+                .bearer_auth(&token)
+                .header("idempotency-key", format!("kill-{i}-cart")),
+        )
+        .await;
+        assert_eq!(status, 201, "{cart}");
+        let shopper = Shopper {
+            shard,
+            token,
+            cart: cart["id"].as_str().expect("cart id").to_owned(),
+            key: format!("kill-{i}"),
+        };
+        for n in [i, i * 7 + 3] {
+            assert!(matches!(
+                add(&client, &base, &shopper, n).await,
+                Added::At(_)
+            ));
+        }
+        shoppers.push(shopper);
+    }
+
+    // Load: every checkout and every cart writer at once; the process dies
+    // once a third of the checkouts have answered.
+    let checkouts = SHOPPERS.div_ceil(2);
+    let (answered_tx, mut answered) = tokio::sync::mpsc::channel(SHOPPERS);
+    let mut buyers = Vec::new();
+    let mut writers = Vec::new();
+    for (i, s) in shoppers.iter().enumerate() {
+        let (client, base, s) = (client.clone(), up.pop(s.shard), s.clone());
+        if i % 2 == 0 {
+            let answered = answered_tx.clone();
+            buyers.push(tokio::spawn(async move {
+                let outcome = checkout(&client, &base, &s).await;
+                let _ = answered.send(i).await;
+                outcome
+            }));
+        } else {
+            writers.push(tokio::spawn(async move {
+                // Paced under the edge's write limit for one session,
+                // until the platform is gone (the kill), bounded.
+                let mut acked = None;
+                for n in 0..MAX_ADDS {
+                    match add(&client, &base, &s, 100 + n).await {
+                        Added::At(version) => acked = Some(version),
+                        Added::Refused => {}
+                        Added::Gone => break,
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(125)).await;
+                }
+                (s.cart.clone(), acked)
+            }));
+        }
+    }
+    for _ in 0..checkouts / 3 {
+        answered.recv().await.expect("an answer");
+    }
+    up.kill();
+
+    let mut first = Vec::new();
+    for task in buyers {
+        first.push(match task.await.expect("task") {
+            Some((201, order)) => First::Confirmed(order["id"].as_str().expect("id").to_owned()),
+            Some((409, problem)) => match problem["order_id"].as_str() {
+                Some(id) => First::Failed(id.to_owned()),
+                None => First::Unknown,
+            },
+            Some((202, _)) => First::Pending,
+            // No answer (the process died), or a 5xx: unknown.
+            _ => First::Unknown,
+        });
+    }
+    let acknowledged = first
+        .iter()
+        .filter(|f| matches!(f, First::Confirmed(_) | First::Failed(_)))
+        .count();
+    assert!(acknowledged >= checkouts / 3, "{first:?}");
+    let mut acked_carts = Vec::new();
+    for task in writers {
+        acked_carts.push(task.await.expect("task"));
+    }
+
+    // Start again on the same data.
+    let up = Up::start(&config);
+    until_healthy(up.routing).await;
+
+    // Every acknowledged cart write is there, read through the POP.
+    let cart_writers: Vec<&Shopper> = shoppers.iter().skip(1).step_by(2).collect();
+    for (s, (cart, acked)) in cart_writers.iter().zip(&acked_carts) {
+        assert_eq!(&s.cart, cart);
+        let (status, _, read) = call(
+            client
+                .get(format!("{}/v1/carts/{cart}", up.pop(s.shard)))
+                .bearer_auth(&s.token),
+        )
+        .await;
+        assert_eq!(status, 200, "{read}");
+        let version = read["version"].as_u64().expect("version");
+        assert!(
+            acked.is_none_or(|a| version >= a),
+            "cart {cart} at v{version}, a write acknowledged v{acked:?}"
+        );
+    }
+
+    // Every checkout, retried with its key, reaches its final outcome; no
+    // acknowledged one changed.
+    let mut confirmed = BTreeSet::new();
+    for (s, before) in shoppers.iter().step_by(2).zip(&first) {
+        let base = up.pop(s.shard);
+        let mut last = None;
+        // Each retry waits (server side) for a running saga; a few rounds
+        // cover a payment whose answer was lost again.
+        for _ in 0..10 {
+            let (status, body) = checkout(&client, &base, s).await.expect("retry answered");
+            if status != 202 {
+                last = Some((status, body));
+                break;
+            }
+        }
+        let (status, body) = last.unwrap_or_else(|| panic!("{} never settled", s.key));
+        let id = match status {
+            201 => body["id"].as_str().expect("id").to_owned(),
+            409 => body["order_id"].as_str().unwrap_or_default().to_owned(),
+            other => panic!("{}: {other} {body}", s.key),
+        };
+        match before {
+            First::Confirmed(was) => {
+                assert_eq!(status, 201, "{}: acknowledged order lost: {body}", s.key);
+                assert_eq!(&id, was, "{}", s.key);
+            }
+            First::Failed(was) => {
+                assert_eq!(status, 409, "{}: {body}", s.key);
+                assert_eq!(&id, was, "{}", s.key);
+            }
+            First::Pending | First::Unknown => {}
+        }
+        if status == 201 {
+            // The order is in the shopper's list, through the POP.
+            let (listed, _, page) = call(
+                client
+                    .get(format!("{base}/v1/orders/{id}"))
+                    .bearer_auth(&s.token),
+            )
+            .await;
+            assert_eq!(
+                (listed, &page["status"]),
+                (200, &json!("confirmed")),
+                "{page}"
+            );
+            confirmed.insert(id);
+        }
+    }
+
+    // Stock: live equals the event log in every warehouse, nothing left
+    // reserved (signed as the edges sign, with the admin token).
+    for sku in 0..PRODUCTS {
+        for (warehouse, region) in [("us", "us-east"), ("eu", "eu-west"), ("ap", "ap-southeast")] {
+            let audit = signed_call(
+                &client,
+                &up.regions[region],
+                "GET",
+                &format!("/v1/admin/stock/{warehouse}/MRD-{sku:06}"),
+                b"",
+                Some(ADMIN),
+            )
+            .await;
+            assert_eq!(audit["consistent"], true, "{audit}");
+            assert_eq!(audit["live"]["reserved"], 0, "{audit}");
+        }
+    }
+    up.kill();
+
+    // The provider's books, read from its own store: one charge per
+    // confirmed order and no other, no authorization left open.
+    let gateway = regional_server::storage::open_gateway(
+        &commerce::SimulatedGatewayConfig::default(),
+        Some(&dir.path().join("data/payments")),
+    )
+    .expect("provider store");
+    let ledger = gateway.ledger(10_000).await.expect("ledger");
+    let charged: BTreeSet<String> = ledger.captured().map(|c| c.reference.clone()).collect();
+    assert_eq!(charged, confirmed, "charges == confirmed orders");
+    let open: Vec<_> = ledger
+        .authorizations
+        .iter()
+        .filter(|a| a.state == commerce::payments::AuthState::Open)
+        .collect();
+    assert!(open.is_empty(), "authorizations left open: {open:?}");
+}
