@@ -307,13 +307,24 @@ fn drill(
             options.rate,
             options.duration.as_secs()
         );
-        let outcome = crate::drill::run(&mut platform, options).await;
+        let (posted, id) = tokio::sync::oneshot::channel();
+        if let Some(api) = platform.routing_api {
+            tokio::spawn(async move {
+                if let Ok(id) = id.await {
+                    println!("follow it live: http://{api}/v1/drills/{id}/watch?since=0");
+                }
+            });
+        }
+        let outcome = crate::drill::run(&mut platform, options, Some(posted)).await;
         platform.stop().await?;
         outcome
     })?;
     let [md, html] = crate::drill::report::write(&outcome, &out)?;
     println!("{}", crate::drill::report::markdown(&outcome));
     println!("report: {} and {}", md.display(), html.display());
+    if let Some(id) = &outcome.posted_as {
+        println!("posted to the drill's routing layer as drill {id} (GET /v1/drills/{id})");
+    }
     anyhow::ensure!(outcome.passed(), "the drill broke an invariant");
     Ok(())
 }

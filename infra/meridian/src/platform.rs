@@ -50,6 +50,9 @@ pub struct Platform {
     pop_places: Vec<(String, f64, f64)>,
     topology: topology::Topology,
     pub routing_api: Option<SocketAddr>,
+    /// The routing API's admin token (drain, posting drills), as the
+    /// routing layer resolves it.
+    pub routing_admin_token: Option<String>,
     pub dns: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<anyhow::Result<()>>,
@@ -270,8 +273,10 @@ pub async fn start(loaded: &Loaded, options: StartOptions) -> anyhow::Result<Pla
     }
 
     let (mut routing_api, mut dns, mut routing_run) = (None, None, None);
+    let mut routing_admin_token = None;
     if let Some(path) = &loaded.routing {
         let mut routing = routing::server::load(path)?;
+        routing_admin_token = routing::server::admin_token(&routing);
         let sockets = if options.ephemeral_ports {
             // Point the health checks at where the regions really listen.
             for endpoint in &mut routing.config.regions {
@@ -387,6 +392,7 @@ pub async fn start(loaded: &Loaded, options: StartOptions) -> anyhow::Result<Pla
         pop_places,
         topology: loaded.topology.clone(),
         routing_api,
+        routing_admin_token,
         dns,
         shutdown,
         tasks,

@@ -246,9 +246,17 @@ impl Commerce {
         let expires_ms = now_ms.saturating_add(ttl_ms);
         self.warehouse_db(warehouse)?
             .run(|tx, _| async move {
-                if let Some(existing) =
-                    get_json::<Reservation>(&tx, &keys::reservation(id), "reservation").await?
-                {
+                // Start at a random slot so concurrent buyers spread out.
+                // That slot and an existing reservation are read at once:
+                // one round trip to a remote warehouse, not two.
+                let start = rand::random::<u32>() % slots;
+                let first_key = keys::stock_slot(sku, start);
+                let reservation_key = keys::reservation(id);
+                let (existing, first) = futures::try_join!(
+                    get_json::<Reservation>(&tx, &reservation_key, "reservation"),
+                    async { Ok(counter(tx.get(&first_key).await?.as_deref())) },
+                )?;
+                if let Some(existing) = existing {
                     return match existing.state {
                         ReservationState::Released => {
                             Err(CommerceError::ReservationReleased { id: id.to_owned() })
@@ -256,24 +264,48 @@ impl Commerce {
                         _ => Ok(existing),
                     };
                 }
-                // Start at a random slot so concurrent buyers spread out;
-                // read further slots only while short.
-                let start = rand::random::<u32>() % slots;
                 let mut need = qty;
                 let mut takes = Vec::new();
-                for i in 0..slots {
-                    let slot = (start + i) % slots;
-                    let key = keys::stock_slot(sku, slot);
-                    let have = counter(tx.get(&key).await?.as_deref());
-                    if have <= 0 {
-                        continue;
-                    }
-                    let take = have.min(need);
-                    tx.set(&key, &(have - take).to_le_bytes())?;
-                    takes.push((slot, take));
+                if first > 0 {
+                    let take = first.min(need);
+                    tx.set(&first_key, &(first - take).to_le_bytes())?;
+                    takes.push((start, take));
                     need -= take;
-                    if need == 0 {
-                        break;
+                }
+                if need > 0 {
+                    // Short: the other slots in one range read (one round
+                    // trip, however many slots), as a snapshot, with a read
+                    // conflict on each slot taken from, which is what
+                    // reading it would add. A slot skipped as empty needs
+                    // none: an out-of-stock answer commits nothing.
+                    let all = tx
+                        .get_range_all(
+                            RangeOption::subspace(&keys::stock_slots(sku)).limit(slots as usize),
+                            true,
+                        )
+                        .await?;
+                    let levels: std::collections::BTreeMap<Vec<u8>, i64> = all
+                        .into_iter()
+                        .map(|kv| {
+                            let level = counter(Some(kv.value.as_slice()));
+                            (kv.key, level)
+                        })
+                        .collect();
+                    for i in 1..slots {
+                        let slot = (start + i) % slots;
+                        let key = keys::stock_slot(sku, slot);
+                        let have = levels.get(&key).copied().unwrap_or(0);
+                        if have <= 0 {
+                            continue;
+                        }
+                        tx.add_read_conflict_key(&key)?;
+                        let take = have.min(need);
+                        tx.set(&key, &(have - take).to_le_bytes())?;
+                        takes.push((slot, take));
+                        need -= take;
+                        if need == 0 {
+                            break;
+                        }
                     }
                 }
                 if need > 0 {

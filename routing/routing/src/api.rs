@@ -1,11 +1,13 @@
 //! The routing API (axum): the table, a long poll for its changes, the
-//! timeline, drain and undrain (admin token), health and metrics. Errors are
-//! RFC 9457 problem+json.
+//! timeline, drain and undrain (admin token), failure drills (posted by a
+//! running drill with the admin token, listed, followed by long poll, their
+//! reports), health and metrics. Errors are RFC 9457 problem+json.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -13,7 +15,13 @@ use axum::{Json, Router};
 use topology::RegionId;
 use topology::routing::RoutingTable;
 
+use crate::drills::{
+    Drill, DrillError, DrillFinish, DrillStart, DrillSummary, DrillUpdate, Drills, MAX_REPORT_BYTES,
+};
 use crate::table::{Event, MAX_EVENTS, RegionTable, TableError};
+
+/// Largest request body: a drill's report and its envelope.
+pub const MAX_BODY_BYTES: usize = MAX_REPORT_BYTES + (64 << 10);
 
 /// Longest a long poll is held open (the routing API's contract with the
 /// edges, in `topology::routing`).
@@ -23,8 +31,10 @@ pub use topology::routing::MAX_WATCH_MS;
 #[derive(Debug, Clone)]
 pub struct ApiState {
     pub table: RegionTable,
-    /// Bearer token for drain/undrain; `None` disables them.
+    /// Bearer token for drain/undrain and for posting drills; `None`
+    /// disables them.
     pub admin_token: Option<Arc<str>>,
+    pub drills: Drills,
 }
 
 /// An RFC 9457 problem: the platform's one problem document
@@ -54,6 +64,45 @@ impl IntoResponse for Problem {
         )
             .into_response()
     }
+}
+
+impl From<DrillError> for Problem {
+    fn from(e: DrillError) -> Self {
+        let (status, slug, title) = match e {
+            DrillError::NotFound { .. } => {
+                (StatusCode::NOT_FOUND, "unknown-drill", "Unknown drill")
+            }
+            DrillError::NoReport { .. } => (StatusCode::NOT_FOUND, "no-report", "No report yet"),
+            DrillError::Ended { .. } => (StatusCode::CONFLICT, "drill-ended", "Drill ended"),
+            DrillError::Full => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too-many-drills",
+                "Too many drills running",
+            ),
+            DrillError::TooMany { .. } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "limit-exceeded",
+                "Limit exceeded",
+            ),
+        };
+        Problem::new(status, slug, title, e.to_string())
+    }
+}
+
+/// A JSON body, or the problem its rejection is.
+fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, Problem> {
+    body.map(|Json(v)| v).map_err(|e| {
+        let status = e.status();
+        let (slug, title) = match status {
+            StatusCode::PAYLOAD_TOO_LARGE => ("body-too-large", "Body too large"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                ("unsupported-media-type", "Unsupported media type")
+            }
+            StatusCode::UNPROCESSABLE_ENTITY => ("invalid", "Invalid body"),
+            _ => ("malformed-json", "Malformed JSON"),
+        };
+        Problem::new(status, slug, title, e.body_text())
+    })
 }
 
 impl From<TableError> for Problem {
@@ -88,6 +137,13 @@ pub fn app(state: ApiState) -> Router {
         .route("/v1/events", get(events))
         .route("/v1/regions/{region}/drain", post(drain))
         .route("/v1/regions/{region}/undrain", post(undrain))
+        .route("/v1/drills", get(list_drills).post(start_drill))
+        .route("/v1/drills/{id}", get(get_drill))
+        .route("/v1/drills/{id}/watch", get(watch_drill))
+        .route("/v1/drills/{id}/updates", post(update_drill))
+        .route("/v1/drills/{id}/finish", post(finish_drill))
+        .route("/v1/drills/{id}/report.md", get(report_md))
+        .route("/v1/drills/{id}/report.html", get(report_html))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
         // After every route: it is set on each route's method router.
@@ -107,6 +163,7 @@ pub fn app(state: ApiState) -> Router {
                 "no such route",
             )
         })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
 
@@ -204,7 +261,7 @@ fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), Problem> {
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "Unauthorized",
-            "drain and undrain need `Authorization: Bearer <admin token>`",
+            "drain, undrain and posting drills need `Authorization: Bearer <admin token>`",
         )),
     }
 }
@@ -254,4 +311,98 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         state.table.metrics().render(),
     )
         .into_response()
+}
+
+async fn list_drills(State(state): State<ApiState>) -> Json<Vec<DrillSummary>> {
+    Json(state.drills.list())
+}
+
+async fn start_drill(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    start: Result<Json<DrillStart>, JsonRejection>,
+) -> Result<(StatusCode, Json<DrillSummary>), Problem> {
+    authorize(&state, &headers)?;
+    let start = body(start)?;
+    Ok((StatusCode::CREATED, Json(state.drills.start(start)?)))
+}
+
+async fn get_drill(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<Drill>, Problem> {
+    Ok(Json(state.drills.get(&id)?))
+}
+
+/// Long poll: held until the drill's version passes `since`.
+async fn watch_drill(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    query: Result<Query<WatchQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Drill>, Problem> {
+    let Query(query) = query.map_err(|e| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            "Bad query",
+            e.body_text(),
+        )
+    })?;
+    let wait = Duration::from_millis(query.timeout_ms.unwrap_or(MAX_WATCH_MS).min(MAX_WATCH_MS));
+    Ok(Json(state.drills.watch(&id, query.since, wait).await?))
+}
+
+async fn update_drill(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    update: Result<Json<DrillUpdate>, JsonRejection>,
+) -> Result<Json<DrillSummary>, Problem> {
+    authorize(&state, &headers)?;
+    let update = body(update)?;
+    Ok(Json(state.drills.update(&id, update)?))
+}
+
+async fn finish_drill(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    finish: Result<Json<DrillFinish>, JsonRejection>,
+) -> Result<Json<DrillSummary>, Problem> {
+    authorize(&state, &headers)?;
+    let finish = body(finish)?;
+    Ok(Json(state.drills.finish(&id, finish)?))
+}
+
+async fn report_md(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let report = state.drills.report(&id)?;
+    Ok((
+        [(header::CONTENT_TYPE, "text/markdown; charset=utf-8")],
+        report.0.clone(),
+    )
+        .into_response())
+}
+
+/// The HTML report, under a policy that runs no script and loads nothing:
+/// it is a drill's own page, served from the routing API's origin.
+async fn report_html(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let report = state.drills.report(&id)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'unsafe-inline'; img-src data:",
+            ),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        report.1.clone(),
+    )
+        .into_response())
 }

@@ -102,6 +102,15 @@ impl Sockets {
     }
 }
 
+/// The admin token the API takes: `MERIDIAN_ROUTING_ADMIN_TOKEN`, else the
+/// config's `admin_token`; `None` when neither is set.
+pub fn admin_token(loaded: &Loaded) -> Option<String> {
+    std::env::var(ADMIN_TOKEN_ENV)
+        .ok()
+        .filter(|t| !t.is_empty())
+        .or(loaded.config.admin_token.clone())
+}
+
 /// Runs the checker, the API and the DNS authority until `shutdown`.
 pub async fn run(
     loaded: Loaded,
@@ -122,11 +131,7 @@ pub async fn run(
         None => Arc::new(HttpProber::new().context("building the HTTP prober")?),
     };
     let _checker = Checker::spawn(table.clone(), prober);
-    let admin_token = std::env::var(ADMIN_TOKEN_ENV)
-        .ok()
-        .filter(|t| !t.is_empty())
-        .or(loaded.config.admin_token.clone())
-        .map(Arc::from);
+    let admin_token = admin_token(&loaded).map(Arc::from);
     let authority =
         Authority::new(loaded.dns, table.subscribe()).context("building the DNS authority")?;
 
@@ -136,7 +141,11 @@ pub async fn run(
     };
     let api = tokio::spawn(crate::api::run(
         sockets.api,
-        ApiState { table, admin_token },
+        ApiState {
+            table,
+            admin_token,
+            drills: crate::drills::Drills::default(),
+        },
         wait(stopped.clone()),
     ));
     let dns = tokio::spawn(dns_authority::serve_sockets(

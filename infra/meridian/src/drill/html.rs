@@ -114,14 +114,17 @@ fn charts(outcome: &Outcome) -> anyhow::Result<Vec<String>> {
     let mut lines: Vec<(String, Vec<Second>)> = report::pops(outcome)
         .into_iter()
         .map(|pop| {
-            let series =
-                report::per_second(outcome.records.iter().filter(|r| r.pop == pop), seconds);
+            let series = report::per_second(
+                outcome.records.iter().filter(|r| r.pop == pop),
+                seconds,
+                pop,
+            );
             (pop.to_owned(), series)
         })
         .collect();
     lines.push((
-        "all POPs".into(),
-        report::per_second(outcome.records.iter(), seconds),
+        report::ALL_POPS.into(),
+        report::per_second(outcome.records.iter(), seconds, report::ALL_POPS),
     ));
     let series = |value: fn(&Second) -> Option<f64>| -> Vec<Series> {
         lines

@@ -28,7 +28,7 @@ pub const MAX_SHOPPERS: usize = 512;
 /// Attempts of one write (the first and the retries with its key).
 const WRITE_ATTEMPTS: u32 = 3;
 /// One request's deadline.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the load does.
 #[derive(Debug, Clone)]
@@ -43,6 +43,21 @@ pub struct LoadOptions {
     /// Each shopper's POP, by the shard it is homed in: (shard, POP name,
     /// its address).
     pub pops: Vec<(String, String, SocketAddr)>,
+    /// Where each record also goes as it is made, for whoever follows the
+    /// load live (the drill's poster takes them every second).
+    pub live: Option<LiveLog>,
+}
+
+/// Records as they are made, taken by whoever follows the load.
+pub type LiveLog = Arc<std::sync::Mutex<Vec<Record>>>;
+
+/// Takes the records made since the last take.
+pub fn take(log: &LiveLog) -> Vec<Record> {
+    std::mem::take(
+        &mut *log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    )
 }
 
 /// One shopper action.
@@ -254,6 +269,15 @@ impl Shopper<'_> {
         }
     }
 
+    fn keep(&mut self, record: Record) {
+        if let Some(live) = &self.options.live {
+            live.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(record.clone());
+        }
+        self.records.push(record);
+    }
+
     async fn send(&self, request: reqwest::RequestBuilder) -> (u16, Value) {
         let request = match &self.token {
             Some(token) => request.bearer_auth(token),
@@ -275,7 +299,7 @@ impl Shopper<'_> {
             .send(self.client.get(format!("{}{path}", self.base)))
             .await;
         let record = self.record(action, at, status, None);
-        self.records.push(record);
+        self.keep(record);
     }
 
     /// A write, retried with its key while its outcome is unknown.
@@ -309,7 +333,7 @@ impl Shopper<'_> {
             if action == Action::NewCart {
                 record.cart_id = answer["id"].as_str().map(str::to_owned);
             }
-            self.records.push(record);
+            self.keep(record);
             last = (status, answer);
             // Answered, or refused for good: done. Unknown: again, same key.
             if status != 0 && status < 500 {

@@ -10,6 +10,7 @@
 
 pub mod html;
 pub mod journey;
+pub mod live;
 pub mod load;
 pub mod report;
 
@@ -80,6 +81,23 @@ pub struct DrillOptions {
     pub catalog_changes: usize,
 }
 
+impl DrillOptions {
+    /// What the drill says of itself to the routing layer.
+    pub fn start(&self) -> routing::drills::DrillStart {
+        routing::drills::DrillStart {
+            scenario: serde_json::to_value(self.scenario)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            region: self.region.clone(),
+            hypothesis: self.scenario.hypothesis(&self.region),
+            duration_s: self.duration.as_secs(),
+            fault_at_s: self.fault_at.as_secs(),
+            fault_for_s: self.fault_for.as_secs(),
+        }
+    }
+}
+
 /// One timeline entry.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Moment {
@@ -112,6 +130,8 @@ pub struct Outcome {
     pub first_write_ms: Option<u64>,
     /// A catalog change's journey to every POP.
     pub journeys: Vec<journey::PopJourney>,
+    /// The drill's id at the routing layer, when it was posted there.
+    pub posted_as: Option<String>,
 }
 
 impl Outcome {
@@ -121,7 +141,13 @@ impl Outcome {
 }
 
 /// Runs a drill against `platform` (already up, every region healthy).
-pub async fn run(platform: &mut Platform, options: DrillOptions) -> anyhow::Result<Outcome> {
+/// When the drill is posted to the routing layer, its id there goes to
+/// `posted` as the load starts (so whoever started it can follow it live).
+pub async fn run(
+    platform: &mut Platform,
+    options: DrillOptions,
+    posted: Option<tokio::sync::oneshot::Sender<String>>,
+) -> anyhow::Result<Outcome> {
     anyhow::ensure!(
         options.fault_at + options.fault_for < options.duration,
         "the fault must end before the load does"
@@ -153,13 +179,61 @@ pub async fn run(platform: &mut Platform, options: DrillOptions) -> anyhow::Resu
     anyhow::ensure!(!pops.is_empty(), "a drill needs the edge POPs");
     let shopped = skus(platform, 50).await?;
 
-    // The routing table's changes, as they happen.
+    // Posted live to the routing layer, when its admin token is known.
     let started = Instant::now();
+    let log = load::LiveLog::default();
+    let live = match &platform.routing_admin_token {
+        Some(token) => {
+            let target = live::Target {
+                api: api.clone(),
+                token: token.clone(),
+            };
+            match live::Live::start(target, options.start(), log.clone(), started).await {
+                Ok(live) => {
+                    if let Some(posted) = posted {
+                        let _ = posted.send(live.id.clone());
+                    }
+                    Some(live)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "the drill is not posted to the routing layer");
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    let mut timeline = Vec::new();
+    let note = |timeline: &mut Vec<Moment>, moment: Moment| {
+        if let Some(live) = &live {
+            live.moment(&moment);
+        }
+        timeline.push(moment);
+    };
+
+    // The routing table's changes, as they happen.
+    let describe = {
+        let (region, shard) = (options.region.clone(), shard.clone());
+        move |table: &RoutingTable| {
+            let health = table.region(&region).map(|r| r.health);
+            let active = table
+                .shard(&shard)
+                .and_then(|s| s.active.as_ref())
+                .map(|r| r.to_string());
+            format!(
+                "table v{}: {region} {}, shard {shard} at {}",
+                table.version,
+                health.map_or("?".into(), |h| format!("{h:?}").to_lowercase()),
+                active.unwrap_or_else(|| "none".into())
+            )
+        }
+    };
     let watcher = tokio::spawn(watch_table(
         client.clone(),
         api.clone(),
         started,
         options.duration,
+        live.as_ref().map(|l| (l.moment_sender(), describe.clone())),
     ));
     let load = tokio::spawn(load::run(LoadOptions {
         shoppers: options.shoppers,
@@ -168,19 +242,22 @@ pub async fn run(platform: &mut Platform, options: DrillOptions) -> anyhow::Resu
         seed: options.seed,
         skus: shopped,
         pops,
+        live: live.as_ref().map(|_| log.clone()),
     }));
 
-    let mut timeline = Vec::new();
     tokio::time::sleep(options.fault_at).await;
     let fault_ms = started.elapsed().as_millis() as u64;
     inject(platform, &options, true).await?;
-    timeline.push(Moment {
-        at_ms: fault_ms,
-        what: format!(
-            "fault injected: {:?} of {}",
-            options.scenario, options.region
-        ),
-    });
+    note(
+        &mut timeline,
+        Moment {
+            at_ms: fault_ms,
+            what: format!(
+                "fault injected: {:?} of {}",
+                options.scenario, options.region
+            ),
+        },
+    );
     let mut waited = Duration::ZERO;
     if options.scenario == Scenario::RegionOutage && !options.cluster_recovery.is_zero() {
         // The shard's cluster lost its primary with the region: no region
@@ -190,37 +267,33 @@ pub async fn run(platform: &mut Platform, options: DrillOptions) -> anyhow::Resu
         tokio::time::sleep(pause).await;
         platform.cut_shard(&shard, false)?;
         waited = pause;
-        timeline.push(Moment {
-            at_ms: started.elapsed().as_millis() as u64,
-            what: format!("shard {shard}'s cluster recovered in its remote DC"),
-        });
+        note(
+            &mut timeline,
+            Moment {
+                at_ms: started.elapsed().as_millis() as u64,
+                what: format!("shard {shard}'s cluster recovered in its remote DC"),
+            },
+        );
     }
     tokio::time::sleep(options.fault_for.saturating_sub(waited)).await;
     inject(platform, &options, false).await?;
     let healed_ms = started.elapsed().as_millis() as u64;
-    timeline.push(Moment {
-        at_ms: healed_ms,
-        what: "fault removed".into(),
-    });
+    note(
+        &mut timeline,
+        Moment {
+            at_ms: healed_ms,
+            what: "fault removed".into(),
+        },
+    );
     let records = load.await.context("the load task")??;
     let changes = watcher.await.context("the table watcher")?;
 
     let mut detection_ms = None;
     for (at_ms, table) in &changes {
         let region = table.region(&options.region).map(|r| r.health);
-        let active = table
-            .shard(&shard)
-            .and_then(|s| s.active.as_ref())
-            .map(|r| r.to_string());
         timeline.push(Moment {
             at_ms: *at_ms,
-            what: format!(
-                "table v{}: {} {}, shard {shard} at {}",
-                table.version,
-                options.region,
-                region.map_or("?".into(), |h| format!("{h:?}").to_lowercase()),
-                active.unwrap_or_else(|| "none".into())
-            ),
+            what: describe(table),
         });
         if detection_ms.is_none()
             && *at_ms >= fault_ms
@@ -267,7 +340,7 @@ pub async fn run(platform: &mut Platform, options: DrillOptions) -> anyhow::Resu
             holds: missed == 0,
         });
     }
-    Ok(Outcome {
+    let mut outcome = Outcome {
         hypothesis: options.scenario.hypothesis(&options.region),
         options,
         timeline,
@@ -276,7 +349,17 @@ pub async fn run(platform: &mut Platform, options: DrillOptions) -> anyhow::Resu
         detection_ms,
         first_write_ms,
         journeys,
-    })
+        posted_as: None,
+    };
+    if let Some(live) = live {
+        match live.finish(&outcome).await {
+            Ok(id) => outcome.posted_as = Some(id),
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "posting the drill's report to the routing layer")
+            }
+        }
+    }
+    Ok(outcome)
 }
 
 async fn inject(platform: &mut Platform, options: &DrillOptions, on: bool) -> anyhow::Result<()> {
@@ -297,12 +380,14 @@ async fn inject(platform: &mut Platform, options: &DrillOptions, on: bool) -> an
     }
 }
 
-/// Every change of the routing table until `duration` has passed.
+/// Every change of the routing table until `duration` has passed, each
+/// also posted live (described by `live`'s function) when given.
 async fn watch_table(
     client: reqwest::Client,
     api: String,
     started: Instant,
     duration: Duration,
+    live: Option<(live::MomentSender, impl Fn(&RoutingTable) -> String)>,
 ) -> Vec<(u64, RoutingTable)> {
     let mut changes = Vec::new();
     let Ok(mut table) = routing::client::table(&client, &api).await else {
@@ -315,7 +400,14 @@ async fn watch_table(
             break;
         };
         if next.version > table.version {
-            changes.push((started.elapsed().as_millis() as u64, next.clone()));
+            let at_ms = started.elapsed().as_millis() as u64;
+            if let Some((sender, describe)) = &live {
+                let _ = sender.try_send(routing::drills::DrillMoment {
+                    at_ms,
+                    what: describe(&next),
+                });
+            }
+            changes.push((at_ms, next.clone()));
         }
         table = next;
     }
@@ -592,6 +684,7 @@ pub(crate) mod tests {
             detection_ms: Some(310),
             first_write_ms: None,
             journeys: Vec::new(),
+            posted_as: None,
         }
     }
 }

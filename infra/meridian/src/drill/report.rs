@@ -140,20 +140,18 @@ fn figures_table(first: &str, rows: Vec<Vec<Cell>>) -> Block {
     }
 }
 
-/// One second of the load at one POP (or at all of them): when it
-/// started, since the load did, and its figures.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
-pub struct Second {
-    pub at_s: u64,
-    pub requests: usize,
-    pub errors: usize,
-    pub p50_ms: f64,
-    pub p99_ms: f64,
-}
+/// One second of the load at one POP (or at all of them): the routing
+/// API's wire shape, which a running drill posts.
+pub use routing::drills::DrillSecond as Second;
 
 /// The records second by second (by when each request started), every
-/// second of `0..seconds` present, an idle one with zero requests.
-pub fn per_second<'a>(records: impl Iterator<Item = &'a Record>, seconds: u64) -> Vec<Second> {
+/// second of `0..seconds` present, an idle one with zero requests, labelled
+/// `pop`.
+pub fn per_second<'a>(
+    records: impl Iterator<Item = &'a Record>,
+    seconds: u64,
+    pop: &str,
+) -> Vec<Second> {
     let mut buckets: Vec<Vec<&Record>> = vec![Vec::new(); seconds as usize];
     for r in records {
         if let Some(bucket) = buckets.get_mut((r.at_ms / 1000) as usize) {
@@ -163,18 +161,25 @@ pub fn per_second<'a>(records: impl Iterator<Item = &'a Record>, seconds: u64) -
     buckets
         .into_iter()
         .enumerate()
-        .map(|(at_s, bucket)| {
-            let f = Figures::of(bucket.into_iter());
-            Second {
-                at_s: at_s as u64,
-                requests: f.requests,
-                errors: f.errors,
-                p50_ms: f.p50_ms,
-                p99_ms: f.p99_ms,
-            }
-        })
+        .map(|(at_s, bucket)| second(at_s as u64, pop, bucket.into_iter()))
         .collect()
 }
+
+/// The figures of one second's records at `pop`.
+pub fn second<'a>(at_s: u64, pop: &str, records: impl Iterator<Item = &'a Record>) -> Second {
+    let f = Figures::of(records);
+    Second {
+        at_s,
+        pop: pop.to_owned(),
+        requests: f.requests as u64,
+        errors: f.errors as u64,
+        p50_ms: f.p50_ms,
+        p99_ms: f.p99_ms,
+    }
+}
+
+/// The label of every POP together in per-second figures.
+pub const ALL_POPS: &str = "all POPs";
 
 /// Every POP the load shopped at, in name order.
 pub fn pops(outcome: &Outcome) -> Vec<&str> {
@@ -437,12 +442,13 @@ mod tests {
         let mut records = [record(10.0, 200), record(20.0, 503), record(30.0, 200)];
         records[1].at_ms = 999;
         records[2].at_ms = 2_500;
-        let seconds = per_second(records.iter(), 4);
+        let seconds = per_second(records.iter(), 4, "dub");
         assert_eq!(seconds.len(), 4);
         assert_eq!((seconds[0].requests, seconds[0].errors), (2, 1));
         assert_eq!(seconds[1].requests, 0);
         assert_eq!((seconds[2].requests, seconds[2].p50_ms), (1, 30.0));
         assert_eq!(seconds[3].requests, 0);
+        assert!(seconds.iter().all(|s| s.pop == "dub"));
     }
 
     #[test]

@@ -25,13 +25,27 @@ impl Commerce {
             // A run that crashed (or a runner whose lease ran out) may have
             // reserved already: find it first, so a retry never holds stock
             // twice. A released record is a warehouse given up on.
+            // The buyer's own warehouse first (the usual one, and one a
+            // partition leaves reachable), then the others at once: one
+            // round trip to the farthest, not one to each in turn.
+            let taken = |r: &Option<crate::inventory::Reservation>| {
+                r.as_ref()
+                    .is_some_and(|r| r.state != crate::inventory::ReservationState::Released)
+            };
             let mut found = None;
-            for w in &warehouses {
-                if let Some(r) = self.reservation(w, &id).await?
-                    && r.state != crate::inventory::ReservationState::Released
-                {
-                    found = Some(w.clone());
-                    break;
+            if let Some((own, others)) = warehouses.split_first() {
+                if taken(&self.reservation(own, &id).await?) {
+                    found = Some(own.clone());
+                } else {
+                    let elsewhere = futures::future::try_join_all(
+                        others.iter().map(|w| self.reservation(w, &id)),
+                    )
+                    .await?;
+                    found = others
+                        .iter()
+                        .zip(&elsewhere)
+                        .find(|(_, r)| taken(r))
+                        .map(|(w, _)| w.clone());
                 }
             }
             if found.is_none() {

@@ -3,5 +3,6 @@
 
 mod gc;
 mod harness;
+mod inventory;
 mod patterns;
 mod saga;

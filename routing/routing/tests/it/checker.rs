@@ -76,6 +76,7 @@ async fn stack() -> Stack {
     let state = ApiState {
         table,
         admin_token: Some(TOKEN.into()),
+        drills: routing::drills::Drills::default(),
     };
     tokio::spawn(routing::api::run(listener, state, std::future::pending()));
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
@@ -364,6 +365,31 @@ async fn every_error_is_a_meridian_problem_json_a_wrong_method_included() {
             400,
             "bad-request",
         ),
+        (reqwest::Method::POST, "/v1/drills", 401, "unauthorized"),
+        (
+            reqwest::Method::DELETE,
+            "/v1/drills",
+            405,
+            "method-not-allowed",
+        ),
+        (
+            reqwest::Method::GET,
+            "/v1/drills/nope",
+            404,
+            "unknown-drill",
+        ),
+        (
+            reqwest::Method::GET,
+            "/v1/drills/nope/report.html",
+            404,
+            "unknown-drill",
+        ),
+        (
+            reqwest::Method::GET,
+            "/v1/drills/nope/updates",
+            405,
+            "method-not-allowed",
+        ),
     ] {
         let response = s
             .client
@@ -430,4 +456,131 @@ async fn pops_are_probed_into_the_table() {
             .any(|e| e["pop"] == "dub" && e["to"] == "down"),
         "{events}"
     );
+}
+
+/// A drill as the routing layer keeps it: started, updated and finished
+/// with the admin token only (bad bodies refused as problems), followed by
+/// long poll, listed, its reports served (the HTML under a policy that runs
+/// no script).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_is_posted_with_the_token_followed_and_reported() {
+    use routing::drills::{
+        DrillFinish, DrillMoment, DrillSecond, DrillStart, DrillState, DrillUpdate,
+    };
+    let s = stack().await;
+    let start = DrillStart {
+        scenario: "region-outage".into(),
+        region: "eu-west".parse().unwrap(),
+        hypothesis: "nothing is lost".into(),
+        duration_s: 30,
+        fault_at_s: 8,
+        fault_for_s: 10,
+    };
+    let refused = routing::client::drill_start(&s.client, &s.api, "wrong", &start).await;
+    assert!(format!("{:#}", refused.unwrap_err()).contains("401"));
+    let drill = routing::client::drill_start(&s.client, &s.api, TOKEN, &start)
+        .await
+        .unwrap();
+    assert_eq!(drill.state, DrillState::Running);
+
+    // Someone follows it from its first version.
+    let follower = {
+        let (client, api, id) = (s.client.clone(), s.api.clone(), drill.id.clone());
+        tokio::spawn(async move {
+            routing::client::drill_watch(&client, &api, &id, drill.version, 30_000).await
+        })
+    };
+    let update = DrillUpdate {
+        timeline: vec![DrillMoment {
+            at_ms: 8_000,
+            what: "fault injected".into(),
+        }],
+        seconds: vec![DrillSecond {
+            at_s: 8,
+            pop: "dub".into(),
+            requests: 60,
+            errors: 1,
+            p50_ms: 20.0,
+            p99_ms: 300.0,
+        }],
+    };
+    routing::client::drill_update(&s.client, &s.api, TOKEN, &drill.id, &update)
+        .await
+        .unwrap();
+    let seen = follower.await.unwrap().unwrap();
+    assert_eq!(seen.timeline, update.timeline);
+    assert_eq!(seen.seconds, update.seconds);
+
+    // Bad bodies are problems, not panics or partial writes.
+    for (body, content_type, status) in [
+        ("{", "application/json", 400),
+        ("{\"timeline\": 3}", "application/json", 422),
+        ("{}", "text/plain", 415),
+    ] {
+        let response = s
+            .client
+            .post(format!("{}/v1/drills/{}/updates", s.api, drill.id))
+            .bearer_auth(TOKEN)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), status, "{body}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json"
+        );
+    }
+    let too_big = s
+        .client
+        .post(format!("{}/v1/drills/{}/finish", s.api, drill.id))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
+        .body(vec![b' '; routing::api::MAX_BODY_BYTES + 1])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(too_big.status().as_u16(), 413);
+
+    let report = s
+        .client
+        .get(format!("{}/v1/drills/{}/report.md", s.api, drill.id))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(report.status().as_u16(), 404, "no report while it runs");
+    routing::client::drill_finish(
+        &s.client,
+        &s.api,
+        TOKEN,
+        &drill.id,
+        &DrillFinish {
+            passed: true,
+            markdown: "# Drill — PASSED".into(),
+            html: "<!doctype html><h1>Drill</h1>".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let listed = routing::client::drills(&s.client, &s.api).await.unwrap();
+    assert_eq!(listed[0].id, drill.id);
+    assert_eq!(listed[0].state, DrillState::Passed);
+    let html = s
+        .client
+        .get(format!("{}/v1/drills/{}/report.html", s.api, drill.id))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(html.status().as_u16(), 200);
+    assert_eq!(html.headers()["content-type"], "text/html; charset=utf-8");
+    assert!(
+        html.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .starts_with("default-src 'none'")
+    );
+    assert_eq!(html.text().await.unwrap(), "<!doctype html><h1>Drill</h1>");
+    let again = routing::client::drill_update(&s.client, &s.api, TOKEN, &drill.id, &update).await;
+    assert!(format!("{:#}", again.unwrap_err()).contains("409"));
 }

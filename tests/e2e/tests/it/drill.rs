@@ -13,6 +13,34 @@ use crate::support::local_platform;
 async fn a_region_outage_drill_keeps_every_invariant() {
     let dir = tempfile::tempdir().unwrap();
     let mut platform = local_platform(&dir, 200).await;
+    let api = format!("http://{}", platform.routing_api.expect("routing"));
+    // An SRE follows the drill live at the routing layer: figures arrive
+    // while the fault is still on (before the "fault removed" moment).
+    let (posted, id) = tokio::sync::oneshot::channel::<String>();
+    let follower = {
+        let api = api.clone();
+        tokio::spawn(async move {
+            let id = id.await.expect("the drill's id at the routing layer");
+            let client = crate::support::client();
+            let mut version = 0;
+            // Bounded: each long poll answers at a change or its timeout.
+            for _ in 0..100 {
+                let drill = routing::client::drill_watch(&client, &api, &id, version, 30_000)
+                    .await
+                    .expect("watch");
+                if drill.summary.state != routing::drills::DrillState::Running
+                    || drill.timeline.iter().any(|m| m.what == "fault removed")
+                {
+                    return false;
+                }
+                if !drill.seconds.is_empty() {
+                    return true;
+                }
+                version = drill.summary.version;
+            }
+            false
+        })
+    };
     let outcome = meridian::drill::run(
         &mut platform,
         meridian::drill::DrillOptions {
@@ -27,9 +55,14 @@ async fn a_region_outage_drill_keeps_every_invariant() {
             cluster_recovery: std::time::Duration::ZERO,
             catalog_changes: 3,
         },
+        Some(posted),
     )
     .await
     .unwrap();
+    assert!(
+        follower.await.expect("follower"),
+        "per-second figures reached the routing layer during the fault"
+    );
     let report = meridian::drill::report::markdown(&outcome);
     assert!(outcome.passed(), "{report}");
     // Both reports, as `meridian drill --out` writes them.
@@ -41,6 +74,49 @@ async fn a_region_outage_drill_keeps_every_invariant() {
     for pop in meridian::drill::report::pops(&outcome) {
         assert!(page.contains(&format!("\n{pop}\n</text>")), "{pop} charted");
     }
+    // Posted to the routing layer as it ran: listed, its timeline, every
+    // second's figures, its report.
+    let id = outcome
+        .posted_as
+        .clone()
+        .expect("posted to the routing layer");
+    let client = crate::support::client();
+    let listed = routing::client::drills(&client, &api).await.unwrap();
+    assert_eq!(listed[0].id, id);
+    assert_eq!(listed[0].state, routing::drills::DrillState::Passed);
+    let posted = routing::client::drill_watch(&client, &api, &id, 0, 1)
+        .await
+        .unwrap();
+    assert!(
+        posted
+            .timeline
+            .iter()
+            .any(|m| m.what.starts_with("fault injected")),
+        "{:?}",
+        posted.timeline
+    );
+    assert_eq!(
+        posted.timeline.len(),
+        outcome.timeline.len(),
+        "{:?}",
+        posted.timeline
+    );
+    let all: u64 = posted
+        .seconds
+        .iter()
+        .filter(|s| s.pop == meridian::drill::report::ALL_POPS)
+        .map(|s| s.requests)
+        .sum();
+    assert_eq!(all, outcome.records.len() as u64);
+    let served = client
+        .get(format!("{api}/v1/drills/{id}/report.html"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(served, page);
     assert!(outcome.detection_ms.is_some(), "{report}");
     assert!(outcome.first_write_ms.is_some(), "{report}");
     // Writes for the failed region's shard were issued during the fault.
@@ -81,6 +157,7 @@ async fn a_cluster_recovery_pause_delays_the_first_write_and_breaks_nothing() {
             cluster_recovery: pause,
             catalog_changes: 0,
         },
+        None,
     )
     .await
     .unwrap();
