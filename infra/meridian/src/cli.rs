@@ -322,9 +322,6 @@ fn drill(
     let [md, html] = crate::drill::report::write(&outcome, &out)?;
     println!("{}", crate::drill::report::markdown(&outcome));
     println!("report: {} and {}", md.display(), html.display());
-    if let Some(id) = &outcome.posted_as {
-        println!("posted to the drill's routing layer as drill {id} (GET /v1/drills/{id})");
-    }
     anyhow::ensure!(outcome.passed(), "the drill broke an invariant");
     Ok(())
 }

@@ -27,8 +27,11 @@ pub const MAX_SECS: u64 = 3_600;
 pub const MAX_SHOPPERS: usize = 512;
 /// Attempts of one write (the first and the retries with its key).
 const WRITE_ATTEMPTS: u32 = 3;
-/// One request's deadline.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// One request's deadline, as patient as a browser: a keyed checkout
+/// retry may wait (server side) up to the region's `checkout_wait_ms`
+/// (10 s by default) for a saga a dead runner left, before its 202; a
+/// shorter deadline would record that answer as none.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What the load does.
 #[derive(Debug, Clone)]

@@ -288,6 +288,48 @@ pub fn blocks(outcome: &Outcome) -> Vec<Block> {
         .collect();
     out.push(figures_table("POP", rows));
 
+    // What the errors were: each action's failed answers by status, and
+    // when (0: no answer at all).
+    let mut errors: std::collections::BTreeMap<(String, u16), (usize, u64, u64)> =
+        std::collections::BTreeMap::new();
+    for r in outcome.records.iter().filter(|r| r.error()) {
+        let name = serde_json::to_value(r.action)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let e = errors
+            .entry((name, r.status))
+            .or_insert((0, r.at_ms, r.at_ms));
+        e.0 += 1;
+        e.1 = e.1.min(r.at_ms);
+        e.2 = e.2.max(r.at_ms);
+    }
+    if !errors.is_empty() {
+        out.push(Block::Table {
+            head: ["errors: action", "status", "count", "first at", "last at"]
+                .map(str::to_owned)
+                .to_vec(),
+            numeric: vec![false, true, true, true, true],
+            rows: errors
+                .into_iter()
+                .map(|((action, status), (n, first, last))| {
+                    vec![
+                        action.into(),
+                        (if status == 0 {
+                            "no answer".to_owned()
+                        } else {
+                            status.to_string()
+                        })
+                        .into(),
+                        n.to_string().into(),
+                        format!("{:.3} s", first as f64 / 1e3).into(),
+                        format!("{:.3} s", last as f64 / 1e3).into(),
+                    ]
+                })
+                .collect(),
+        });
+    }
+
     if !outcome.journeys.is_empty() {
         out.push(Block::Heading("A catalog change's journey".into()));
         out.push(Block::Paragraph {
@@ -458,6 +500,15 @@ mod tests {
         let page = crate::drill::html::page(&outcome).expect("the page");
         assert!(md.contains("— FAILED"), "{md}");
         assert!(md.contains("| **NO** |"), "{md}");
+        // The errors, by action and status, with when they happened.
+        assert!(
+            md.contains("| add_to_cart | 503 | 2 | 4.000 s | 4.500 s |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| browse | 503 | 8 | 4.100 s | 4.900 s |"),
+            "{md}"
+        );
         assert!(page.contains("<strong>NO</strong>"));
         for block in blocks(&outcome) {
             if let Block::Table { rows, .. } = block {
