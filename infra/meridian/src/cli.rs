@@ -116,6 +116,14 @@ enum Command {
         /// Where the report goes (report.md and report.html).
         #[arg(long, default_value = "drill-report")]
         out: PathBuf,
+        /// Drill a running `meridian up` instead of a stack of its own: its
+        /// control API, e.g. `http://127.0.0.1:7001` (the banner prints
+        /// it). The drill runs there, on its data; `--products` and
+        /// `--config` are then not used.
+        #[arg(long)]
+        target: Option<String>,
+        #[command(flatten)]
+        admin: AdminArgs,
     },
     /// Print a new shard-carrying id, e.g. `eu.01J…`.
     NewId {
@@ -199,10 +207,15 @@ pub fn main() -> anyhow::Result<()> {
             products,
             config,
             out,
+            target,
+            admin,
         } => drill(
             config,
             products,
             out,
+            target
+                .map(|t| admin.token().map(|token| (t, token)))
+                .transpose()?,
             crate::drill::DrillOptions {
                 scenario,
                 region,
@@ -221,6 +234,16 @@ pub fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn block_on_value<T>(
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(work)
 }
 
 fn block_on(work: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
@@ -265,6 +288,7 @@ fn drill(
     config: PathBuf,
     products: usize,
     out: PathBuf,
+    target: Option<(String, String)>,
     options: crate::drill::DrillOptions,
 ) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -273,6 +297,26 @@ fn drill(
                 .unwrap_or_else(|_| "error".into()),
         )
         .init();
+    options.validate()?;
+    if let Some((target, token)) = target {
+        println!(
+            "drill: {:?} of {} at {target} under {} shoppers at {}/s for {} s (follow it at the routing API's /v1/drills)",
+            options.scenario,
+            options.region,
+            options.shoppers,
+            options.rate,
+            options.duration.as_secs()
+        );
+        let answer = block_on_value(crate::control::request_drill(&target, &token, &options))?;
+        let [md, html] = crate::drill::report::write_texts(&out, &answer.markdown, &answer.html)?;
+        println!("{}", answer.markdown);
+        if let Some(id) = &answer.drill_id {
+            println!("posted to the routing layer as drill {id}");
+        }
+        println!("report: {} and {}", md.display(), html.display());
+        anyhow::ensure!(answer.passed, "the drill broke an invariant");
+        return Ok(());
+    }
     let mut loaded = crate::config::load(&config)?;
     anyhow::ensure!(
         loaded.geography,
@@ -400,6 +444,29 @@ fn up(
             }
             println!("  geography      round trips {}", pairs.join(", "));
         }
+        // The control API: drills against this stack, run here.
+        let (jobs, mut queue) = tokio::sync::mpsc::channel::<crate::control::Job>(1);
+        let control_addr = if ephemeral_ports {
+            std::net::SocketAddr::new(loaded.control_listen.ip(), 0)
+        } else {
+            loaded.control_listen
+        };
+        let control = tokio::net::TcpListener::bind(control_addr)
+            .await
+            .with_context(|| format!("binding the control API on {control_addr}"))?;
+        let control_addr = control.local_addr().context("the control API's address")?;
+        let (stop_control, control_stopped) = tokio::sync::oneshot::channel::<()>();
+        let control_app = crate::control::app(platform.routing_admin_token.clone(), jobs);
+        let control_server = tokio::spawn(async move {
+            axum::serve(control, control_app)
+                .with_graceful_shutdown(async move {
+                    let _ = control_stopped.await;
+                })
+                .await
+        });
+        println!(
+            "  control API    http://{control_addr}  (drills: meridian drill <scenario> --target http://{control_addr})"
+        );
         if let (Some(api), Some(dns)) = (platform.routing_api, platform.dns) {
             println!("  routing API    http://{api}/v1/table");
             println!(
@@ -417,11 +484,37 @@ fn up(
                 platform.regions[0].1
             ),
         }
-        tokio::select! {
-            result = platform.wait() => result?,
-            _ = tokio::signal::ctrl_c() => {}
+        let ctrl_c = tokio::signal::ctrl_c();
+        tokio::pin!(ctrl_c);
+        loop {
+            tokio::select! {
+                result = platform.wait() => {
+                    result?;
+                    break;
+                }
+                _ = &mut ctrl_c => break,
+                Some(job) = queue.recv() => {
+                    let crate::control::Job { options, reply } = job;
+                    tracing::info!(scenario = ?options.scenario, region = %options.region, "a drill against this stack");
+                    let answer = tokio::select! {
+                        outcome = crate::drill::run(&mut platform, options, None) => outcome,
+                        _ = &mut ctrl_c => break,
+                    };
+                    let answer = answer.and_then(|outcome| {
+                        Ok(crate::control::DrillAnswer {
+                            passed: outcome.passed(),
+                            markdown: crate::drill::report::markdown(&outcome),
+                            html: crate::drill::html::page(&outcome)?,
+                            drill_id: outcome.posted_as.clone(),
+                        })
+                    });
+                    let _ = reply.send(answer);
+                }
+            }
         }
         println!("stopping");
+        let _ = stop_control.send(());
+        let _ = control_server.await;
         platform.stop().await
     })
 }

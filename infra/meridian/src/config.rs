@@ -39,6 +39,10 @@ pub struct MeridianConfig {
     /// used by `up`.
     #[serde(default)]
     pub payments: commerce::SimulatedGatewayConfig,
+    /// `up`'s control API (drills against the running stack, with the
+    /// routing layer's admin token); default `127.0.0.1:7001`.
+    #[serde(default)]
+    pub control_listen: Option<std::net::SocketAddr>,
 }
 
 /// The demo catalog `up` writes when the catalog is empty.
@@ -75,6 +79,8 @@ pub struct Loaded {
     pub geography: bool,
     pub seed: SeedConfig,
     pub payments: commerce::SimulatedGatewayConfig,
+    /// Where `up`'s control API listens.
+    pub control_listen: std::net::SocketAddr,
 }
 
 pub fn parse(text: &str) -> anyhow::Result<MeridianConfig> {
@@ -103,6 +109,12 @@ pub fn load(path: &Path) -> anyhow::Result<Loaded> {
         routing: config.routing.as_ref().map(|r| base.join(r)),
         edge: config.edge.as_ref().map(|e| base.join(e)),
         geography: config.geography,
+        control_listen: match config.control_listen {
+            Some(addr) => addr,
+            None => crate::control::DEFAULT_LISTEN
+                .parse()
+                .context("the control API's default address")?,
+        },
         seed: config.seed,
         payments: {
             let mut payments = config.payments;

@@ -7,6 +7,7 @@
 pub mod build;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod drill;
 pub mod platform;
 pub mod status;

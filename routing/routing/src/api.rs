@@ -43,7 +43,7 @@ pub struct ApiState {
 pub struct Problem(regional_api::Problem);
 
 impl Problem {
-    fn new(status: StatusCode, slug: &str, title: &str, detail: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, slug: &str, title: &str, detail: impl Into<String>) -> Self {
         Problem(regional_api::Problem::new(
             status.as_u16(),
             slug,
@@ -90,7 +90,7 @@ impl From<DrillError> for Problem {
 }
 
 /// A JSON body, or the problem its rejection is.
-fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, Problem> {
+pub fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, Problem> {
     body.map(|Json(v)| v).map_err(|e| {
         let status = e.status();
         let (slug, title) = match status {
@@ -130,23 +130,10 @@ impl From<TableError> for Problem {
     }
 }
 
-pub fn app(state: ApiState) -> Router {
-    Router::new()
-        .route("/v1/table", get(table))
-        .route("/v1/table/watch", get(watch_table))
-        .route("/v1/events", get(events))
-        .route("/v1/regions/{region}/drain", post(drain))
-        .route("/v1/regions/{region}/undrain", post(undrain))
-        .route("/v1/drills", get(list_drills).post(start_drill))
-        .route("/v1/drills/{id}", get(get_drill))
-        .route("/v1/drills/{id}/watch", get(watch_drill))
-        .route("/v1/drills/{id}/updates", post(update_drill))
-        .route("/v1/drills/{id}/finish", post(finish_drill))
-        .route("/v1/drills/{id}/report.md", get(report_md))
-        .route("/v1/drills/{id}/report.html", get(report_html))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/metrics", get(metrics))
-        // After every route: it is set on each route's method router.
+/// The 405 every route answers a method it does not take, and the 404 of a
+/// path no route has: problem+json. Set after every route.
+pub fn problem_fallbacks<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
+    router
         .method_not_allowed_fallback(|| async {
             Problem::new(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -163,6 +150,26 @@ pub fn app(state: ApiState) -> Router {
                 "no such route",
             )
         })
+}
+
+pub fn app(state: ApiState) -> Router {
+    let router = Router::new()
+        .route("/v1/table", get(table))
+        .route("/v1/table/watch", get(watch_table))
+        .route("/v1/events", get(events))
+        .route("/v1/regions/{region}/drain", post(drain))
+        .route("/v1/regions/{region}/undrain", post(undrain))
+        .route("/v1/drills", get(list_drills).post(start_drill))
+        .route("/v1/drills/{id}", get(get_drill))
+        .route("/v1/drills/{id}/watch", get(watch_drill))
+        .route("/v1/drills/{id}/updates", post(update_drill))
+        .route("/v1/drills/{id}/finish", post(finish_drill))
+        .route("/v1/drills/{id}/report.md", get(report_md))
+        .route("/v1/drills/{id}/report.html", get(report_html))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics));
+    // After every route: it is set on each route's method router.
+    problem_fallbacks(router)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
@@ -243,12 +250,19 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), Problem> {
-    let Some(expected) = &state.admin_token else {
+    check_bearer(state.admin_token.as_deref(), headers)
+}
+
+/// The operator's bearer token check, shared by the routing API and
+/// `meridian up`'s control API: 403 when no token is configured, 401 when
+/// the request's is missing or wrong (compared in constant time).
+pub fn check_bearer(expected: Option<&str>, headers: &HeaderMap) -> Result<(), Problem> {
+    let Some(expected) = expected else {
         return Err(Problem::new(
             StatusCode::FORBIDDEN,
             "admin-disabled",
             "Admin disabled",
-            "no admin token is configured for this routing server",
+            "no admin token is configured for this server",
         ));
     };
     let given = headers
@@ -261,7 +275,7 @@ fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), Problem> {
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "Unauthorized",
-            "drain, undrain and posting drills need `Authorization: Bearer <admin token>`",
+            "this needs `Authorization: Bearer <admin token>`",
         )),
     }
 }

@@ -12,6 +12,8 @@ use anyhow::Context;
 
 use crate::platform::Platform;
 
+/// Most changes one measurement makes.
+pub const MAX_CHANGES: usize = 1_000;
 /// Longest a POP is given to serve a change.
 pub const MAX_WAIT: Duration = Duration::from_secs(10);
 /// Between two reads of one POP.
@@ -34,7 +36,10 @@ pub async fn measure(
     changes: usize,
     sku: &str,
 ) -> anyhow::Result<Vec<PopJourney>> {
-    anyhow::ensure!((1..=1_000).contains(&changes), "1 to 1000 changes");
+    anyhow::ensure!(
+        (1..=MAX_CHANGES).contains(&changes),
+        "1 to {MAX_CHANGES} changes"
+    );
     let client = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(5))

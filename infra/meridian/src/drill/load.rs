@@ -25,6 +25,8 @@ use serde_json::{Value, json};
 pub const MAX_SECS: u64 = 3_600;
 /// Most shoppers.
 pub const MAX_SHOPPERS: usize = 512;
+/// Highest rate, requests per second over all shoppers.
+pub const MAX_RATE: f64 = 10_000.0;
 /// Attempts of one write (the first and the retries with its key).
 const WRITE_ATTEMPTS: u32 = 3;
 /// One request's deadline, as patient as a browser: a keyed checkout
@@ -127,8 +129,8 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<Vec<Record>> {
         "shoppers must be 1..={MAX_SHOPPERS}"
     );
     anyhow::ensure!(
-        options.rate.is_finite() && options.rate > 0.0 && options.rate <= 10_000.0,
-        "the load's rate must be above 0 and at most 10000 requests/s"
+        options.rate.is_finite() && options.rate > 0.0 && options.rate <= MAX_RATE,
+        "the load's rate must be above 0 and at most {MAX_RATE} requests/s"
     );
     anyhow::ensure!(
         options.duration <= Duration::from_secs(MAX_SECS),

@@ -25,7 +25,9 @@ use crate::platform::Platform;
 use load::{Action, LoadOptions, Record};
 
 /// What fails.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Scenario {
     /// The region's service stops as a process dies; its shard's data
@@ -82,6 +84,35 @@ pub struct DrillOptions {
 }
 
 impl DrillOptions {
+    /// Checks the options are within the drill's bounds.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.fault_at + self.fault_for < self.duration,
+            "the fault must end before the load does"
+        );
+        anyhow::ensure!(
+            self.duration <= Duration::from_secs(load::MAX_SECS),
+            "a drill's load runs at most {} s",
+            load::MAX_SECS
+        );
+        anyhow::ensure!(
+            (1..=load::MAX_SHOPPERS).contains(&self.shoppers),
+            "shoppers must be 1..={}",
+            load::MAX_SHOPPERS
+        );
+        anyhow::ensure!(
+            self.rate.is_finite() && self.rate > 0.0 && self.rate <= load::MAX_RATE,
+            "the load's rate must be above 0 and at most {} requests/s",
+            load::MAX_RATE
+        );
+        anyhow::ensure!(
+            self.catalog_changes <= journey::MAX_CHANGES,
+            "at most {} catalog changes",
+            journey::MAX_CHANGES
+        );
+        Ok(())
+    }
+
     /// What the drill says of itself to the routing layer.
     pub fn start(&self) -> routing::drills::DrillStart {
         routing::drills::DrillStart {
@@ -148,10 +179,7 @@ pub async fn run(
     options: DrillOptions,
     posted: Option<tokio::sync::oneshot::Sender<String>>,
 ) -> anyhow::Result<Outcome> {
-    anyhow::ensure!(
-        options.fault_at + options.fault_for < options.duration,
-        "the fault must end before the load does"
-    );
+    options.validate()?;
     let api = format!(
         "http://{}",
         platform

@@ -394,14 +394,22 @@ pub fn blocks(outcome: &Outcome) -> Vec<Block> {
 /// Writes `report.md` and `report.html` into `dir` (created if missing):
 /// their paths.
 pub fn write(outcome: &Outcome, dir: &std::path::Path) -> anyhow::Result<[std::path::PathBuf; 2]> {
+    write_texts(dir, &markdown(outcome), &super::html::page(outcome)?)
+}
+
+/// Writes a rendered report (`report.md`, `report.html`) into `dir`.
+pub fn write_texts(
+    dir: &std::path::Path,
+    markdown: &str,
+    html: &str,
+) -> anyhow::Result<[std::path::PathBuf; 2]> {
     use anyhow::Context;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let md = dir.join("report.md");
-    std::fs::write(&md, markdown(outcome)).with_context(|| format!("writing {}", md.display()))?;
-    let html = dir.join("report.html");
-    std::fs::write(&html, super::html::page(outcome)?)
-        .with_context(|| format!("writing {}", html.display()))?;
-    Ok([md, html])
+    std::fs::write(&md, markdown).with_context(|| format!("writing {}", md.display()))?;
+    let page = dir.join("report.html");
+    std::fs::write(&page, html).with_context(|| format!("writing {}", page.display()))?;
+    Ok([md, page])
 }
 
 /// The report as Markdown.

@@ -170,3 +170,113 @@ async fn a_cluster_recovery_pause_delays_the_first_write_and_breaks_nothing() {
     assert!(report.contains("recovered in its remote DC"), "{report}");
     platform.stop().await.unwrap();
 }
+
+/// Runs the `meridian` CLI (as `meridian-e2e`) to its end: exit status,
+/// stdout, stderr.
+fn cli(args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_meridian-e2e"))
+        .args(args)
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("running meridian");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `meridian drill --target`: a drill against a running `meridian up` (a
+/// process of its own), run there on its data; the CLI writes both
+/// reports and exits 0 with every invariant holding; the routing layer of
+/// that stack lists the drill; a wrong token and bad options are refused
+/// before anything runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_against_a_running_up_reports_and_is_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = crate::support::write_config(dir.path());
+    let up = crate::support::Up::start(&config);
+    crate::support::until_healthy(up.routing).await;
+    let out = dir.path().join("report");
+    let out_arg = out.to_str().unwrap().to_owned();
+    let target = up.control.clone();
+    let common = [
+        "drill",
+        "region-outage",
+        "--region",
+        "eu-west",
+        "--target",
+        &target,
+        "--duration",
+        "8",
+        "--fault-at",
+        "2",
+        "--fault-for",
+        "3",
+        "--rate",
+        "30",
+        "--shoppers",
+        "9",
+        "--catalog-changes",
+        "2",
+        "--out",
+        &out_arg,
+    ];
+    let with = |extra: &[&str]| -> Vec<String> {
+        common
+            .iter()
+            .chain(extra)
+            .map(|a| (*a).to_owned())
+            .collect()
+    };
+
+    let wrong = with(&["--token", "wrong"]);
+    let (ok, _, stderr) = tokio::task::spawn_blocking(move || {
+        cli(&wrong.iter().map(String::as_str).collect::<Vec<_>>())
+    })
+    .await
+    .unwrap();
+    assert!(!ok && stderr.contains("401"), "{stderr}");
+    let (ok, _, stderr) = tokio::task::spawn_blocking(|| {
+        cli(&[
+            "drill",
+            "latency",
+            "--target",
+            "http://127.0.0.1:1",
+            "--token",
+            "x",
+            "--fault-at",
+            "40",
+        ])
+    })
+    .await
+    .unwrap();
+    assert!(
+        !ok && stderr.contains("the fault must end before the load does"),
+        "{stderr}"
+    );
+
+    let args = with(&["--token", crate::support::ADMIN]);
+    let (ok, stdout, stderr) = tokio::task::spawn_blocking(move || {
+        cli(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{stdout}\n{stderr}");
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(
+        md.contains("— PASSED") && md.contains("## Invariants"),
+        "{md}"
+    );
+    assert_eq!(html.matches("<svg").count(), 4);
+
+    let api = format!("http://{}", up.routing);
+    let listed = routing::client::drills(&crate::support::client(), &api)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].state, routing::drills::DrillState::Passed);
+    assert!(stdout.contains(&listed[0].id), "{stdout}");
+    up.kill();
+}

@@ -1,7 +1,16 @@
 //! What the end-to-end tests share: the local topology started in-process
 //! or as a `meridian up` process, calls signed as the edges sign, `dig`.
 
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// The local stack's admin token (regions and routing).
+pub(crate) const ADMIN: &str = "local-dev-admin-token";
+/// Products in the catalog of a stack `write_config` describes.
+pub(crate) const PRODUCTS: usize = 12;
 
 /// The repository's `infra/` directory.
 pub fn infra_dir() -> PathBuf {
@@ -224,4 +233,154 @@ pub(crate) async fn until_healthy(api: std::net::SocketAddr) {
     })
     .await
     .expect("every region and POP healthy");
+}
+
+/// The local platform's config copied into `dir`, with its data there, a
+/// small catalog, short saga leases, and a slow and sometimes-lost payment
+/// provider (so checkouts are in flight when the process dies).
+pub(crate) fn write_config(dir: &Path) -> PathBuf {
+    let local = infra_dir().join("local");
+    for file in ["topology.toml", "routing.toml", "dns.toml", "edge.toml"] {
+        std::fs::copy(local.join(file), dir.join(file)).expect("copy a config");
+    }
+    std::fs::create_dir_all(dir.join("regions")).expect("regions dir");
+    let mut regions = Vec::new();
+    for region in ["us-east", "eu-west", "ap-southeast"] {
+        let file = format!("regions/{region}.toml");
+        let text = std::fs::read_to_string(local.join(&file)).expect("region config");
+        std::fs::write(
+            dir.join(&file),
+            format!(
+                "{text}\n[commerce]\nsaga_lease_ms = 1000\n\n[workers]\nrecovery_interval_ms = 50\n"
+            ),
+        )
+        .expect("region config");
+        regions.push(format!("\"{file}\""));
+    }
+    let path = dir.join("meridian.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"topology = "topology.toml"
+regions = [{}]
+routing = "routing.toml"
+edge = "edge.toml"
+geography = true
+
+[storage]
+engine = "embedded"
+dir = "data"
+durability = "sync"
+
+[seed]
+products = {PRODUCTS}
+seed = 42
+max_stock = 1000
+
+[payments]
+latency_ms = 40
+timeout_rate = 0.05
+seed = 11
+"#,
+            regions.join(", ")
+        ),
+    )
+    .expect("meridian.toml");
+    path
+}
+
+/// A running `meridian up`: its POPs and regions by name, its routing
+/// API. Dropped, it is killed (a failed test leaves no process behind).
+pub(crate) struct Up {
+    child: Child,
+    pub(crate) pops: BTreeMap<String, SocketAddr>,
+    pub(crate) regions: BTreeMap<String, String>,
+    pub(crate) routing: SocketAddr,
+    /// The control API (drills against this stack).
+    pub(crate) control: String,
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Up {
+    /// Starts `meridian up --ephemeral-ports` and reads its banner.
+    pub(crate) fn start(config: &Path) -> Up {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_meridian-e2e"))
+            .args(["up", "--ephemeral-ports", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawning meridian up");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let (mut pops, mut regions, mut routing, mut control) =
+            (BTreeMap::new(), BTreeMap::new(), None, None);
+        // The banner ends with the "Try:" line; bounded by its length.
+        for _ in 0..100 {
+            let Some(Ok(line)) = lines.next() else {
+                panic!("meridian up ended before it was up");
+            };
+            if line.starts_with("Try:") {
+                break;
+            }
+            // "  pop    dub            http://127.0.2.1:PORT"
+            // "  region us-east        http://127.0.1.1:PORT  serves shards [us, eu]"
+            match line.split_whitespace().collect::<Vec<_>>().as_slice() {
+                ["pop", name, url] => {
+                    let addr = url
+                        .trim_start_matches("http://")
+                        .parse()
+                        .expect("POP address");
+                    pops.insert((*name).to_owned(), addr);
+                }
+                ["region", name, url, ..] => {
+                    regions.insert((*name).to_owned(), (*url).to_owned());
+                }
+                // "  control API    http://127.0.0.1:PORT  (drills: …)"
+                ["control", "API", url, ..] => control = Some((*url).to_owned()),
+                // "  routing API    http://127.0.0.1:PORT/v1/table"
+                ["routing", "API", url] => {
+                    let addr = url
+                        .trim_start_matches("http://")
+                        .trim_end_matches("/v1/table");
+                    routing = Some(addr.parse().expect("routing API address"));
+                }
+                _ => {}
+            }
+        }
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        assert_eq!(pops.len(), 4, "{pops:?}");
+        assert_eq!(regions.len(), 3, "{regions:?}");
+        Up {
+            child,
+            pops,
+            regions,
+            routing: routing.expect("the banner names the routing API"),
+            control: control.expect("the banner names the control API"),
+        }
+    }
+
+    /// The POP a shopper of `shard` uses: the one nearest its home region.
+    pub(crate) fn pop(&self, shard: &str) -> String {
+        let name = match shard {
+            "us" => "iad",
+            "eu" => "dub",
+            _ => "sin",
+        };
+        format!("http://{}", self.pops[name])
+    }
+
+    pub(crate) fn kill(mut self) {
+        // SIGKILL: no shutdown path runs.
+        self.child.kill().expect("kill -9");
+        let _ = self.child.wait();
+    }
 }

@@ -1,0 +1,239 @@
+//! `meridian up`'s control API: what an operator does to the running stack
+//! that the routing API does not, today a failure drill against it
+//! (`meridian drill --target`). The drill runs inside `up`, where the
+//! platform's fault layer and its data are, one at a time; the request is
+//! held until it ends and answers the verdict and the report, while the
+//! drill posts its progress to the routing API for anyone to follow.
+//!
+//! Routes (the routing layer's admin token, problem+json errors, bodies
+//! bounded): `POST /v1/control/drills` with a [`DrillRequest`], answering a
+//! [`DrillAnswer`]; `GET /healthz`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use routing::api::Problem;
+use topology::RegionId;
+
+use crate::drill::{DrillOptions, Scenario};
+
+/// Where the control API listens unless `control_listen` says otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7001";
+/// Largest request body.
+pub const MAX_BODY_BYTES: usize = 64 << 10;
+
+/// A drill as asked of a running stack: `meridian drill`'s options.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrillRequest {
+    pub scenario: Scenario,
+    pub region: RegionId,
+    pub duration_s: u64,
+    pub fault_at_s: u64,
+    pub fault_for_s: u64,
+    pub rate: f64,
+    pub shoppers: usize,
+    pub seed: u64,
+    pub cluster_recovery_ms: u64,
+    pub catalog_changes: usize,
+}
+
+impl From<&DrillOptions> for DrillRequest {
+    fn from(o: &DrillOptions) -> Self {
+        DrillRequest {
+            scenario: o.scenario,
+            region: o.region.clone(),
+            duration_s: o.duration.as_secs(),
+            fault_at_s: o.fault_at.as_secs(),
+            fault_for_s: o.fault_for.as_secs(),
+            rate: o.rate,
+            shoppers: o.shoppers,
+            seed: o.seed,
+            cluster_recovery_ms: o.cluster_recovery.as_millis() as u64,
+            catalog_changes: o.catalog_changes,
+        }
+    }
+}
+
+impl From<DrillRequest> for DrillOptions {
+    fn from(r: DrillRequest) -> Self {
+        DrillOptions {
+            scenario: r.scenario,
+            region: r.region,
+            duration: Duration::from_secs(r.duration_s),
+            fault_at: Duration::from_secs(r.fault_at_s),
+            fault_for: Duration::from_secs(r.fault_for_s),
+            rate: r.rate,
+            shoppers: r.shoppers,
+            seed: r.seed,
+            cluster_recovery: Duration::from_millis(r.cluster_recovery_ms),
+            catalog_changes: r.catalog_changes,
+        }
+    }
+}
+
+/// A finished drill: its verdict and report, and its id at the routing
+/// layer when it was posted there.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DrillAnswer {
+    pub passed: bool,
+    pub markdown: String,
+    pub html: String,
+    pub drill_id: Option<String>,
+}
+
+/// A drill handed to whoever owns the platform (`up`'s main loop), with
+/// where its answer goes.
+#[derive(Debug)]
+pub struct Job {
+    pub options: DrillOptions,
+    pub reply: tokio::sync::oneshot::Sender<anyhow::Result<DrillAnswer>>,
+}
+
+#[derive(Clone)]
+struct ControlState {
+    token: Option<Arc<str>>,
+    jobs: tokio::sync::mpsc::Sender<Job>,
+    busy: Arc<AtomicBool>,
+}
+
+/// Clears the busy flag however the handler ends (a client that hangs up
+/// drops it mid-drill; the drill goes on and its answer is dropped).
+struct Busy(Arc<AtomicBool>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
+/// The control API's routes; drills go to `jobs`.
+pub fn app(token: Option<String>, jobs: tokio::sync::mpsc::Sender<Job>) -> Router {
+    let state = ControlState {
+        token: token.map(Arc::from),
+        jobs,
+        busy: Arc::default(),
+    };
+    let router = Router::new()
+        .route("/v1/control/drills", post(drill))
+        .route("/healthz", get(|| async { "ok" }));
+    routing::api::problem_fallbacks(router)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+async fn drill(
+    State(state): State<ControlState>,
+    headers: HeaderMap,
+    request: Result<Json<DrillRequest>, JsonRejection>,
+) -> Result<Json<DrillAnswer>, Problem> {
+    routing::api::check_bearer(state.token.as_deref(), &headers)?;
+    let options = DrillOptions::from(routing::api::body(request)?);
+    options.validate().map_err(|e| {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            "Invalid drill",
+            format!("{e:#}"),
+        )
+    })?;
+    if state.busy.swap(true, Ordering::SeqCst) {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "drill-running",
+            "A drill is running",
+            "one drill at a time; follow the running one at the routing API's /v1/drills",
+        ));
+    }
+    let _busy = Busy(state.busy.clone());
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let unavailable = |detail: String| {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "Drill not run",
+            detail,
+        )
+    };
+    state
+        .jobs
+        .send(Job { options, reply })
+        .await
+        .map_err(|_| unavailable("the platform is stopping".into()))?;
+    match answer.await {
+        Ok(Ok(answer)) => Ok(Json(answer)),
+        Ok(Err(e)) => Err(unavailable(format!("{e:#}"))),
+        Err(_) => Err(unavailable("the platform stopped during the drill".into())),
+    }
+}
+
+/// Asks the control API at `base` (e.g. `http://127.0.0.1:7001`) for a
+/// drill; waits for it to end.
+pub async fn request_drill(
+    base: &str,
+    token: &str,
+    options: &DrillOptions,
+) -> anyhow::Result<DrillAnswer> {
+    use anyhow::Context;
+    // The whole drill, its invariants and its catalog changes, with room.
+    let patience = options.duration + Duration::from_secs(600);
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(patience)
+        .build()
+        .context("an HTTP client")?;
+    let url = format!("{}/v1/control/drills", base.trim_end_matches('/'));
+    let response = client
+        .post(&url)
+        .bearer_auth(token)
+        .json(&DrillRequest::from(options))
+        .send()
+        .await
+        .with_context(|| format!("POST {url}"))?;
+    let status = response.status();
+    let body = response
+        .bytes()
+        .await
+        .with_context(|| format!("reading {url}"))?;
+    if !status.is_success() {
+        let detail = serde_json::from_slice::<regional_api::Problem>(&body)
+            .map(|p| p.detail)
+            .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
+        anyhow::bail!("{url}: {status}: {detail}");
+    }
+    serde_json::from_slice(&body).with_context(|| format!("decoding {url}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_drill_request_carries_every_option() {
+        let options = DrillOptions {
+            scenario: Scenario::Partition,
+            region: "us-east".parse().expect("region"),
+            duration: Duration::from_secs(30),
+            fault_at: Duration::from_secs(8),
+            fault_for: Duration::from_secs(10),
+            rate: 60.0,
+            shoppers: 24,
+            seed: 3,
+            cluster_recovery: Duration::from_millis(1500),
+            catalog_changes: 5,
+        };
+        let wire = serde_json::to_string(&DrillRequest::from(&options)).expect("json");
+        let back: DrillRequest = serde_json::from_str(&wire).expect("parse");
+        assert_eq!(
+            DrillRequest::from(&DrillOptions::from(back)),
+            DrillRequest::from(&options)
+        );
+        assert!(wire.contains("\"scenario\":\"partition\""), "{wire}");
+    }
+}
