@@ -28,6 +28,11 @@ pub(crate) trait Layer: Send + Sync + std::fmt::Debug + 'static {
         wrote: bool,
         inner: &'a dyn RawTransaction,
     ) -> BoxFuture<'a, Result<CommitInfo>>;
+    /// After a watch fired at the cluster, before the watcher learns of it
+    /// (a notification crossing a link); an error is the watch's.
+    fn watch_fired(&self) -> BoxFuture<'_, Result<()>> {
+        async { Ok(()) }.boxed()
+    }
 }
 
 /// `raw` behind `layer`.
@@ -110,7 +115,13 @@ impl<L: Layer> RawTransaction for LayeredTransaction<L> {
         self.inner.add_conflict_range(begin, end, kind);
     }
     fn watch(&self, key: &[u8]) -> Result<WatchFuture> {
-        self.inner.watch(key)
+        let fired = self.inner.watch(key)?;
+        let layer = self.layer.clone();
+        Ok(async move {
+            fired.await?;
+            layer.watch_fired().await
+        }
+        .boxed())
     }
     fn commit(&self) -> BoxFuture<'_, Result<CommitInfo>> {
         self.layer

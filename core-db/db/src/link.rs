@@ -121,6 +121,21 @@ impl Link {
         Ok(())
     }
 
+    /// A notification from the cluster (a watch that fired): one way, half
+    /// the round trip; it cannot arrive over a cut link.
+    async fn one_way(&self) -> Result<()> {
+        if self.partitioned() {
+            return Err(Error::Unreachable {
+                reason: "the link to the cluster is cut",
+            });
+        }
+        let half = self.rtt() / 2;
+        if !half.is_zero() {
+            tokio::time::sleep(half).await;
+        }
+        Ok(())
+    }
+
     fn next_choice(&self) -> u64 {
         let mut previous = self.choice.load(Ordering::SeqCst);
         loop {
@@ -142,6 +157,11 @@ impl Link {
 impl crate::layer::Layer for Link {
     fn before_read(&self) -> BoxFuture<'_, Result<()>> {
         self.round_trip().boxed()
+    }
+
+    /// A watch's notification crosses back: half a round trip.
+    fn watch_fired(&self) -> BoxFuture<'_, Result<()>> {
+        self.one_way().boxed()
     }
 
     /// A commit that writes sends it: one round trip; a read-only one sends

@@ -494,7 +494,7 @@ fn up(
                 }
                 _ = &mut ctrl_c => break,
                 Some(job) = queue.recv() => {
-                    let crate::control::Job { options, reply } = job;
+                    let crate::control::Job { options, reply, busy } = job;
                     tracing::info!(scenario = ?options.scenario, region = %options.region, "a drill against this stack");
                     let answer = tokio::select! {
                         outcome = crate::drill::run(&mut platform, options, None) => outcome,
@@ -509,6 +509,7 @@ fn up(
                         })
                     });
                     let _ = reply.send(answer);
+                    drop(busy);
                 }
             }
         }

@@ -89,11 +89,14 @@ pub struct DrillAnswer {
 }
 
 /// A drill handed to whoever owns the platform (`up`'s main loop), with
-/// where its answer goes.
+/// where its answer goes. The control API refuses another drill until the
+/// job is dropped (after its drill ran, whether or not anyone still waits
+/// for the answer).
 #[derive(Debug)]
 pub struct Job {
     pub options: DrillOptions,
     pub reply: tokio::sync::oneshot::Sender<anyhow::Result<DrillAnswer>>,
+    pub busy: Busy,
 }
 
 #[derive(Clone)]
@@ -103,9 +106,9 @@ struct ControlState {
     busy: Arc<AtomicBool>,
 }
 
-/// Clears the busy flag however the handler ends (a client that hangs up
-/// drops it mid-drill; the drill goes on and its answer is dropped).
-struct Busy(Arc<AtomicBool>);
+/// The one drill that may run; clears the flag when dropped.
+#[derive(Debug)]
+pub struct Busy(Arc<AtomicBool>);
 
 impl Drop for Busy {
     fn drop(&mut self) {
@@ -151,7 +154,7 @@ async fn drill(
             "one drill at a time; follow the running one at the routing API's /v1/drills",
         ));
     }
-    let _busy = Busy(state.busy.clone());
+    let busy = Busy(state.busy.clone());
     let (reply, answer) = tokio::sync::oneshot::channel();
     let unavailable = |detail: String| {
         Problem::new(
@@ -163,7 +166,11 @@ async fn drill(
     };
     state
         .jobs
-        .send(Job { options, reply })
+        .send(Job {
+            options,
+            reply,
+            busy,
+        })
         .await
         .map_err(|_| unavailable("the platform is stopping".into()))?;
     match answer.await {
@@ -213,6 +220,67 @@ pub async fn request_drill(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn options() -> DrillOptions {
+        DrillOptions {
+            scenario: Scenario::RegionOutage,
+            region: "eu-west".parse().expect("region"),
+            duration: Duration::from_secs(10),
+            fault_at: Duration::from_secs(2),
+            fault_for: Duration::from_secs(3),
+            rate: 10.0,
+            shoppers: 2,
+            seed: 1,
+            cluster_recovery: Duration::ZERO,
+            catalog_changes: 0,
+        }
+    }
+
+    /// One drill at a time: a second is refused while the first's job is
+    /// alive (here, queued and never run), even if its requester left; the
+    /// token is required; bad options are refused before anything runs.
+    #[tokio::test]
+    async fn one_drill_at_a_time_with_the_token() {
+        let (jobs, mut queue) = tokio::sync::mpsc::channel(1);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app(Some("t0ken".into()), jobs)).await });
+
+        let wrong = request_drill(&base, "nope", &options()).await;
+        assert!(format!("{:#}", wrong.expect_err("refused")).contains("401"));
+        let mut bad = options();
+        bad.fault_at = Duration::from_secs(20);
+        let bad = request_drill(&base, "t0ken", &bad).await;
+        assert!(format!("{:#}", bad.expect_err("refused")).contains("422"));
+
+        // The first drill's requester gives up; its job lives on.
+        let first = tokio::spawn({
+            let base = base.clone();
+            async move { request_drill(&base, "t0ken", &options()).await }
+        });
+        let job = queue.recv().await.expect("the first drill's job");
+        first.abort();
+        let second = request_drill(&base, "t0ken", &options()).await;
+        assert!(format!("{:#}", second.expect_err("busy")).contains("409"));
+        // Its drill done (the job dropped), the next one is taken.
+        drop(job);
+        let third = tokio::spawn({
+            let base = base.clone();
+            async move { request_drill(&base, "t0ken", &options()).await }
+        });
+        let job = queue.recv().await.expect("the third drill's job");
+        let _ = job.reply.send(Ok(DrillAnswer {
+            passed: true,
+            markdown: "# ok".into(),
+            html: "<p>ok".into(),
+            drill_id: None,
+        }));
+        let answer = third.await.expect("task").expect("answered");
+        assert!(answer.passed);
+        assert_eq!(answer.markdown, "# ok");
+    }
 
     #[test]
     fn a_drill_request_carries_every_option() {

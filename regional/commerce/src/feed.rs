@@ -145,19 +145,20 @@ fn trimmed_count_key() -> Vec<u8> {
 }
 
 async fn read_page(tx: &Transaction, after: Cursor, limit: usize) -> Result<(FeedPage, bool)> {
-    let trimmed = match tx.get(&trimmed_cursor_key()).await? {
+    // The trim mark and the page are read at once (one round trip to a
+    // remote cluster, not two): a trim deletes the events up to its mark
+    // in the transaction that moves the mark, so the page read from
+    // `after` never holds a trimmed event.
+    let (_, end) = keys::feed().range();
+    let range = RangeOption::new(after.begin_key(), end).limit(limit);
+    let trimmed_key = trimmed_cursor_key();
+    let (trimmed, chunk) = futures::try_join!(tx.get(&trimmed_key), tx.get_range(&range, false))?;
+    let trimmed = match trimmed {
         Some(bytes) => Cursor::parse(std::str::from_utf8(&bytes).unwrap_or_default())?,
         None => Cursor::START,
     };
     let reset = after < trimmed;
     let after = after.max(trimmed);
-    let (_, end) = keys::feed().range();
-    let chunk = tx
-        .get_range(
-            &RangeOption::new(after.begin_key(), end).limit(limit),
-            false,
-        )
-        .await?;
     let mut events = Vec::with_capacity(chunk.kvs.len());
     let mut cursor = after;
     for kv in &chunk.kvs {
@@ -197,6 +198,8 @@ impl Commerce {
                 .run(|tx, _| async move {
                     let (page, _) = read_page(&tx, after, limit).await?;
                     let watch = if page.events.is_empty() && !page.reset && wait_ms > 0 {
+                        // The watch is on the head this transaction read
+                        // (FoundationDB's watch semantics).
                         tx.get(&keys::feed_head()).await?;
                         Some(tx.watch(&keys::feed_head())?)
                     } else {

@@ -122,3 +122,49 @@ async fn a_cut_or_browned_out_link_fails_promptly_and_applies_nothing() {
             .is_ok()
     );
 }
+
+/// A watch set through a link learns of a change half a round trip after
+/// it committed at the cluster (its notification crosses back), and over a
+/// cut link it fails rather than fire.
+#[tokio::test]
+async fn a_watch_notification_crosses_the_link_one_way() {
+    let (_engine, db, _dir) = open_temp(EmbeddedOptions::default());
+    let rtt = Duration::from_millis(60);
+    let link = Link::new(rtt);
+    let remote = db.over_link(&link);
+    let watch = remote
+        .run(|tx, _| async move {
+            tx.get(b"w").await?;
+            tx.watch(b"w")
+        })
+        .await
+        .expect("watch set");
+    // Changed at the cluster itself (no link on this side).
+    db.run(|tx, _| async move {
+        tx.set(b"w", b"1")?;
+        Ok::<_, db::Error>(())
+    })
+    .await
+    .expect("change");
+    let changed = Instant::now();
+    watch.await.expect("fired");
+    // A lower bound only.
+    assert!(changed.elapsed() >= rtt / 2, "{:?}", changed.elapsed());
+
+    let watch = remote
+        .run(|tx, _| async move {
+            tx.get(b"w").await?;
+            tx.watch(b"w")
+        })
+        .await
+        .expect("watch set");
+    link.set_partitioned(true);
+    db.run(|tx, _| async move {
+        tx.set(b"w", b"2")?;
+        Ok::<_, db::Error>(())
+    })
+    .await
+    .expect("change");
+    let cut = watch.await;
+    assert!(matches!(cut, Err(db::Error::Unreachable { .. })), "{cut:?}");
+}

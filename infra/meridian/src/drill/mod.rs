@@ -205,6 +205,16 @@ pub async fn run(
         .context("the region is home to no shard")?;
     let pops = shopper_pops(platform, &at_rest);
     anyhow::ensure!(!pops.is_empty(), "a drill needs the edge POPs");
+    // A probe of the region's shard's writes, through its shoppers' POP:
+    // its session is made at rest.
+    let probe_base = pops
+        .iter()
+        .find(|(s, _, _)| s == shard.as_str())
+        .map(|(_, _, addr)| format!("http://{addr}"))
+        .context("no POP for the region's shard")?;
+    let probe_token = probe_session(&probe_base, shard.as_str())
+        .await
+        .context("a session for the write probe")?;
     let shopped = skus(platform, 50).await?;
 
     // Posted live to the routing layer, when its admin token is known.
@@ -276,6 +286,13 @@ pub async fn run(
     tokio::time::sleep(options.fault_at).await;
     let fault_ms = started.elapsed().as_millis() as u64;
     inject(platform, &options, true).await?;
+    let probe = tokio::spawn(probe_first_write(
+        probe_base,
+        probe_token,
+        format!("drill-{}-probe", options.seed),
+        started,
+        options.duration,
+    ));
     note(
         &mut timeline,
         Moment {
@@ -330,11 +347,14 @@ pub async fn run(
             detection_ms = Some(at_ms - fault_ms);
         }
     }
+    // The probe's first acknowledged write, else the load's first.
+    let probed = probe.await.unwrap_or(None);
     let first_write = records.iter().find(|r| {
         r.at_ms >= fault_ms && r.shard == shard.as_str() && r.action.is_write() && r.ok()
     });
-    let first_write_ms =
-        first_write.map(|r| (r.at_ms + r.latency_ms as u64).saturating_sub(fault_ms));
+    let first_write_ms = probed
+        .map(|at_ms| at_ms.saturating_sub(fault_ms))
+        .or_else(|| first_write.map(|r| (r.at_ms + r.latency_ms as u64).saturating_sub(fault_ms)));
     if let Some(ms) = first_write_ms {
         timeline.push(Moment {
             at_ms: fault_ms + ms,
@@ -440,6 +460,66 @@ async fn watch_table(
         table = next;
     }
     changes
+}
+
+/// Between two attempts of the write probe.
+const PROBE_EVERY: Duration = Duration::from_millis(100);
+/// One probe attempt's deadline.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+fn probe_client() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(PROBE_TIMEOUT)
+        .build()
+        .context("the write probe's client")
+}
+
+/// A shopper session for `shard` made through the POP at `base`: its token.
+async fn probe_session(base: &str, shard: &str) -> anyhow::Result<String> {
+    let client = probe_client()?;
+    let response = client
+        .post(format!("{base}/v1/sessions"))
+        .json(&serde_json::json!({ "shard": shard }))
+        .send()
+        .await?
+        .error_for_status()?;
+    let body: serde_json::Value = response.json().await?;
+    body["token"]
+        .as_str()
+        .map(str::to_owned)
+        .context("a session without a token")
+}
+
+/// From the fault on, creates a cart for the probe's shopper every
+/// [`PROBE_EVERY`] (each under a key of its own) until one is acknowledged:
+/// when it was, since the load started. Bounded by `until`.
+async fn probe_first_write(
+    base: String,
+    token: String,
+    key: String,
+    started: Instant,
+    until: Duration,
+) -> Option<u64> {
+    let client = probe_client().ok()?;
+    let mut attempt = 0u32;
+    while started.elapsed() < until {
+        attempt += 1;
+        let sent = client
+            .post(format!("{base}/v1/carts"))
+            .bearer_auth(&token)
+            .header(
+                regional_api::headers::IDEMPOTENCY_KEY,
+                format!("{key}-{attempt}"),
+            )
+            .send()
+            .await;
+        if sent.is_ok_and(|r| r.status() == reqwest::StatusCode::CREATED) {
+            return Some(started.elapsed().as_millis() as u64);
+        }
+        tokio::time::sleep(PROBE_EVERY).await;
+    }
+    None
 }
 
 /// Each shard with the POP its shoppers reach: the storefront's DNS answer

@@ -240,7 +240,7 @@ pub fn blocks(outcome: &Outcome) -> Vec<Block> {
     out.push(Block::Paragraph {
         lead: None,
         text: format!(
-            "Fault → first successful write for the region's shard: {}.",
+            "Fault → first successful write for the region's shard (a probe shopper creating a cart through the shard's POP every 100 ms from the fault on): {}.",
             ms(outcome.first_write_ms)
         ),
     });
