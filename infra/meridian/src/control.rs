@@ -175,6 +175,14 @@ async fn drill(
         .map_err(|_| unavailable("the platform is stopping".into()))?;
     match answer.await {
         Ok(Ok(answer)) => Ok(Json(answer)),
+        Ok(Err(e)) if e.downcast_ref::<crate::drill::InvalidDrill>().is_some() => {
+            Err(Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                "Invalid drill",
+                format!("{e:#}"),
+            ))
+        }
         Ok(Err(e)) => Err(unavailable(format!("{e:#}"))),
         Err(_) => Err(unavailable("the platform stopped during the drill".into())),
     }
@@ -280,6 +288,18 @@ mod tests {
         let answer = third.await.expect("task").expect("answered");
         assert!(answer.passed);
         assert_eq!(answer.markdown, "# ok");
+        drop(job.busy);
+        // A drill the platform cannot run as asked is the caller's mistake.
+        let fourth = tokio::spawn({
+            let base = base.clone();
+            async move { request_drill(&base, "t0ken", &options()).await }
+        });
+        let job = queue.recv().await.expect("the fourth drill's job");
+        let _ = job.reply.send(Err(
+            crate::drill::InvalidDrill("no such region".into()).into()
+        ));
+        let refused = fourth.await.expect("task").expect_err("refused");
+        assert!(format!("{refused:#}").contains("422"), "{refused:#}");
     }
 
     #[test]

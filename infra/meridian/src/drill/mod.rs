@@ -129,6 +129,19 @@ impl DrillOptions {
     }
 }
 
+/// A drill that cannot run as asked (its options, or a region the
+/// platform does not have): the caller's mistake, not the platform's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InvalidDrill(pub String);
+
+impl std::fmt::Display for InvalidDrill {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for InvalidDrill {}
+
 /// One timeline entry.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Moment {
@@ -202,7 +215,12 @@ pub async fn run(
         .iter()
         .find(|s| s.home() == &options.region)
         .map(|s| s.id().clone())
-        .context("the region is home to no shard")?;
+        .ok_or_else(|| {
+            InvalidDrill(format!(
+                "{} is home to no shard of this platform's topology",
+                options.region
+            ))
+        })?;
     let pops = shopper_pops(platform, &at_rest);
     anyhow::ensure!(!pops.is_empty(), "a drill needs the edge POPs");
     // A probe of the region's shard's writes, through its shoppers' POP:
@@ -641,10 +659,15 @@ async fn invariants(platform: &Platform, records: &[Record]) -> anyhow::Result<V
     // unit oversold.
     let skus = skus(platform, 50).await?;
     let mut dirty = 0;
+    let mut oversold = 0;
     for sku in &skus {
         for warehouse in commerce.warehouses() {
             let live = commerce.stock(&warehouse, sku).await;
             let rebuilt = commerce.rebuild_stock(&warehouse, sku).await;
+            if let Ok(live) = &live {
+                // Units promised (reserved or sold) beyond those received.
+                oversold += (live.reserved + live.sold - live.received).max(0);
+            }
             match (live, rebuilt) {
                 (Ok(live), Ok(rebuilt)) if live == rebuilt && live.is_consistent() => {}
                 _ => dirty += 1,
@@ -657,8 +680,8 @@ async fn invariants(platform: &Platform, records: &[Record]) -> anyhow::Result<V
             "{} SKU×warehouse audits clean",
             skus.len() * commerce.warehouses().len()
         ),
-        found: format!("{dirty} not clean"),
-        holds: dirty == 0,
+        found: format!("{dirty} not clean, {oversold} units oversold"),
+        holds: dirty == 0 && oversold == 0,
     });
 
     // Cart writes: each cart is at least at the version its last
