@@ -10,28 +10,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::support::{call, client, local_platform_with, until_healthy};
+use crate::support::{call, client, local_platform_with, new_shopper, until_healthy};
 
 /// A shopper of `shard` at the POP `base` checks out one unit of `sku`:
 /// the time from the first request to the confirmed order.
 async fn checkout_once(client: &reqwest::Client, base: &str, shard: &str, sku: &str) -> Duration {
-    let (status, _, session) = call(
-        client
-            .post(format!("{base}/v1/sessions"))
-            .json(&json!({ "shard": shard })),
-    )
-    .await;
-    assert_eq!(status, 201, "{session}");
-    let token = session["token"].as_str().expect("token").to_owned();
-    let (status, _, cart) = call(
-        client
-            .post(format!("{base}/v1/carts"))
-            .bearer_auth(&token)
-            .header("idempotency-key", format!("geo-cart-{sku}")),
-    )
-    .await;
-    assert_eq!(status, 201, "{cart}");
-    let cart_id = cart["id"].as_str().expect("cart id").to_owned();
+    let (token, cart_id) = new_shopper(client, base, shard, &format!("geo-cart-{sku}")).await;
     let (status, _, added) = call(
         client
             .post(format!("{base}/v1/carts/{cart_id}/items"))

@@ -13,7 +13,9 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
-use crate::support::{ADMIN, PRODUCTS, Up, call, client, signed_call, until_healthy, write_config};
+use crate::support::{
+    ADMIN, PRODUCTS, Up, call, client, new_shopper, signed_call, until_healthy, write_config,
+};
 
 const SHOPPERS: usize = 30;
 /// Cart writes one cart-writing shopper makes at most.
@@ -97,26 +99,11 @@ async fn a_sigkill_of_up_under_shopper_load_loses_nothing_acknowledged() {
     for i in 0..SHOPPERS {
         let shard = ["us", "eu", "ap"][i % 3];
         let base = up.pop(shard);
-        let (status, _, session) = call(
-            client
-                .post(format!("{base}/v1/sessions"))
-                .json(&json!({ "shard": shard })),
-        )
-        .await;
-        assert_eq!(status, 201, "{session}");
-        let token = session["token"].as_str().expect("token").to_owned();
-        let (status, _, cart) = call(
-            client
-                .post(format!("{base}/v1/carts"))
-                .bearer_auth(&token)
-                .header("idempotency-key", format!("kill-{i}-cart")),
-        )
-        .await;
-        assert_eq!(status, 201, "{cart}");
+        let (token, cart) = new_shopper(&client, &base, shard, &format!("kill-{i}-cart")).await;
         let shopper = Shopper {
             shard,
             token,
-            cart: cart["id"].as_str().expect("cart id").to_owned(),
+            cart,
             key: format!("kill-{i}"),
         };
         for n in [i, i * 7 + 3] {

@@ -204,6 +204,33 @@ pub(crate) fn client() -> reqwest::Client {
         .expect("an HTTP client")
 }
 
+/// A new shopper of `shard` at the POP `base`, with an empty cart made
+/// under the Idempotency-Key `cart_key`: (session token, cart id).
+pub(crate) async fn new_shopper(
+    client: &reqwest::Client,
+    base: &str,
+    shard: &str,
+    cart_key: &str,
+) -> (String, String) {
+    let (status, _, session) = call(
+        client
+            .post(format!("{base}/v1/sessions"))
+            .json(&serde_json::json!({ "shard": shard })),
+    )
+    .await;
+    assert_eq!(status, 201, "{session}");
+    let token = session["token"].as_str().expect("token").to_owned();
+    let (status, _, cart) = call(
+        client
+            .post(format!("{base}/v1/carts"))
+            .bearer_auth(&token)
+            .header("idempotency-key", cart_key),
+    )
+    .await;
+    assert_eq!(status, 201, "{cart}");
+    (token, cart["id"].as_str().expect("cart id").to_owned())
+}
+
 /// A JSON request through a POP: its status, headers and JSON body.
 pub(crate) async fn call(
     request: reqwest::RequestBuilder,
