@@ -122,6 +122,15 @@ impl RoutingTable {
         self.pops.iter().find(|p| &p.name == name)
     }
 
+    /// Every region and every POP healthy: the platform at rest, where a
+    /// drill starts and a test's first shopper may shop.
+    pub fn all_healthy(&self) -> bool {
+        self.regions
+            .iter()
+            .chain(&self.pops)
+            .all(|r| r.health == Health::Healthy)
+    }
+
     /// The serving POP nearest to a point, healthy before degraded, by the
     /// same rule as regions: what the storefront's DNS name answers.
     pub fn nearest_serving_pop(&self, latitude: f64, longitude: f64) -> Option<&PopStatus> {

@@ -236,17 +236,7 @@ pub fn main() -> anyhow::Result<()> {
     }
 }
 
-fn block_on_value<T>(
-    work: impl std::future::Future<Output = anyhow::Result<T>>,
-) -> anyhow::Result<T> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?
-        .block_on(work)
-}
-
-fn block_on(work: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+fn block_on<T>(work: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -307,7 +297,7 @@ fn drill(
             options.rate,
             options.duration.as_secs()
         );
-        let answer = block_on_value(crate::control::request_drill(&target, &token, &options))?;
+        let answer = block_on(crate::control::request_drill(&target, &token, &options))?;
         let [md, html] = crate::drill::report::write_texts(&out, &answer.markdown, &answer.html)?;
         println!("{}", answer.markdown);
         if let Some(id) = &answer.drill_id {

@@ -204,25 +204,13 @@ pub async fn request_drill(
         .build()
         .context("an HTTP client")?;
     let url = format!("{}/v1/control/drills", base.trim_end_matches('/'));
-    let response = client
+    let request = client
         .post(&url)
         .bearer_auth(token)
-        .json(&DrillRequest::from(options))
-        .send()
+        .json(&DrillRequest::from(options));
+    routing::client::send(request, &url)
         .await
-        .with_context(|| format!("POST {url}"))?;
-    let status = response.status();
-    let body = response
-        .bytes()
-        .await
-        .with_context(|| format!("reading {url}"))?;
-    if !status.is_success() {
-        let detail = serde_json::from_slice::<regional_api::Problem>(&body)
-            .map(|p| p.detail)
-            .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
-        anyhow::bail!("{url}: {status}: {detail}");
-    }
-    serde_json::from_slice(&body).with_context(|| format!("decoding {url}"))
+        .with_context(|| format!("POST {url}"))
 }
 
 #[cfg(test)]

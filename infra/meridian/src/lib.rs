@@ -13,3 +13,12 @@ pub mod platform;
 pub mod status;
 
 pub use regional_server::storage::open as open_storage;
+
+/// A unit enum's name as it is serialized (`region-outage`,
+/// `add_to_cart`): how reports and the routing API name it.
+pub fn wire_name(value: impl serde::Serialize) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}

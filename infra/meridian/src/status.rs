@@ -46,10 +46,7 @@ pub fn render(table: &RoutingTable) -> String {
 }
 
 fn row(out: &mut String, status: &RegionStatus) {
-    let health = serde_json::to_value(status.health)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default();
+    let health = crate::wire_name(status.health);
     let probe = status
         .probe_latency_ms
         .map_or_else(|| "-".to_owned(), |ms| format!("{ms:.1} ms"));

@@ -131,8 +131,10 @@ pub async fn drill_watch(
     send(client.get(&url), &url).await
 }
 
-/// Sends `request`; its JSON answer, or the problem document's detail.
-async fn send<T: DeserializeOwned>(
+/// Sends `request` (to `url`); its JSON answer (at most 8 MiB), or an
+/// error with the problem document's detail. Also `meridian`'s control
+/// API client.
+pub async fn send<T: DeserializeOwned>(
     request: reqwest::RequestBuilder,
     url: &str,
 ) -> anyhow::Result<T> {

@@ -116,10 +116,7 @@ impl DrillOptions {
     /// What the drill says of itself to the routing layer.
     pub fn start(&self) -> routing::drills::DrillStart {
         routing::drills::DrillStart {
-            scenario: serde_json::to_value(self.scenario)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
+            scenario: crate::wire_name(self.scenario),
             region: self.region.clone(),
             hypothesis: self.scenario.hypothesis(&self.region),
             duration_s: self.duration.as_secs(),
@@ -203,12 +200,9 @@ pub async fn run(
         .no_proxy()
         .build()
         .context("an HTTP client")?;
-    let at_rest = routing::client::table_when(&client, &api, 40, |t| {
-        t.regions.iter().all(|r| r.health == Health::Healthy)
-            && t.pops.iter().all(|p| p.health == Health::Healthy)
-    })
-    .await
-    .context("the platform is not healthy before the drill")?;
+    let at_rest = routing::client::table_when(&client, &api, 40, RoutingTable::all_healthy)
+        .await
+        .context("the platform is not healthy before the drill")?;
     let shard = platform
         .topology()
         .shards()
@@ -279,7 +273,7 @@ pub async fn run(
             format!(
                 "table v{}: {region} {}, shard {shard} at {}",
                 table.version,
-                health.map_or("?".into(), |h| format!("{h:?}").to_lowercase()),
+                health.map_or("?".into(), crate::wire_name),
                 active.unwrap_or_else(|| "none".into())
             )
         }

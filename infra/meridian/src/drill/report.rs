@@ -270,10 +270,7 @@ pub fn blocks(outcome: &Outcome) -> Vec<Block> {
         if f.requests == 0 {
             continue;
         }
-        let name = serde_json::to_value(action)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
+        let name = crate::wire_name(action);
         rows.push(figures_row(&name, &f));
     }
     out.push(figures_table("action (during the fault)", rows));
@@ -293,10 +290,7 @@ pub fn blocks(outcome: &Outcome) -> Vec<Block> {
     let mut errors: std::collections::BTreeMap<(String, u16), (usize, u64, u64)> =
         std::collections::BTreeMap::new();
     for r in outcome.records.iter().filter(|r| r.error()) {
-        let name = serde_json::to_value(r.action)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
+        let name = crate::wire_name(r.action);
         let e = errors
             .entry((name, r.status))
             .or_insert((0, r.at_ms, r.at_ms));

@@ -4,7 +4,7 @@
 //! and the reports (Markdown and HTML) written; a cluster recovery pause
 //! that delays the first write.
 
-use crate::support::local_platform;
+use crate::support::{cli, local_platform};
 
 /// A short region-outage drill on the whole platform under shopper load:
 /// the outage is detected, writes for the region's shard succeed again,
@@ -171,21 +171,6 @@ async fn a_cluster_recovery_pause_delays_the_first_write_and_breaks_nothing() {
     platform.stop().await.unwrap();
 }
 
-/// Runs the `meridian` CLI (as `meridian-e2e`) to its end: exit status,
-/// stdout, stderr.
-fn cli(args: &[&str]) -> (bool, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_meridian-e2e"))
-        .args(args)
-        .env("RUST_LOG", "error")
-        .output()
-        .expect("running meridian");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 /// `meridian drill --target`: a drill against a running `meridian up` (a
 /// process of its own), run there on its data; the CLI writes both
 /// reports and exits 0 with every invariant holding; the routing layer of
@@ -230,38 +215,25 @@ async fn a_drill_against_a_running_up_reports_and_is_listed() {
             .collect()
     };
 
-    let wrong = with(&["--token", "wrong"]);
-    let (ok, _, stderr) = tokio::task::spawn_blocking(move || {
-        cli(&wrong.iter().map(String::as_str).collect::<Vec<_>>())
-    })
-    .await
-    .unwrap();
+    let (ok, _, stderr) = cli(&with(&["--token", "wrong"])).await;
     assert!(!ok && stderr.contains("401"), "{stderr}");
-    let (ok, _, stderr) = tokio::task::spawn_blocking(|| {
-        cli(&[
-            "drill",
-            "latency",
-            "--target",
-            "http://127.0.0.1:1",
-            "--token",
-            "x",
-            "--fault-at",
-            "40",
-        ])
-    })
-    .await
-    .unwrap();
+    let (ok, _, stderr) = cli(&[
+        "drill",
+        "latency",
+        "--target",
+        "http://127.0.0.1:1",
+        "--token",
+        "x",
+        "--fault-at",
+        "40",
+    ])
+    .await;
     assert!(
         !ok && stderr.contains("the fault must end before the load does"),
         "{stderr}"
     );
 
-    let args = with(&["--token", crate::support::ADMIN]);
-    let (ok, stdout, stderr) = tokio::task::spawn_blocking(move || {
-        cli(&args.iter().map(String::as_str).collect::<Vec<_>>())
-    })
-    .await
-    .unwrap();
+    let (ok, stdout, stderr) = cli(&with(&["--token", crate::support::ADMIN])).await;
     assert!(ok, "{stdout}\n{stderr}");
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();

@@ -7,32 +7,13 @@
 //! calls.
 
 use topology::RegionId;
-use topology::routing::Health;
+use topology::routing::{Health, RoutingTable};
 
-use crate::support::{active_is, signed_call_status};
+use crate::support::{active_is, session, signed_call_status};
 
 /// The local topology on ephemeral ports over a fresh store, small seed.
 async fn local_platform(dir: &tempfile::TempDir) -> meridian::platform::Platform {
     crate::support::local_platform(dir, 200).await
-}
-
-/// A session for a new shopper of `shard`, made through a POP: its token.
-async fn session_at(client: &reqwest::Client, pop: std::net::SocketAddr, shard: &str) -> String {
-    let session: serde_json::Value = client
-        .post(format!("http://{pop}/v1/sessions"))
-        .json(&serde_json::json!({ "shard": shard }))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
-    session["token"].as_str().expect("token").to_owned()
-}
-
-fn all_healthy(t: &topology::routing::RoutingTable) -> bool {
-    t.regions.iter().all(|r| r.health == Health::Healthy)
-        && t.pops.iter().all(|p| p.health == Health::Healthy)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -41,7 +22,7 @@ async fn a_partitioned_region_fails_over_and_refuses_promptly() {
     let platform = local_platform(&dir).await;
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let api = format!("http://{}", platform.routing_api.unwrap());
-    routing::client::table_when(&client, &api, 40, all_healthy)
+    routing::client::table_when(&client, &api, 40, RoutingTable::all_healthy)
         .await
         .unwrap();
     let eu_west: RegionId = "eu-west".parse().unwrap();
@@ -56,7 +37,7 @@ async fn a_partitioned_region_fails_over_and_refuses_promptly() {
     };
     let dub = platform.pops.iter().find(|(n, _)| n == "dub").unwrap().1;
     // A shopper of shard eu, by the Dublin POP.
-    let token = session_at(&client, dub, "eu").await;
+    let token = session(&client, &format!("http://{dub}"), "eu").await;
 
     platform.partition(&eu_west, true).unwrap();
     // The routing layer's probes fail: eu-west goes down, shard eu moves.
@@ -103,7 +84,7 @@ async fn a_partitioned_region_fails_over_and_refuses_promptly() {
     );
 
     platform.partition(&eu_west, false).unwrap();
-    let table = routing::client::table_when(&client, &api, 20, all_healthy)
+    let table = routing::client::table_when(&client, &api, 20, RoutingTable::all_healthy)
         .await
         .unwrap();
     assert_eq!(
@@ -186,7 +167,7 @@ async fn a_killed_region_stops_serving_and_comes_back() {
     let mut platform = local_platform(&dir).await;
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let api = format!("http://{}", platform.routing_api.unwrap());
-    routing::client::table_when(&client, &api, 40, all_healthy)
+    routing::client::table_when(&client, &api, 40, RoutingTable::all_healthy)
         .await
         .unwrap();
     let us_east: RegionId = "us-east".parse().unwrap();
@@ -197,7 +178,7 @@ async fn a_killed_region_stops_serving_and_comes_back() {
         .unwrap()
         .1;
     let iad = platform.pops.iter().find(|(n, _)| n == "iad").unwrap().1;
-    let token = session_at(&client, iad, "us").await;
+    let token = session(&client, &format!("http://{iad}"), "us").await;
 
     platform.kill_region(&us_east).await.unwrap();
     // Dead as a process is: nothing listens at its address.

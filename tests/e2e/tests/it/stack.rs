@@ -1,7 +1,7 @@
 //! `meridian up`'s whole topology on the local config: regions, POPs,
 //! routing and DNS, edge signatures required, the SRE's commands.
 
-use crate::support::{active_is, dig, local_platform, meridian, signed_call};
+use crate::support::{active_is, cli, dig, local_platform, meridian, signed_call};
 
 /// `meridian up` on the local config (with ephemeral ports, each server on
 /// its own configured loopback address, and a fresh data directory): the
@@ -266,27 +266,17 @@ async fn up_starts_regions_pops_routing_and_dns() {
     .await;
     assert_eq!(dig(dns, "api.shop.example."), [us_east.ip().to_string()]);
     // A wrong token is refused, with the routing layer's reason.
-    let refused = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_meridian-e2e"))
-            .args([
-                "drain",
-                "us-east",
-                "--routing",
-                &routing_url,
-                "--token",
-                "wrong",
-            ])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(!refused.status.success());
-    assert!(
-        String::from_utf8_lossy(&refused.stderr).contains("401"),
-        "{}",
-        String::from_utf8_lossy(&refused.stderr)
-    );
+    let (ok, _, stderr) = cli(&[
+        "drain",
+        "us-east",
+        "--routing",
+        &routing_url,
+        "--token",
+        "wrong",
+    ])
+    .await;
+    assert!(!ok);
+    assert!(stderr.contains("401"), "{stderr}");
     // Every service in the process serves its own metrics, labelled: each
     // region only its own series, the routing layer its own.
     let names: Vec<String> = platform

@@ -43,23 +43,31 @@ pub(crate) fn dig(server: std::net::SocketAddr, name: &str) -> Vec<String> {
         .collect()
 }
 
-/// Runs the `meridian` binary; its stdout (it must succeed).
-pub(crate) async fn meridian(args: &[&str]) -> String {
-    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+/// Runs the `meridian` CLI (as `meridian-e2e`) to its end, off the async
+/// runtime: whether it succeeded, its stdout and its stderr.
+pub(crate) async fn cli<S: AsRef<str>>(args: &[S]) -> (bool, String, String) {
+    let args: Vec<String> = args.iter().map(|a| a.as_ref().to_owned()).collect();
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new(env!("CARGO_BIN_EXE_meridian-e2e"))
             .args(&args)
+            .env("RUST_LOG", "error")
             .output()
             .expect("running meridian")
     })
     .await
     .expect("the meridian task");
-    assert!(
+    (
         out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs the `meridian` CLI; its stdout (it must succeed).
+pub(crate) async fn meridian(args: &[&str]) -> String {
+    let (ok, stdout, stderr) = cli(args).await;
+    assert!(ok, "{stderr}");
+    stdout
 }
 
 /// Whether the routing table serves `shard` at `region`.
@@ -204,6 +212,19 @@ pub(crate) fn client() -> reqwest::Client {
         .expect("an HTTP client")
 }
 
+/// A session for a new shopper of `shard`, made through the POP at
+/// `base`: its token.
+pub(crate) async fn session(client: &reqwest::Client, base: &str, shard: &str) -> String {
+    let (status, _, session) = call(
+        client
+            .post(format!("{base}/v1/sessions"))
+            .json(&serde_json::json!({ "shard": shard })),
+    )
+    .await;
+    assert_eq!(status, 201, "{session}");
+    session["token"].as_str().expect("token").to_owned()
+}
+
 /// A new shopper of `shard` at the POP `base`, with an empty cart made
 /// under the Idempotency-Key `cart_key`: (session token, cart id).
 pub(crate) async fn new_shopper(
@@ -212,14 +233,7 @@ pub(crate) async fn new_shopper(
     shard: &str,
     cart_key: &str,
 ) -> (String, String) {
-    let (status, _, session) = call(
-        client
-            .post(format!("{base}/v1/sessions"))
-            .json(&serde_json::json!({ "shard": shard })),
-    )
-    .await;
-    assert_eq!(status, 201, "{session}");
-    let token = session["token"].as_str().expect("token").to_owned();
+    let token = session(client, base, shard).await;
     let (status, _, cart) = call(
         client
             .post(format!("{base}/v1/carts"))
@@ -250,14 +264,12 @@ pub(crate) async fn call(
 /// every POP healthy: the state a shopper's first request needs.
 pub(crate) async fn until_healthy(api: std::net::SocketAddr) {
     let client = client();
-    routing::client::table_when(&client, &format!("http://{api}"), 40, |t| {
-        t.regions
-            .iter()
-            .all(|r| r.health == topology::routing::Health::Healthy)
-            && t.pops
-                .iter()
-                .all(|p| p.health == topology::routing::Health::Healthy)
-    })
+    routing::client::table_when(
+        &client,
+        &format!("http://{api}"),
+        40,
+        topology::routing::RoutingTable::all_healthy,
+    )
     .await
     .expect("every region and POP healthy");
 }
