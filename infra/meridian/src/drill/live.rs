@@ -161,9 +161,10 @@ fn final_seconds(outcome: &Outcome) -> Vec<Second> {
     seconds
 }
 
-/// Every second: the records made since, into the seconds that may still
-/// change, and those seconds' figures and any new moments posted. Returns
-/// the moments it posted.
+/// Every second: the records made since go into the seconds that may
+/// still change, and the figures of each second that is over and has not
+/// been posted as it is now (just ended, or completed by late answers),
+/// with any new moments, are posted. Returns the moments it posted.
 async fn post_loop(
     client: reqwest::Client,
     target: Target,
@@ -174,6 +175,8 @@ async fn post_loop(
     mut stopped: tokio::sync::watch::Receiver<bool>,
 ) -> BTreeSet<(u64, String)> {
     let mut window: BTreeMap<u64, Vec<Record>> = BTreeMap::new();
+    // Seconds that got records since they were last posted.
+    let mut changed: BTreeSet<u64> = BTreeSet::new();
     let mut posted = BTreeSet::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -183,20 +186,26 @@ async fn post_loop(
             _ = stopped.changed() => return posted,
         }
         for r in load::take(&log) {
+            changed.insert(r.at_ms / 1000);
             window.entry(r.at_ms / 1000).or_default().push(r);
         }
         let now_s = started.elapsed().as_secs();
         let mut seconds = Vec::new();
-        for (at_s, records) in window.range(..now_s) {
+        let over: Vec<u64> = changed.range(..now_s).copied().collect();
+        for at_s in over {
+            changed.remove(&at_s);
+            let Some(records) = window.get(&at_s) else {
+                continue;
+            };
             let pops: BTreeSet<&str> = records.iter().map(|r| r.pop.as_str()).collect();
             for pop in pops {
                 seconds.push(report::second(
-                    *at_s,
+                    at_s,
                     pop,
                     records.iter().filter(|r| r.pop == pop),
                 ));
             }
-            seconds.push(report::second(*at_s, ALL_POPS, records.iter()));
+            seconds.push(report::second(at_s, ALL_POPS, records.iter()));
         }
         let settle = SETTLE.as_secs();
         window.retain(|at_s, _| at_s + settle > now_s);
@@ -212,7 +221,12 @@ async fn post_loop(
         match routing::client::drill_update(&client, &target.api, &target.token, &id, &update).await
         {
             Ok(_) => posted.extend(sent),
-            Err(e) => tracing::warn!(error = %format!("{e:#}"), "posting the drill's progress"),
+            Err(e) => {
+                // Its seconds go again next time (while still in the
+                // window); its moments go with the final update.
+                changed.extend(update.seconds.iter().map(|s| s.at_s));
+                tracing::warn!(error = %format!("{e:#}"), "posting the drill's progress");
+            }
         }
     }
 }
