@@ -145,19 +145,17 @@ impl Database {
                 .as_db_error()
                 .map(|e| (e.is_retryable(), e.is_maybe_committed()));
             let Some((true, this_maybe_committed)) = retry else {
+                // An earlier attempt may have committed: a storage error
+                // that ends the retries now must not read as "not
+                // applied" (e.g. the link cut after an answer was lost).
+                if maybe_committed && retry.is_some_and(|(_, maybe)| !maybe) {
+                    return Err(gave_up(err, attempt, maybe_committed));
+                }
                 return Err(err);
             };
             maybe_committed |= this_maybe_committed;
             if attempt > self.policy.max_retries {
-                return Err(match err.into_db_error() {
-                    Ok(last) => Error::RetryLimitReached {
-                        attempts: attempt,
-                        maybe_committed,
-                        last: Box::new(last),
-                    }
-                    .into(),
-                    Err(err) => err,
-                });
+                return Err(gave_up(err, attempt, maybe_committed));
             }
             let wake = Instant::now() + jitter(backoff_ms, attempt);
             if wake >= deadline {
@@ -166,6 +164,19 @@ impl Database {
             tokio::time::sleep_until(wake).await;
             backoff_ms = (backoff_ms * 2).min(self.policy.max_backoff_ms.max(1));
         }
+    }
+}
+
+/// `err` (a storage error) wrapped as the run giving up after `attempts`.
+fn gave_up<E: TxnError>(err: E, attempts: u32, maybe_committed: bool) -> E {
+    match err.into_db_error() {
+        Ok(last) => Error::RetryLimitReached {
+            attempts,
+            maybe_committed,
+            last: Box::new(last),
+        }
+        .into(),
+        Err(err) => err,
     }
 }
 

@@ -48,7 +48,9 @@ pub enum Error {
         maybe_committed: bool,
     },
 
-    /// `Database::run` gave up after its retry bound.
+    /// `Database::run` gave up: after its retry bound, or on an error that
+    /// ends the retries after an attempt that may have committed (so the
+    /// caller still learns that it may have).
     #[error("transaction gave up after {attempts} attempts (commit {})",
         if *maybe_committed { "of an earlier attempt may have happened" } else { "did not happen" })]
     RetryLimitReached {

@@ -99,6 +99,7 @@ impl crate::layer::Layer for Faults {
     fn commit<'a>(
         &'a self,
         wrote: bool,
+        _read: bool,
         inner: &'a dyn RawTransaction,
     ) -> BoxFuture<'a, Result<CommitInfo>> {
         async move {

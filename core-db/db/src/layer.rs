@@ -21,11 +21,13 @@ use crate::error::Result;
 pub(crate) trait Layer: Send + Sync + std::fmt::Debug + 'static {
     /// Before each read (`get`, each `get_range` chunk): an error stops it.
     fn before_read(&self) -> BoxFuture<'_, Result<()>>;
-    /// The commit; `wrote` says whether the transaction wrote anything, and
-    /// `inner` is the engine's transaction to commit (or not).
+    /// The commit; `wrote` says whether the transaction wrote anything,
+    /// `read` whether it read anything first, and `inner` is the engine's
+    /// transaction to commit (or not).
     fn commit<'a>(
         &'a self,
         wrote: bool,
+        read: bool,
         inner: &'a dyn RawTransaction,
     ) -> BoxFuture<'a, Result<CommitInfo>>;
     /// After a watch fired at the cluster, before the watcher learns of it
@@ -56,6 +58,7 @@ impl<L: Layer> RawDatabase for Layered<L> {
             inner: self.inner.begin()?,
             layer: self.layer.clone(),
             writes: AtomicBool::new(false),
+            reads: AtomicBool::new(false),
         }))
     }
 }
@@ -64,17 +67,22 @@ struct LayeredTransaction<L> {
     inner: Box<dyn RawTransaction>,
     layer: Arc<L>,
     writes: AtomicBool,
+    reads: AtomicBool,
 }
 
 impl<L> LayeredTransaction<L> {
     fn wrote(&self) {
         self.writes.store(true, Ordering::Relaxed);
     }
+    fn read(&self) {
+        self.reads.store(true, Ordering::Relaxed);
+    }
 }
 
 impl<L: Layer> RawTransaction for LayeredTransaction<L> {
     fn get<'a>(&'a self, key: &'a [u8], snapshot: bool) -> BoxFuture<'a, Result<Option<Vec<u8>>>> {
         async move {
+            self.read();
             self.layer.before_read().await?;
             self.inner.get(key, snapshot).await
         }
@@ -82,6 +90,7 @@ impl<L: Layer> RawTransaction for LayeredTransaction<L> {
     }
     fn get_range<'a>(&'a self, request: &'a RangeRequest) -> BoxFuture<'a, Result<RangeChunk>> {
         async move {
+            self.read();
             self.layer.before_read().await?;
             self.inner.get_range(request).await
         }
@@ -124,7 +133,10 @@ impl<L: Layer> RawTransaction for LayeredTransaction<L> {
         .boxed())
     }
     fn commit(&self) -> BoxFuture<'_, Result<CommitInfo>> {
-        self.layer
-            .commit(self.writes.load(Ordering::Relaxed), self.inner.as_ref())
+        self.layer.commit(
+            self.writes.load(Ordering::Relaxed),
+            self.reads.load(Ordering::Relaxed),
+            self.inner.as_ref(),
+        )
     }
 }

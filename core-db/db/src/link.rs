@@ -6,7 +6,14 @@
 //! What pays one round trip: each read (`get`, each `get_range` chunk) and
 //! a commit that writes. Buffered writes, conflict ranges and a read-only
 //! commit (nothing to send) pay nothing. A real client also pays one for its
-//! read version; the model folds that into the first read's.
+//! read version; the model folds that into the first read's, and a
+//! transaction that writes without reading pays it at its commit. A commit's
+//! round trip is two crossings, as on a real network: the request reaches
+//! the cluster after half the round trip, commits there (visible to every
+//! reader at once, a watcher by the cluster included), and the answer
+//! comes back after the other half. A link cut while the answer is on its
+//! way makes the commit [`Error::CommitUnknownResult`]: it happened, and
+//! the caller cannot know.
 //!
 //! The link's state can change while it is in use: a drill slows it
 //! ([`Link::set_rtt`]), cuts it ([`Link::set_partitioned`]: every round
@@ -100,6 +107,15 @@ impl Link {
     /// One round trip: refused at once when cut or browned out (nothing
     /// sent), else paid in time.
     async fn round_trip(&self) -> Result<()> {
+        self.send().await?;
+        self.reply().await
+    }
+
+    /// A message's way out (half the round trip): refused at once when cut
+    /// or browned out, nothing sent. With [`Link::reply`], what a call
+    /// between two places (e.g. one region's service calling another's)
+    /// pays on this link.
+    pub async fn send(&self) -> Result<()> {
         self.trips.fetch_add(1, Ordering::SeqCst);
         if self.partitioned() {
             self.failed.fetch_add(1, Ordering::SeqCst);
@@ -114,9 +130,24 @@ impl Link {
                 reason: "a call to the cluster was lost (brownout)",
             });
         }
-        let rtt = self.rtt();
-        if !rtt.is_zero() {
-            tokio::time::sleep(rtt).await;
+        let half = self.rtt() / 2;
+        if !half.is_zero() {
+            tokio::time::sleep(half).await;
+        }
+        Ok(())
+    }
+
+    /// An answer on its way back (half the round trip): lost when the link
+    /// is cut by the time it would arrive.
+    pub async fn reply(&self) -> Result<()> {
+        let half = self.rtt() / 2;
+        if !half.is_zero() {
+            tokio::time::sleep(half).await;
+        }
+        if self.partitioned() {
+            return Err(Error::Unreachable {
+                reason: "the link was cut while the answer was on its way",
+            });
         }
         Ok(())
     }
@@ -164,18 +195,30 @@ impl crate::layer::Layer for Link {
         self.one_way().boxed()
     }
 
-    /// A commit that writes sends it: one round trip; a read-only one sends
-    /// nothing.
+    /// A commit that writes crosses to the cluster (refused at once when
+    /// the link is cut: not sent), commits there, and its answer crosses
+    /// back; an answer lost on a link cut meanwhile leaves the commit
+    /// unknown to the caller. A transaction that read nothing first pays a
+    /// round trip for its read version. A read-only commit sends nothing.
     fn commit<'a>(
         &'a self,
         wrote: bool,
+        read: bool,
         inner: &'a dyn RawTransaction,
     ) -> BoxFuture<'a, Result<CommitInfo>> {
         async move {
-            if wrote {
+            if !wrote {
+                return inner.commit().await;
+            }
+            if !read {
+                // Nothing read yet, so no read version either: the commit
+                // fetches one first (FoundationDB does, for a blind write).
                 self.round_trip().await?;
             }
-            inner.commit().await
+            self.send().await?;
+            let info = inner.commit().await?;
+            self.reply().await.map_err(|_| Error::CommitUnknownResult)?;
+            Ok(info)
         }
         .boxed()
     }

@@ -1,5 +1,6 @@
 //! A database behind a network link pays one round trip per read and per
-//! writing commit, and nothing for what it only buffers.
+//! writing commit (plus one for the read version of a transaction that
+//! read nothing), and nothing for what it only buffers.
 
 use std::time::{Duration, Instant};
 
@@ -38,11 +39,21 @@ async fn reads_and_writing_commits_pay_the_links_round_trip() {
         .expect("read");
     assert_eq!(link.trips(), 4);
 
+    // A blind write has no read version yet: its commit fetches one first.
+    remote
+        .run(|tx, _| async move {
+            tx.set(b"blind", b"1")?;
+            Ok::<_, db::Error>(())
+        })
+        .await
+        .expect("blind write");
+    assert_eq!(link.trips(), 6);
+
     // The original handle has no link; the time can change in use.
     db.run(|tx, _| async move { tx.get(b"k").await })
         .await
         .expect("local read");
-    assert_eq!(link.trips(), 4);
+    assert_eq!(link.trips(), 6);
     link.set_rtt(Duration::ZERO);
     assert_eq!(link.rtt(), Duration::ZERO);
     link.set_rtt(Duration::from_secs(3600));
@@ -167,4 +178,46 @@ async fn a_watch_notification_crosses_the_link_one_way() {
     .expect("change");
     let cut = watch.await;
     assert!(matches!(cut, Err(db::Error::Unreachable { .. })), "{cut:?}");
+}
+
+/// A commit crosses the link twice: it is applied (and a watcher by the
+/// cluster sees it) before its answer is back, and an answer lost on a cut
+/// leaves it "maybe applied", never "failed", even when the retry that
+/// follows is refused outright.
+#[tokio::test]
+async fn a_commit_is_visible_at_the_cluster_before_its_answer_and_a_lost_answer_is_maybe_applied() {
+    let (_engine, db, _dir) = open_temp(EmbeddedOptions::default());
+    // Long enough that the watcher below cuts the link while the answer
+    // is still on its way (the answer takes half a second to come back).
+    let link = Link::new(Duration::from_secs(1));
+    let remote = db.over_link(&link);
+    let watch = db
+        .run(|tx, _| async move {
+            tx.get(b"order").await?;
+            tx.watch(b"order")
+        })
+        .await
+        .expect("watch");
+    let cutter = {
+        let link = link.clone();
+        tokio::spawn(async move {
+            watch.await.expect("the commit reached the cluster");
+            link.set_partitioned(true);
+        })
+    };
+    let err = remote
+        .run(|tx, _| async move {
+            tx.get(b"order").await?;
+            tx.set(b"order", b"placed")?;
+            Ok::<_, db::Error>(())
+        })
+        .await
+        .expect_err("the answer was lost");
+    cutter.await.expect("cutter");
+    assert!(err.is_maybe_committed(), "{err:?}");
+    let stored = db
+        .run(|tx, _| async move { tx.get(b"order").await })
+        .await
+        .expect("local read");
+    assert_eq!(stored.as_deref(), Some(&b"placed"[..]));
 }
