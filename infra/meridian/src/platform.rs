@@ -38,6 +38,9 @@ pub struct Platform {
     /// With geography: the link from each region to each shard (zero time
     /// to the shards homed in it); faults act on them.
     pub links: Vec<Link>,
+    /// With geography: the link from a region pushing the catalog to each
+    /// region it pushes to; faults act on them too.
+    pub peer_links: Vec<PeerLink>,
     /// Each region's readiness URL as the routing layer probes it, with the
     /// probe's modelled round trip.
     probe_urls: Vec<(RegionId, String, std::time::Duration)>,
@@ -78,6 +81,9 @@ struct RegionProcess {
     config: regional_server::config::Loaded,
     addr: SocketAddr,
     view: db::ShardMap,
+    /// Where it pushes the catalog's changes (the regions of this platform,
+    /// over their modelled links).
+    peers: Vec<regional_server::replication::Peer>,
     /// `None` while the region is down.
     runtime: Option<tokio::runtime::Runtime>,
     /// Resolves when the region's serve loop has returned.
@@ -139,6 +145,57 @@ pub struct Link {
     pub link: std::sync::Arc<db::Link>,
     /// The modelled round trip (what a latency fault adds to).
     pub base: std::time::Duration,
+}
+
+/// One region's link to another region's service (the catalog's push).
+#[derive(Debug, Clone)]
+pub struct PeerLink {
+    pub from: RegionId,
+    pub to: RegionId,
+    pub link: std::sync::Arc<db::Link>,
+    /// The modelled round trip (what a latency fault adds to).
+    pub base: std::time::Duration,
+}
+
+/// Where `config`'s region pushes the catalog's changes: the peers its
+/// config names, at the addresses this platform serves them on, each over
+/// a link of the modelled round trip when geography is on.
+fn peers_of(
+    config: &regional_server::config::Loaded,
+    addresses: &[(RegionId, SocketAddr)],
+    topology: &topology::Topology,
+    geography: bool,
+    peer_links: &mut Vec<PeerLink>,
+) -> Vec<regional_server::replication::Peer> {
+    let from = &config.config.region;
+    config
+        .config
+        .replication
+        .peers
+        .iter()
+        .map(|(to, url)| {
+            let url = addresses
+                .iter()
+                .find(|(name, _)| name == to)
+                .map_or_else(|| url.clone(), |(_, addr)| format!("http://{addr}"));
+            let link = geography.then(|| {
+                let base = topology.region_rtt(from, to).unwrap_or_default();
+                let link = db::Link::new(base);
+                peer_links.push(PeerLink {
+                    from: from.clone(),
+                    to: to.clone(),
+                    link: link.clone(),
+                    base,
+                });
+                link
+            });
+            regional_server::replication::Peer {
+                region: to.clone(),
+                url,
+                link,
+            }
+        })
+        .collect()
 }
 
 /// `region`'s view of the shards: with geography, every shard's cluster is
@@ -245,6 +302,22 @@ pub async fn start(loaded: &Loaded, options: StartOptions) -> anyhow::Result<Pla
         regions.push((region_config, local, region.clone(), listener, view));
     }
 
+    // The catalog's push goes to the regions as this platform serves them.
+    let addresses: Vec<(RegionId, SocketAddr)> = regions
+        .iter()
+        .map(|(config, local, _, _, _)| (config.config.region.clone(), *local))
+        .collect();
+    let mut peer_links = Vec::new();
+    for (config, _, region, _, _) in &mut regions {
+        region.peers = peers_of(
+            config,
+            &addresses,
+            &loaded.topology,
+            loaded.geography,
+            &mut peer_links,
+        );
+    }
+
     let operator = seeder.context("the config names no region")?;
     {
         let commerce = &operator.commerce;
@@ -262,11 +335,13 @@ pub async fn start(loaded: &Loaded, options: StartOptions) -> anyhow::Result<Pla
     let mut processes = Vec::new();
     for (config, local, region, listener, view) in regions {
         let (runtime, done) = serve_region(&region, listener, stop.clone(), failures.clone())?;
+        let peers = region.peers.clone();
         running.push((config.config.region.clone(), local, region));
         processes.push(RegionProcess {
             config,
             addr: local,
             view,
+            peers,
             runtime: Some(runtime),
             done: Some(done),
         });
@@ -386,6 +461,7 @@ pub async fn start(loaded: &Loaded, options: StartOptions) -> anyhow::Result<Pla
         failures,
         failed,
         links,
+        peer_links,
         probe_urls,
         prober,
         pops,
@@ -511,6 +587,13 @@ impl Platform {
         for link in self.links.iter().filter(|l| &l.region == region) {
             link.link.set_partitioned(cut);
         }
+        for link in self
+            .peer_links
+            .iter()
+            .filter(|l| &l.from == region || &l.to == region)
+        {
+            link.link.set_partitioned(cut);
+        }
         let authority = self.authority(region)?;
         for (pop, _) in self.edges.iter().flat_map(|e| e.pops.iter()) {
             pop.set_origin_cut(&authority, cut);
@@ -542,6 +625,13 @@ impl Platform {
         for link in self.links.iter().filter(|l| &l.region == region) {
             link.link.set_rtt(link.base + extra);
         }
+        for link in self
+            .peer_links
+            .iter()
+            .filter(|l| &l.from == region || &l.to == region)
+        {
+            link.link.set_rtt(link.base + extra);
+        }
         let authority = self.authority(region)?;
         for (pop, _) in self.edges.iter().flat_map(|e| e.pops.iter()) {
             let base = self.pop_rtt(&pop.name, region).unwrap_or_default();
@@ -560,6 +650,9 @@ impl Platform {
     pub fn brownout(&self, region: &RegionId, share: f64, seed: u64) -> anyhow::Result<()> {
         anyhow::ensure!(!self.links.is_empty(), "faults need geography = true");
         for link in self.links.iter().filter(|l| &l.region == region) {
+            link.link.set_brownout(share, seed);
+        }
+        for link in self.peer_links.iter().filter(|l| &l.from == region) {
             link.link.set_brownout(share, seed);
         }
         Ok(())
@@ -623,11 +716,12 @@ impl Platform {
             self.processes[index].runtime.is_none(),
             "region {region} is running"
         );
-        let (config, addr, view) = {
+        let (config, addr, view, peers) = {
             let p = &self.processes[index];
-            (p.config.clone(), p.addr, p.view.clone())
+            (p.config.clone(), p.addr, p.view.clone(), p.peers.clone())
         };
-        let fresh = Region::from_config(&config, view, self.payments.clone())?;
+        let mut fresh = Region::from_config(&config, view, self.payments.clone())?;
+        fresh.peers = peers;
         fresh.commerce.rebuild_search().await?;
         let listener =
             bind_std(addr).with_context(|| format!("binding {addr} for {region} again"))?;

@@ -8,7 +8,7 @@ use db::{RangeOption, Transaction};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CommerceError, Result, invalid};
-use crate::feed::{Change, append_event};
+use crate::feed::{Change, State, append_event};
 use crate::{Commerce, get_counter, get_json, keys, set_json};
 
 pub const MAX_SKU_LEN: usize = 32;
@@ -247,6 +247,15 @@ async fn bump_version(tx: &Transaction) -> Result<u64> {
     Ok(u64::try_from(version).unwrap_or(0))
 }
 
+async fn read_product(db: &db::Database, sku: &str) -> Result<Product> {
+    let found = db
+        .run(|tx, _| async move { get_json::<Product>(&tx, &keys::product(sku), "product").await })
+        .await?;
+    found.ok_or_else(|| CommerceError::UnknownSku {
+        sku: sku.to_owned(),
+    })
+}
+
 pub fn product_tag(sku: &str) -> String {
     format!("product:{sku}")
 }
@@ -293,6 +302,7 @@ impl Commerce {
                             slug: category.slug.clone(),
                         },
                         vec![category_tag(&category.slug)],
+                        &State::Category(category.clone()),
                     )?;
                     Ok(())
                 }
@@ -335,15 +345,17 @@ impl Commerce {
                         slug: slug.to_owned(),
                     },
                     vec![category_tag(slug)],
+                    &State::Gone,
                 )?;
                 Ok(())
             })
             .await
     }
 
+    /// Every category, where this region reads the catalog.
     pub async fn list_categories(&self) -> Result<Vec<Category>> {
         let kvs = self
-            .catalog_db()?
+            .catalog_read_db()?
             .run(|tx, _| async move {
                 Ok::<_, CommerceError>(
                     tx.get_range_all(
@@ -428,6 +440,7 @@ impl Commerce {
                         now_ms,
                         Change::ProductUpserted { sku: sku.clone() },
                         tags,
+                        &State::Product(product.clone()),
                     )?;
                     out.push(product);
                 }
@@ -461,28 +474,38 @@ impl Commerce {
                         sku: sku.to_owned(),
                     },
                     vec![product_tag(sku), category_tag(&old.category)],
+                    &State::Gone,
                 )?;
                 Ok(())
             })
             .await
     }
 
-    /// A product, from this region's cache when it holds it.
+    /// A product, from this region's cache when it holds it, else its
+    /// replica of the catalog (else the catalog shard).
     pub async fn product(&self, sku: &str) -> Result<Product> {
         validate_sku(sku)?;
         if let Some(product) = self.cache().get(sku) {
             return Ok((*product).clone());
         }
         let generation = self.cache().generation();
-        let product = self.product_uncached(sku).await?;
+        let product = match self.product_uncached(sku).await {
+            // "No such product" is the catalog's to say: one created a
+            // moment ago may not have reached this region's replica.
+            Err(CommerceError::UnknownSku { .. }) if self.reads_replica() => {
+                self.product_from_catalog(sku).await?
+            }
+            other => other?,
+        };
         self.cache().insert_if_current(generation, product.clone());
         Ok(product)
     }
 
     /// A product no older than catalog version `min_version`: from the
-    /// cache when its copy is that recent, else from the catalog shard (an
-    /// edge that saw a purge for the product may ask before this region
-    /// applied the same event to its cache).
+    /// cache when its copy is that recent, else from this region's replica
+    /// of the catalog, else from the catalog shard itself (an edge that
+    /// saw a purge for the product may ask before this region holds the
+    /// same change).
     pub async fn product_at_least(&self, sku: &str, min_version: u64) -> Result<Product> {
         validate_sku(sku)?;
         if let Some(product) = self.cache().get(sku)
@@ -491,22 +514,26 @@ impl Commerce {
             return Ok((*product).clone());
         }
         let generation = self.cache().generation();
-        let product = self.product_uncached(sku).await?;
+        let product = match self.product_uncached(sku).await {
+            Ok(product) if product.version >= min_version => product,
+            Ok(_) | Err(CommerceError::UnknownSku { .. }) if self.reads_replica() => {
+                self.product_from_catalog(sku).await?
+            }
+            other => other?,
+        };
         self.cache().insert_if_current(generation, product.clone());
         Ok(product)
     }
 
-    /// A product read from the catalog shard, bypassing the cache.
+    /// A product read where this region reads the catalog (its replica
+    /// once ready, else the catalog shard), bypassing the cache.
     pub async fn product_uncached(&self, sku: &str) -> Result<Product> {
-        let found =
-            self.catalog_db()?
-                .run(|tx, _| async move {
-                    get_json::<Product>(&tx, &keys::product(sku), "product").await
-                })
-                .await?;
-        found.ok_or_else(|| CommerceError::UnknownSku {
-            sku: sku.to_owned(),
-        })
+        read_product(self.catalog_read_db()?, sku).await
+    }
+
+    /// A product read from the catalog shard itself: its latest version.
+    pub async fn product_from_catalog(&self, sku: &str) -> Result<Product> {
+        read_product(self.catalog_db()?, sku).await
     }
 
     /// The current catalog version.
@@ -519,7 +546,8 @@ impl Commerce {
     }
 
     /// Every product, in SKU order, in pages of `page` read in separate
-    /// transactions (so any catalog size stays inside the MVCC window).
+    /// transactions (so any catalog size stays inside the MVCC window),
+    /// where this region reads the catalog.
     pub async fn for_each_product(
         &self,
         page: usize,
@@ -533,7 +561,7 @@ impl Commerce {
             let start = from.clone();
             let end_ref = &end;
             let chunk = self
-                .catalog_db()?
+                .catalog_read_db()?
                 .run(|tx, _| {
                     let start = start.clone();
                     async move {

@@ -60,6 +60,14 @@ pub enum CommerceError {
     /// A category would become its own ancestor.
     #[error("category {slug} cannot be its own parent")]
     CategoryCycle { slug: String },
+    /// A replica batch breaks a rule across its fields (changes out of
+    /// order, a state that is not its event's record).
+    #[error("replica batch: {reason}")]
+    BadReplicaBatch { reason: &'static str },
+    /// This region keeps no replica of the catalog (it is the catalog's
+    /// home, or homes no other shard).
+    #[error("this region keeps no replica of the catalog")]
+    NoReplica,
     #[error("payment gateway")]
     Gateway(#[from] GatewayError),
     #[error("search index")]

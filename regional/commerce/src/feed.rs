@@ -88,7 +88,11 @@ impl Cursor {
         Ok(Cursor(Some(bytes)))
     }
 
-    fn from_key(key: &[u8]) -> Result<Cursor> {
+    pub(crate) fn from_stamp(stamp: [u8; 12]) -> Cursor {
+        Cursor(Some(stamp))
+    }
+
+    pub(crate) fn from_key(key: &[u8]) -> Result<Cursor> {
         let (stamp,): (Versionstamp,) = keys::feed()
             .unpack(key)
             .map_err(|_| invalid("feed key", "does not hold a versionstamp"))?;
@@ -96,11 +100,24 @@ impl Cursor {
     }
 
     /// The first feed key after this cursor.
-    fn begin_key(&self) -> Vec<u8> {
+    pub(crate) fn begin_key(&self) -> Vec<u8> {
         match self.0 {
             None => keys::feed().range().0,
-            Some(bytes) => db::keys::key_after(&keys::feed().pack(&(Versionstamp::from(bytes),))),
+            Some(bytes) => db::keys::key_after(&keys::feed_at(bytes)),
         }
+    }
+
+    /// The first key of the feed's states after this cursor.
+    pub(crate) fn state_begin_key(&self) -> Vec<u8> {
+        match self.0 {
+            None => keys::feed_states().range().0,
+            Some(bytes) => db::keys::key_after(&keys::feed_state_at(bytes)),
+        }
+    }
+
+    /// The versionstamp this cursor is at (`None`: the start).
+    pub(crate) fn stamp(&self) -> Option<[u8; 12]> {
+        self.0
     }
 }
 
@@ -115,8 +132,21 @@ impl std::fmt::Display for Cursor {
     }
 }
 
-/// Appends an event (in the caller's transaction) and wakes feed watchers.
-/// `n` tells apart several events of one transaction.
+/// What a change left behind: the record's state right after it (what a
+/// replica applying the feed in order sets), or nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Product(Product),
+    Category(crate::catalog::Category),
+    /// The product or category was deleted.
+    Gone,
+}
+
+/// Appends an event and the changed record's new state (in the caller's
+/// transaction, under the same versionstamp) and wakes feed watchers. `n`
+/// tells apart several events of one transaction.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn append_event(
     tx: &Transaction,
     n: u16,
@@ -124,6 +154,7 @@ pub(crate) fn append_event(
     at_ms: u64,
     change: Change,
     tags: Vec<String>,
+    state: &State,
 ) -> Result<()> {
     let event = ChangeEvent {
         version,
@@ -132,55 +163,99 @@ pub(crate) fn append_event(
         at_ms,
     };
     set_versionstamped_json(tx, &keys::feed_entry(n), &event)?;
+    set_versionstamped_json(tx, &keys::feed_state_entry(n), state)?;
     tx.add_i64(&keys::feed_head(), 1)?;
     Ok(())
 }
 
-fn trimmed_cursor_key() -> Vec<u8> {
-    db::Subspace::from("cat").pack(&("tc",))
+/// A page of the feed as stored: each event's key and value, untouched
+/// (what a replica copies), the cursor after them and whether `after` was
+/// trimmed away.
+pub(crate) struct RawPage {
+    pub kvs: Vec<db::KeyValue>,
+    pub cursor: Cursor,
+    pub reset: bool,
 }
 
-fn trimmed_count_key() -> Vec<u8> {
-    db::Subspace::from("cat").pack(&("tn",))
-}
-
-async fn read_page(tx: &Transaction, after: Cursor, limit: usize) -> Result<(FeedPage, bool)> {
+pub(crate) async fn read_raw_page(
+    tx: &Transaction,
+    after: Cursor,
+    limit: usize,
+) -> Result<RawPage> {
     // The trim mark and the page are read at once (one round trip to a
     // remote cluster, not two): a trim deletes the events up to its mark
     // in the transaction that moves the mark, so the page read from
     // `after` never holds a trimmed event.
     let (_, end) = keys::feed().range();
-    let range = RangeOption::new(after.begin_key(), end).limit(limit);
-    let trimmed_key = trimmed_cursor_key();
-    let (trimmed, chunk) = futures::try_join!(tx.get(&trimmed_key), tx.get_range(&range, false))?;
-    let trimmed = match trimmed {
-        Some(bytes) => Cursor::parse(std::str::from_utf8(&bytes).unwrap_or_default())?,
-        None => Cursor::START,
-    };
+    let trimmed_key = keys::feed_trimmed();
+    let (trimmed, chunk) = futures::try_join!(tx.get(&trimmed_key), async {
+        // From the later of `after` and the mark: what a trimmed (or,
+        // in a replica, never copied) stretch of the feed left behind
+        // is not read.
+        let range = RangeOption::new(after.begin_key(), end.clone()).limit(limit);
+        tx.get_range(&range, false).await
+    })?;
+    let trimmed = parse_stored_cursor(trimmed.as_deref())?;
     let reset = after < trimmed;
-    let after = after.max(trimmed);
-    let mut events = Vec::with_capacity(chunk.kvs.len());
-    let mut cursor = after;
-    for kv in &chunk.kvs {
-        cursor = Cursor::from_key(&kv.key)?;
+    let mut cursor = after.max(trimmed);
+    let mut kvs = Vec::with_capacity(chunk.kvs.len());
+    for kv in chunk.kvs {
+        let at = Cursor::from_key(&kv.key)?;
+        if at <= trimmed {
+            continue;
+        }
+        cursor = at;
+        kvs.push(kv);
+    }
+    Ok(RawPage { kvs, cursor, reset })
+}
+
+/// `db`'s feed tail (its newest event, or its trim mark when that is
+/// newer: a feed trimmed empty) and its trim mark, read together.
+pub(crate) async fn feed_ends_in(db: &db::Database) -> Result<(Cursor, Cursor)> {
+    db.run(|tx, _| async move {
+        let range = RangeOption::subspace(&keys::feed()).limit(1).reverse(true);
+        let trimmed_key = keys::feed_trimmed();
+        let (last, trimmed) = futures::try_join!(tx.get_range(&range, true), tx.get(&trimmed_key))?;
+        let trimmed = parse_stored_cursor(trimmed.as_deref())?;
+        let tail = match last.kvs.first() {
+            Some(kv) => Cursor::from_key(&kv.key)?.max(trimmed),
+            None => trimmed,
+        };
+        Ok((tail, trimmed))
+    })
+    .await
+}
+
+/// A cursor kept as text in the store (absent: the feed's start).
+pub(crate) fn parse_stored_cursor(bytes: Option<&[u8]>) -> Result<Cursor> {
+    match bytes {
+        Some(bytes) => Cursor::parse(std::str::from_utf8(bytes).unwrap_or_default()),
+        None => Ok(Cursor::START),
+    }
+}
+
+async fn read_page(tx: &Transaction, after: Cursor, limit: usize) -> Result<FeedPage> {
+    let raw = read_raw_page(tx, after, limit).await?;
+    let mut events = Vec::with_capacity(raw.kvs.len());
+    for kv in &raw.kvs {
         events.push(FeedEntry {
-            cursor: cursor.to_string(),
+            cursor: Cursor::from_key(&kv.key)?.to_string(),
             event: decode(&kv.value, "feed event")?,
         });
     }
-    Ok((
-        FeedPage {
-            events,
-            cursor: cursor.to_string(),
-            reset,
-        },
-        chunk.more,
-    ))
+    Ok(FeedPage {
+        events,
+        cursor: raw.cursor.to_string(),
+        reset: raw.reset,
+    })
 }
 
 impl Commerce {
     /// Up to `limit` events after `after`; when there are none and `wait_ms`
-    /// is positive, waits (up to `wait_ms`) for the next change.
+    /// is positive, waits (up to `wait_ms`) for the next change. Read from
+    /// where this region reads the catalog: its replica once that is
+    /// ready, else the catalog shard (the cursors are the same in both).
     pub async fn read_feed(&self, after: Cursor, limit: usize, wait_ms: u64) -> Result<FeedPage> {
         if limit == 0 || limit > MAX_FEED_LIMIT {
             return Err(invalid("limit", format!("must be 1..={MAX_FEED_LIMIT}")));
@@ -188,34 +263,58 @@ impl Commerce {
         if wait_ms > MAX_WAIT_MS {
             return Err(invalid("wait_ms", format!("must be at most {MAX_WAIT_MS}")));
         }
+        let db = self.catalog_read_db()?;
+        self.long_poll(db, wait_ms, true, |tx| async move {
+            let page = read_page(&tx, after, limit).await?;
+            let idle = page.events.is_empty() && !page.reset;
+            Ok((page, idle))
+        })
+        .await
+    }
+
+    /// Reads with `read` until it finds something (`idle` false) or
+    /// `wait_ms` passes: each round that found nothing waits on a watch of
+    /// the feed head set in the same transaction, so a change committed in
+    /// between wakes it. `counted` makes the wait a purge-feed long poll
+    /// for [`Commerce::feed_waiters`].
+    pub(crate) async fn long_poll<T, F, Fut>(
+        &self,
+        db: &db::Database,
+        wait_ms: u64,
+        counted: bool,
+        read: F,
+    ) -> Result<T>
+    where
+        F: Fn(Transaction) -> Fut,
+        Fut: std::future::Future<Output = Result<(T, bool)>>,
+    {
         let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
-        let db = self.catalog_db()?;
-        // Each round either returns events or waits on a watch of the feed
-        // head set in the same transaction that saw no events, so a change
-        // committed in between wakes it. Bounded by the deadline.
         loop {
-            let (page, watch) = db
-                .run(|tx, _| async move {
-                    let (page, _) = read_page(&tx, after, limit).await?;
-                    let watch = if page.events.is_empty() && !page.reset && wait_ms > 0 {
-                        // The watch is on the head this transaction read
-                        // (FoundationDB's watch semantics).
-                        tx.get(&keys::feed_head()).await?;
-                        Some(tx.watch(&keys::feed_head())?)
-                    } else {
-                        None
-                    };
-                    Ok::<_, CommerceError>((page, watch))
+            let (found, watch) = db
+                .run(|tx, _| {
+                    let round = read(tx.clone());
+                    async move {
+                        let (found, idle) = round.await?;
+                        let watch = if idle && wait_ms > 0 {
+                            // The watch is on the head this transaction
+                            // read (FoundationDB's watch semantics).
+                            tx.get(&keys::feed_head()).await?;
+                            Some(tx.watch(&keys::feed_head())?)
+                        } else {
+                            None
+                        };
+                        Ok::<_, CommerceError>((found, watch))
+                    }
                 })
                 .await?;
             let Some(watch) = watch else {
-                return Ok(page);
+                return Ok(found);
             };
-            let waiting = WaiterGuard::new(&self.inner.feed_waiters);
+            let waiting = counted.then(|| WaiterGuard::new(&self.inner.feed_waiters));
             let woken = tokio::time::timeout_at(deadline, watch).await;
             drop(waiting);
             match woken {
-                Err(_) => return Ok(page),
+                Err(_) => return Ok(found),
                 Ok(Err(e)) => return Err(e.into()),
                 Ok(Ok(())) => {}
             }
@@ -232,7 +331,7 @@ impl Commerce {
                 // A snapshot read: appends bump the head all the time and
                 // must not abort the trimmer.
                 let appended = get_counter(&tx, &keys::feed_head(), true).await?;
-                let trimmed = get_counter(&tx, &trimmed_count_key(), false).await?;
+                let trimmed = get_counter(&tx, &keys::feed_trimmed_count(), false).await?;
                 let excess = appended - trimmed - retention;
                 if excess <= 0 {
                     return Ok(0);
@@ -247,31 +346,19 @@ impl Commerce {
                 let cursor = Cursor::from_key(&last.key)?;
                 let first = &chunk.kvs[0].key;
                 tx.clear_range(first, &db::keys::key_after(&last.key))?;
-                tx.set(&trimmed_cursor_key(), cursor.to_string().as_bytes())?;
+                tx.clear_range(&keys::feed_states().range().0, &cursor.state_begin_key())?;
+                tx.set(&keys::feed_trimmed(), cursor.to_string().as_bytes())?;
                 let n = chunk.kvs.len();
-                tx.add_i64(&trimmed_count_key(), i64::try_from(n).unwrap_or(0))?;
+                tx.add_i64(&keys::feed_trimmed_count(), i64::try_from(n).unwrap_or(0))?;
                 Ok::<_, CommerceError>(n)
             })
             .await
     }
 
     /// The cursor of the newest event (where a consumer that just loaded the
-    /// whole catalog continues from).
+    /// whole catalog continues from), where this region reads the catalog.
     pub async fn feed_tail(&self) -> Result<Cursor> {
-        self.catalog_db()?
-            .run(|tx, _| async move {
-                let last = tx
-                    .get_range(
-                        &RangeOption::subspace(&keys::feed()).limit(1).reverse(true),
-                        true,
-                    )
-                    .await?;
-                match last.kvs.first() {
-                    Some(kv) => Cursor::from_key(&kv.key),
-                    None => Ok(Cursor::START),
-                }
-            })
-            .await
+        Ok(feed_ends_in(self.catalog_read_db()?).await?.0)
     }
 
     /// Applies the feed to this region's product cache and search index:
@@ -279,6 +366,13 @@ impl Commerce {
     /// Rebuilds the index from the catalog when it has no cursor (new or
     /// lost) or fell behind the trimmed feed. Returns the events applied.
     pub async fn apply_feed(&self, wait_ms: u64) -> Result<usize> {
+        if self.replica_shard().is_some() && !self.reads_replica() {
+            // Until the replica holds a full copy, the catalog shard is
+            // read (an unreachable replica is looked at again next pass).
+            if let Err(e) = self.refresh_replica().await {
+                tracing::debug!(error = %e, "the catalog replica is not readable yet");
+            }
+        }
         let index = self.search_index().clone();
         let Some(cursor) = index.cursor().as_deref().and_then(index_cursor) else {
             self.rebuild_search().await?;

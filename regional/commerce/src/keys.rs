@@ -40,9 +40,42 @@ pub(crate) fn feed() -> Subspace {
 pub(crate) fn feed_entry(n: u16) -> Vec<u8> {
     feed().pack_with_versionstamp(&(Versionstamp::incomplete(n),))
 }
+/// The key of the feed event at `stamp` (a catalog event keeps its key
+/// in every replica).
+pub(crate) fn feed_at(stamp: [u8; 12]) -> Vec<u8> {
+    feed().pack(&(Versionstamp::from(stamp),))
+}
+/// What each change left behind (its record's new state), under the
+/// change's versionstamp: what a replica applies.
+pub(crate) fn feed_states() -> Subspace {
+    space("cat").subspace(&("fs",))
+}
+pub(crate) fn feed_state_entry(n: u16) -> Vec<u8> {
+    feed_states().pack_with_versionstamp(&(Versionstamp::incomplete(n),))
+}
+pub(crate) fn feed_state_at(stamp: [u8; 12]) -> Vec<u8> {
+    feed_states().pack(&(Versionstamp::from(stamp),))
+}
 /// Bumped (atomic add) by every feed append: what long polls watch.
 pub(crate) fn feed_head() -> Vec<u8> {
     space("cat").pack(&("h",))
+}
+/// The cursor of the newest event trimmed from the feed (events up to it
+/// are gone; a consumer behind it resets).
+pub(crate) fn feed_trimmed() -> Vec<u8> {
+    space("cat").pack(&("tc",))
+}
+/// How many events the trimmer removed (in the catalog shard only).
+pub(crate) fn feed_trimmed_count() -> Vec<u8> {
+    space("cat").pack(&("tn",))
+}
+
+// A region's replica of the catalog (in the region's own shard): the same
+// keys as the catalog, plus where it stands.
+/// The cursor of the newest catalog event a replica holds; absent until
+/// its first full copy is done.
+pub(crate) fn replica_position() -> Vec<u8> {
+    space("cat").pack(&("rc",))
 }
 
 // Inventory (in the warehouse's shard).

@@ -25,6 +25,7 @@ pub mod openapi;
 pub mod orders;
 pub mod outbox;
 pub mod payments;
+pub mod replica;
 pub mod seed;
 
 use std::collections::BTreeSet;
@@ -168,6 +169,12 @@ struct Inner {
     recovery_cursors: parking_lot::Mutex<std::collections::BTreeMap<ShardId, Vec<u8>>>,
     /// Purge-feed long polls waiting on a change now.
     feed_waiters: tokio::sync::watch::Sender<usize>,
+    /// The shard holding this region's replica of the catalog (its home
+    /// shard, when that is not the catalog's).
+    replica: Option<ShardId>,
+    /// Whether the replica holds a full copy yet (then catalog reads go
+    /// to it).
+    replica_ready: std::sync::atomic::AtomicBool,
 }
 
 impl Commerce {
@@ -177,6 +184,13 @@ impl Commerce {
         for shard in &parts.served {
             parts.shards.get(shard)?;
         }
+        let replica = parts
+            .topology
+            .shards()
+            .iter()
+            .find(|s| s.home() == &parts.region)
+            .map(|s| s.id().clone())
+            .filter(|home| home != &parts.catalog_shard && parts.shards.get(home).is_ok());
         Ok(Commerce {
             inner: Arc::new(Inner {
                 shards: parts.shards,
@@ -192,6 +206,8 @@ impl Commerce {
                 faults: Faults::default(),
                 recovery_cursors: Default::default(),
                 feed_waiters: tokio::sync::watch::Sender::new(0),
+                replica,
+                replica_ready: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -268,8 +284,18 @@ impl Commerce {
         )
     }
 
+    /// The catalog shard: where the catalog is written.
     fn catalog_db(&self) -> Result<&Database> {
         Ok(self.inner.shards.get(&self.inner.catalog_shard)?)
+    }
+
+    /// Where this region reads the catalog: its replica once that holds a
+    /// full copy, else the catalog shard.
+    fn catalog_read_db(&self) -> Result<&Database> {
+        match &self.inner.replica {
+            Some(shard) if self.reads_replica() => Ok(self.inner.shards.get(shard)?),
+            _ => self.catalog_db(),
+        }
     }
 
     /// The database owning `id`, which this region must serve.

@@ -62,6 +62,11 @@ pub fn sku() -> Schema {
         .into()
 }
 
+/// A catalog feed cursor (empty: the feed's start).
+pub fn cursor() -> Schema {
+    string(crate::feed::Cursor::PATTERN, 0, 24).build().into()
+}
+
 pub fn slug() -> Schema {
     string(SLUG_PATTERN, 1, MAX_SLUG_LEN)
         .description(Some("a-z, 0-9 and '-', not starting with '-'"))

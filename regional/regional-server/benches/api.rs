@@ -489,6 +489,7 @@ impl Stores {
             },
             http: HttpConfig::default(),
             workers: WorkerConfig::default(),
+            peers: Vec::new(),
         })
     }
 }

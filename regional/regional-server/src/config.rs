@@ -41,6 +41,19 @@ pub struct RegionalConfig {
     pub commerce: Settings,
     #[serde(default)]
     pub workers: WorkerConfig,
+    #[serde(default)]
+    pub replication: ReplicationConfig,
+}
+
+/// Where this region pushes the catalog's changes: set in the catalog's
+/// home region, naming every other region's service (each applies them
+/// to its replica of the catalog; each also pulls what it misses).
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReplicationConfig {
+    /// Region name → the base URL of its regional API, e.g.
+    /// `eu-west = "http://127.0.1.2:8102"`.
+    pub peers: std::collections::BTreeMap<RegionId, String>,
 }
 
 /// Shared secrets. Prefer the environment over the file:
@@ -206,6 +219,20 @@ pub fn resolve(config: &RegionalConfig, topology: &Topology) -> anyhow::Result<B
         "region {} serves no shard",
         config.region
     );
+    anyhow::ensure!(
+        config.replication.peers.is_empty() || !config.secrets.admin_token.is_empty(),
+        "replication.peers needs secrets.admin_token (the peers' intake takes it)"
+    );
+    for (peer, url) in &config.replication.peers {
+        anyhow::ensure!(
+            topology.region(peer).is_some() && peer != &config.region,
+            "replication.peers: {peer} is not another region of the topology"
+        );
+        anyhow::ensure!(
+            (url.starts_with("http://") || url.starts_with("https://")) && url.len() <= 2048,
+            "replication.peers.{peer} must be an http:// or https:// URL"
+        );
+    }
     for (name, value) in [
         ("secrets.edge_key", &config.secrets.edge_key),
         ("secrets.session_key", &config.secrets.session_key),

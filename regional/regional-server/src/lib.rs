@@ -11,6 +11,7 @@ pub mod config;
 pub mod extract;
 pub mod metrics;
 pub mod problem;
+pub mod replication;
 pub mod storage;
 pub mod workers;
 
@@ -43,6 +44,9 @@ pub struct RegionParts {
     pub secrets: Secrets,
     pub http: HttpConfig,
     pub workers: WorkerConfig,
+    /// Where this region pushes the catalog's changes (the catalog's home
+    /// region names every other region).
+    pub peers: Vec<replication::Peer>,
 }
 
 /// One region's service, ready to serve.
@@ -51,6 +55,7 @@ pub struct Region {
     pub commerce: Commerce,
     pub state: AppState,
     pub workers: WorkerConfig,
+    pub peers: Vec<replication::Peer>,
 }
 
 impl Region {
@@ -100,6 +105,7 @@ impl Region {
             commerce,
             state,
             workers: parts.workers,
+            peers: parts.peers,
         })
     }
 
@@ -127,6 +133,16 @@ impl Region {
             secrets: c.secrets.clone(),
             http: c.http.clone(),
             workers: c.workers.clone(),
+            peers: c
+                .replication
+                .peers
+                .iter()
+                .map(|(region, url)| replication::Peer {
+                    region: region.clone(),
+                    url: url.clone(),
+                    link: None,
+                })
+                .collect(),
         })
     }
 }
@@ -143,6 +159,15 @@ pub async fn run(
         &region.workers,
         &region.state.metrics,
         shutdown.clone(),
+    );
+    replication::spawn(
+        &mut workers,
+        &region.commerce,
+        &region.peers,
+        region.state.admin_token.as_deref().unwrap_or_default(),
+        region.workers.feed_wait_ms,
+        &region.state.metrics,
+        &shutdown,
     );
     let router = app(region.state.clone());
     let serve = axum::serve(listener, router).with_graceful_shutdown(async move {

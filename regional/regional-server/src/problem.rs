@@ -188,6 +188,18 @@ impl From<CommerceError> for ApiError {
                 "Cart cannot be paid",
                 detail,
             ),
+            E::BadReplicaBatch { .. } => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "bad-replica-batch",
+                "Bad replica batch",
+                detail,
+            ),
+            E::NoReplica => Self::new(
+                StatusCode::NOT_FOUND,
+                "no-replica",
+                "No replica here",
+                detail,
+            ),
             E::CategoryCycle { .. } => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "category-cycle",

@@ -2,7 +2,7 @@
 //! at most one batch, sleeps between passes, and stops when shutdown is
 //! signalled. They keep the consistency rules that do not fit in a request:
 //! the catalog feed applied to this region's cache and search index, the
-//! outbox delivered, sagas recovered, expired reservations and carts swept,
+//! catalog pulled into this region's replica, the outbox delivered, sagas recovered, expired reservations and carts swept,
 //! the feed trimmed.
 
 use std::future::Future;
@@ -39,6 +39,23 @@ pub fn spawn(
             move || {
                 let c = c.clone();
                 async move { c.apply_feed(wait_ms).await }
+            },
+        ));
+    }
+    // This region's replica of the catalog, pulled from the catalog shard
+    // (long-polled): its first full copy, and every change the catalog's
+    // home region did not push (while it is away, say).
+    if commerce.replica_shard().is_some() {
+        let c = commerce.clone();
+        let wait_ms = config.feed_wait_ms;
+        set.spawn(repeat(
+            metrics.clone(),
+            "catalog-pull",
+            Duration::ZERO,
+            shutdown.clone(),
+            move || {
+                let c = c.clone();
+                async move { c.pull_replica(wait_ms).await }
             },
         ));
     }

@@ -188,6 +188,7 @@ impl World {
                     feed_wait_ms: 1_000,
                     ..Default::default()
                 },
+                peers: Vec::new(),
             })
             .expect("region");
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

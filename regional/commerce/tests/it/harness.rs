@@ -12,6 +12,9 @@ pub struct World {
     pub commerce: Commerce,
     pub clock: Arc<ManualClock>,
     pub gateway: Arc<SimulatedGateway>,
+    /// Every shard's store, as opened (no link in front).
+    pub shards: db::ShardMap,
+    pub topology: Arc<Topology>,
     _dir: tempfile::TempDir,
 }
 
@@ -48,25 +51,44 @@ impl World {
             .expect("provider store"),
         ));
         let clock = Arc::new(ManualClock::new(1_800_000_000_000));
-        let served = topology.shards().iter().map(|s| s.id().clone()).collect();
-        let commerce = Commerce::new(CommerceParts {
-            shards,
-            topology: Arc::new(topology),
-            region: "us-east".parse().expect("region"),
-            served,
-            catalog_shard: shard("us"),
+        let topology = Arc::new(topology);
+        let commerce = region_over(
+            "us-east",
+            shards.clone(),
+            &topology,
             settings,
-            clock: clock.clone(),
-            gateway: gateway.clone(),
-            search: Arc::new(search::SearchIndex::open_or_create(None).expect("index")),
-        })
-        .expect("commerce");
+            clock.clone(),
+            gateway.clone(),
+        );
         World {
             commerce,
             clock,
             gateway,
+            shards,
+            topology,
             _dir: dir,
         }
+    }
+
+    /// Another region over the same stores and clock, reaching each shard
+    /// through `view` (e.g. a link in front of some).
+    pub fn region(
+        &self,
+        name: &str,
+        view: impl Fn(&ShardId, &db::Database) -> db::Database,
+    ) -> Commerce {
+        let mut shards = db::ShardMap::default();
+        for (id, database) in self.shards.iter() {
+            shards.insert(id.clone(), view(id, database));
+        }
+        region_over(
+            name,
+            shards,
+            &self.topology,
+            self.commerce.settings().clone(),
+            self.clock.clone(),
+            self.gateway.clone(),
+        )
     }
 
     /// Products `(sku, price)` in one category, with `stock` units each in
@@ -126,4 +148,27 @@ impl World {
         }
         (owner, cart)
     }
+}
+
+fn region_over(
+    name: &str,
+    shards: db::ShardMap,
+    topology: &Arc<Topology>,
+    settings: Settings,
+    clock: Arc<ManualClock>,
+    gateway: Arc<SimulatedGateway>,
+) -> Commerce {
+    let served = topology.shards().iter().map(|s| s.id().clone()).collect();
+    Commerce::new(CommerceParts {
+        shards,
+        topology: topology.clone(),
+        region: name.parse().expect("region"),
+        served,
+        catalog_shard: shard("us"),
+        settings,
+        clock,
+        gateway,
+        search: Arc::new(search::SearchIndex::open_or_create(None).expect("index")),
+    })
+    .expect("commerce")
 }

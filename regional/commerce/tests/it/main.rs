@@ -5,4 +5,5 @@ mod gc;
 mod harness;
 mod inventory;
 mod patterns;
+mod replica;
 mod saga;

@@ -5,7 +5,8 @@
 //! This module holds what every route shares (state, the router and the
 //! OpenAPI document, middleware, request helpers); each group of routes is
 //! a module of its own: `sessions`, `catalog`, `carts`, `orders` (checkout
-//! and orders), `purge`, `admin`, `ops`.
+//! and orders), `purge`, `admin`, `replica` (the catalog replica's
+//! intake), `ops`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,7 +44,12 @@ mod doc;
 mod ops;
 mod orders;
 mod purge;
+mod replica;
 mod sessions;
+
+/// The largest catalog replica batch the intake takes: a batch's changes
+/// and states, and the JSON around them.
+pub const REPLICA_BODY_LIMIT: usize = commerce::replica::MAX_BATCH_BYTES * 2;
 
 /// Everything the handlers share.
 #[derive(Debug, Clone)]
@@ -114,6 +120,13 @@ fn routers(state: AppState) -> (Router, Value) {
         .routes(routes!(admin::put_product, admin::delete_product))
         .routes(routes!(admin::restock, admin::audit_stock))
         .split_for_parts();
+    // Region to region, with the admin token: larger bodies than the rest.
+    let (internal, internal_doc) = OpenApiRouter::<AppState>::new()
+        .routes(routes!(
+            replica::replica_standing,
+            replica::apply_replica_batch
+        ))
+        .split_for_parts();
     let (ops, ops_doc) = OpenApiRouter::<AppState>::new()
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
@@ -128,12 +141,16 @@ fn routers(state: AppState) -> (Router, Value) {
             },
         ),
         (admin_doc, doc::Group::Admin),
+        (internal_doc, doc::Group::Admin),
         (ops_doc, doc::Group::Ops),
     ]);
     let served_doc = Arc::new(doc.clone());
     let limit = state.http.body_limit_bytes;
     // Admin calls are authenticated before anything else is looked at.
     let admin = admin.layer(middleware::from_fn_with_state(state.clone(), require_admin));
+    let internal = internal
+        .layer(DefaultBodyLimit::max(REPLICA_BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(state.clone(), require_admin));
     let shopper = match &state.edge {
         Some(_) => shopper.layer(middleware::from_fn_with_state(state.clone(), verify_edge)),
         None => shopper,
@@ -141,6 +158,7 @@ fn routers(state: AppState) -> (Router, Value) {
     let router = Router::new()
         .merge(shopper)
         .merge(admin)
+        .merge(internal)
         .merge(ops.layer(axum::Extension(served_doc)))
         // After every route: it is set on each route's method router.
         .method_not_allowed_fallback(method_not_allowed)

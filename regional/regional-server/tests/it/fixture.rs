@@ -41,8 +41,24 @@ pub struct Fixture {
     pub client: reqwest::Client,
     pub clock: Arc<ManualClock>,
     pub gateway: Arc<SimulatedGateway>,
+    /// Every shard's store as opened (behind the faults, if any).
+    pub shards: db::ShardMap,
+    pub topology: Arc<Topology>,
     shutdown: watch::Sender<bool>,
     _dir: tempfile::TempDir,
+}
+
+/// Another region served over the fixture's stores, until dropped.
+pub struct OtherRegion {
+    pub region: Region,
+    pub base: String,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Drop for OtherRegion {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
 }
 
 impl Drop for Fixture {
@@ -98,46 +114,18 @@ impl Fixture {
             )
             .expect("payment provider store"),
         ));
-        let search = search::SearchIndex::open_or_create(None).expect("search index");
-        let served = topology.shards().iter().map(|s| s.id().clone()).collect();
-        let region = Region::build(RegionParts {
-            region: "us-east".parse().expect("region"),
-            topology: Arc::new(topology),
-            shards,
-            served,
-            catalog_shard: shard("us"),
-            search: Arc::new(search),
-            settings: options.settings,
-            clock: clock.clone(),
-            gateway: gateway.clone(),
-            secrets: Secrets {
-                edge_key: EDGE_KEY.into(),
-                session_key: "test-session-key-0123456789".into(),
-                admin_token: ADMIN.into(),
-            },
-            http: HttpConfig {
-                request_timeout_ms: 60_000,
-                ..HttpConfig::default()
-            },
-            workers: WorkerConfig {
-                outbox_interval_ms: 20,
-                recovery_interval_ms: 50,
-                sweep_interval_ms: 100,
-                feed_wait_ms: 1_000,
-            },
-        })
-        .expect("build region");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let (shutdown, rx) = watch::channel(false);
-        if options.workers {
-            tokio::spawn(regional_server::run(region.clone(), listener, rx));
-        } else {
-            let router = regional_server::app(region.state.clone());
-            tokio::spawn(async move { axum_serve(listener, router, rx).await });
-        }
+        let topology = Arc::new(topology);
+        let (region, base, shutdown) = serve(
+            "us-east",
+            &topology,
+            shards.clone(),
+            options.settings,
+            clock.clone(),
+            gateway.clone(),
+            options.workers,
+            Vec::new(),
+        )
+        .await;
         let client = reqwest::Client::builder()
             .no_proxy()
             .build()
@@ -148,8 +136,40 @@ impl Fixture {
             client,
             clock,
             gateway,
+            shards,
+            topology,
             shutdown,
             _dir: dir,
+        }
+    }
+
+    /// Another region (with its workers) over the same stores and clock,
+    /// reaching each shard through `view`, pushing the catalog to `peers`.
+    pub async fn other_region(
+        &self,
+        name: &str,
+        view: impl Fn(&ShardId, &db::Database) -> db::Database,
+        peers: Vec<regional_server::replication::Peer>,
+    ) -> OtherRegion {
+        let mut shards = db::ShardMap::default();
+        for (id, database) in self.shards.iter() {
+            shards.insert(id.clone(), view(id, database));
+        }
+        let (region, base, shutdown) = serve(
+            name,
+            &self.topology,
+            shards,
+            self.region.commerce.settings().clone(),
+            self.clock.clone(),
+            self.gateway.clone(),
+            true,
+            peers,
+        )
+        .await;
+        OtherRegion {
+            region,
+            base,
+            shutdown,
         }
     }
 
@@ -459,4 +479,61 @@ pub async fn problem(response: reqwest::Response, status: StatusCode) -> Value {
         "{body}"
     );
     body
+}
+
+/// Builds a region over `shards` and serves it on 127.0.0.1:0 (with its
+/// workers when `workers`), until the returned sender turns true.
+#[allow(clippy::too_many_arguments)]
+async fn serve(
+    name: &str,
+    topology: &Arc<Topology>,
+    shards: db::ShardMap,
+    settings: Settings,
+    clock: Arc<ManualClock>,
+    gateway: Arc<SimulatedGateway>,
+    workers: bool,
+    peers: Vec<regional_server::replication::Peer>,
+) -> (Region, String, watch::Sender<bool>) {
+    let search = search::SearchIndex::open_or_create(None).expect("search index");
+    let served = topology.shards().iter().map(|s| s.id().clone()).collect();
+    let region = Region::build(RegionParts {
+        region: name.parse().expect("region"),
+        topology: topology.clone(),
+        shards,
+        served,
+        catalog_shard: shard("us"),
+        search: Arc::new(search),
+        settings,
+        clock,
+        gateway,
+        secrets: Secrets {
+            edge_key: EDGE_KEY.into(),
+            session_key: "test-session-key-0123456789".into(),
+            admin_token: ADMIN.into(),
+        },
+        http: HttpConfig {
+            request_timeout_ms: 60_000,
+            ..HttpConfig::default()
+        },
+        workers: WorkerConfig {
+            outbox_interval_ms: 20,
+            recovery_interval_ms: 50,
+            sweep_interval_ms: 100,
+            feed_wait_ms: 1_000,
+        },
+        peers,
+    })
+    .expect("build region");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (shutdown, rx) = watch::channel(false);
+    if workers {
+        tokio::spawn(regional_server::run(region.clone(), listener, rx));
+    } else {
+        let router = regional_server::app(region.state.clone());
+        tokio::spawn(async move { axum_serve(listener, router, rx).await });
+    }
+    (region, base, shutdown)
 }

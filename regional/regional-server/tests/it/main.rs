@@ -9,4 +9,5 @@ mod fixture;
 mod inventory;
 mod maybe_applied;
 mod openapi;
+mod replication;
 mod validation;

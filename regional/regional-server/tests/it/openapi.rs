@@ -77,8 +77,15 @@ fn chars(min: usize, max: usize) -> BoxedStrategy<String> {
 /// A strategy for values valid by `schema`; `name` is the parameter or
 /// property it is for (known values of that name are mixed in).
 fn values(doc: &Value, schema: &Value, name: &str, known: &Known) -> BoxedStrategy<Value> {
-    let generated = generated(doc, resolve(doc, schema), known);
-    match known.get(name) {
+    let schema = resolve(doc, schema);
+    let generated = generated(doc, schema, known);
+    // Known values are names and ids: only where the schema is a scalar
+    // (a property of the same name may hold a record elsewhere).
+    let scalar = matches!(
+        schema.get("type").and_then(Value::as_str),
+        Some("string" | "integer")
+    );
+    match known.get(name).filter(|_| scalar) {
         Some(list) => {
             let list: Vec<Value> = list.iter().map(|v| json!(v)).collect();
             prop_oneof![3 => proptest::sample::select(list), 1 => generated].boxed()
@@ -94,8 +101,25 @@ fn generated(doc: &Value, schema: &Value, known: &Known) -> BoxedStrategy<Value>
         }
     }
     if let Some(list) = schema.get("allOf").and_then(Value::as_array) {
-        assert_eq!(list.len(), 1, "allOf of several schemas: {schema}");
-        return values(doc, &list[0], "", known);
+        if list.len() == 1 {
+            return values(doc, &list[0], "", known);
+        }
+        // Several: each an object (a flattened enum and the fields beside
+        // it), merged into one.
+        let parts: Vec<BoxedStrategy<Value>> =
+            list.iter().map(|s| values(doc, s, "", known)).collect();
+        return parts
+            .prop_map(|parts| {
+                let mut merged = serde_json::Map::new();
+                for part in parts {
+                    let Value::Object(fields) = part else {
+                        panic!("allOf of a schema that is not an object");
+                    };
+                    merged.extend(fields);
+                }
+                Value::Object(merged)
+            })
+            .boxed();
     }
     if let Some(list) = schema.get("enum").and_then(Value::as_array) {
         return proptest::sample::select(list.clone()).boxed();
@@ -363,18 +387,21 @@ async fn check(
         Some(query) => format!("{}?{}", url.path(), query),
         None => url.path().to_owned(),
     };
-    let session = op
-        .item
-        .get("security")
-        .and_then(Value::as_array)
-        .is_some_and(|r| r.iter().any(|r| r.get("session").is_some()));
+    // The credentials the document asks for.
+    let requires = |scheme: &str| {
+        op.item
+            .get("security")
+            .and_then(Value::as_array)
+            .is_some_and(|r| r.iter().any(|r| r.get(scheme).is_some()))
+    };
+    let session = requires("session");
     let mut request = if case.without_credentials {
         let mut request = fx.client.request(op.method.clone(), url.as_str());
         if let Some(body) = &case.body {
             request = request.json(body);
         }
         request
-    } else if op.path.starts_with("/v1/admin") {
+    } else if requires("admin") {
         fx.admin(op.method.clone(), &path_and_query, case.body.as_ref())
     } else {
         fx.signed(
