@@ -484,21 +484,8 @@ impl Commerce {
     /// A product, from this region's cache when it holds it, else its
     /// replica of the catalog (else the catalog shard).
     pub async fn product(&self, sku: &str) -> Result<Product> {
-        validate_sku(sku)?;
-        if let Some(product) = self.cache().get(sku) {
-            return Ok((*product).clone());
-        }
-        let generation = self.cache().generation();
-        let product = match self.product_uncached(sku).await {
-            // "No such product" is the catalog's to say: one created a
-            // moment ago may not have reached this region's replica.
-            Err(CommerceError::UnknownSku { .. }) if self.reads_replica() => {
-                self.product_from_catalog(sku).await?
-            }
-            other => other?,
-        };
-        self.cache().insert_if_current(generation, product.clone());
-        Ok(product)
+        // Any version will do.
+        self.product_at_least(sku, 0).await
     }
 
     /// A product no older than catalog version `min_version`: from the
@@ -516,6 +503,8 @@ impl Commerce {
         let generation = self.cache().generation();
         let product = match self.product_uncached(sku).await {
             Ok(product) if product.version >= min_version => product,
+            // "No such product" is the catalog's to say too: one created
+            // a moment ago may not have reached this region's replica.
             Ok(_) | Err(CommerceError::UnknownSku { .. }) if self.reads_replica() => {
                 self.product_from_catalog(sku).await?
             }

@@ -88,12 +88,14 @@ impl Cursor {
         Ok(Cursor(Some(bytes)))
     }
 
-    pub(crate) fn from_stamp(stamp: [u8; 12]) -> Cursor {
-        Cursor(Some(stamp))
+    pub(crate) fn from_key(key: &[u8]) -> Result<Cursor> {
+        Cursor::from_key_in(&keys::feed(), key)
     }
 
-    pub(crate) fn from_key(key: &[u8]) -> Result<Cursor> {
-        let (stamp,): (Versionstamp,) = keys::feed()
+    /// The cursor of a key of `space` (the feed, or the states beside it)
+    /// ending in a versionstamp.
+    pub(crate) fn from_key_in(space: &db::Subspace, key: &[u8]) -> Result<Cursor> {
+        let (stamp,): (Versionstamp,) = space
             .unpack(key)
             .map_err(|_| invalid("feed key", "does not hold a versionstamp"))?;
         Ok(Cursor(Some(*stamp.as_bytes())))
@@ -168,12 +170,12 @@ pub(crate) fn append_event(
     Ok(())
 }
 
-/// A page of the feed as stored: each event's key and value, untouched
-/// (what a replica copies), the cursor after them and whether `after` was
-/// trimmed away.
+/// A page of the feed as stored: each event's key and value, the cursor
+/// after them, the feed's trim mark and whether `after` was trimmed away.
 pub(crate) struct RawPage {
     pub kvs: Vec<db::KeyValue>,
     pub cursor: Cursor,
+    pub trimmed: Cursor,
     pub reset: bool,
 }
 
@@ -188,18 +190,15 @@ pub(crate) async fn read_raw_page(
     // `after` never holds a trimmed event.
     let (_, end) = keys::feed().range();
     let trimmed_key = keys::feed_trimmed();
-    let (trimmed, chunk) = futures::try_join!(tx.get(&trimmed_key), async {
-        // From the later of `after` and the mark: what a trimmed (or,
-        // in a replica, never copied) stretch of the feed left behind
-        // is not read.
-        let range = RangeOption::new(after.begin_key(), end.clone()).limit(limit);
-        tx.get_range(&range, false).await
-    })?;
+    let range = RangeOption::new(after.begin_key(), end).limit(limit);
+    let (trimmed, chunk) = futures::try_join!(tx.get(&trimmed_key), tx.get_range(&range, false))?;
     let trimmed = parse_stored_cursor(trimmed.as_deref())?;
     let reset = after < trimmed;
     let mut cursor = after.max(trimmed);
     let mut kvs = Vec::with_capacity(chunk.kvs.len());
     for kv in chunk.kvs {
+        // An event at or before the mark (left in a replica by a copy
+        // made before a trim reached it) is not served.
         let at = Cursor::from_key(&kv.key)?;
         if at <= trimmed {
             continue;
@@ -207,7 +206,12 @@ pub(crate) async fn read_raw_page(
         cursor = at;
         kvs.push(kv);
     }
-    Ok(RawPage { kvs, cursor, reset })
+    Ok(RawPage {
+        kvs,
+        cursor,
+        trimmed,
+        reset,
+    })
 }
 
 /// `db`'s feed tail (its newest event, or its trim mark when that is
@@ -366,12 +370,10 @@ impl Commerce {
     /// Rebuilds the index from the catalog when it has no cursor (new or
     /// lost) or fell behind the trimmed feed. Returns the events applied.
     pub async fn apply_feed(&self, wait_ms: u64) -> Result<usize> {
-        if self.replica_shard().is_some() && !self.reads_replica() {
-            // Until the replica holds a full copy, the catalog shard is
-            // read (an unreachable replica is looked at again next pass).
-            if let Err(e) = self.refresh_replica().await {
-                tracing::debug!(error = %e, "the catalog replica is not readable yet");
-            }
+        // Until the replica holds a full copy, the catalog shard is read
+        // (an unreachable replica is looked at again next pass).
+        if let Err(e) = self.refresh_replica().await {
+            tracing::debug!(error = %e, "the catalog replica is not readable yet");
         }
         let index = self.search_index().clone();
         let Some(cursor) = index.cursor().as_deref().and_then(index_cursor) else {

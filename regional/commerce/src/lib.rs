@@ -184,13 +184,9 @@ impl Commerce {
         for shard in &parts.served {
             parts.shards.get(shard)?;
         }
-        let replica = parts
-            .topology
-            .shards()
-            .iter()
-            .find(|s| s.home() == &parts.region)
-            .map(|s| s.id().clone())
-            .filter(|home| home != &parts.catalog_shard && parts.shards.get(home).is_ok());
+        let replica = homed_in(&parts.topology, &parts.region)
+            .filter(|home| *home != &parts.catalog_shard && parts.shards.get(home).is_ok())
+            .cloned();
         Ok(Commerce {
             inner: Arc::new(Inner {
                 shards: parts.shards,
@@ -267,12 +263,7 @@ impl Commerce {
     /// The shard this region puts new shoppers in: the first shard whose
     /// home is this region, else the first shard served.
     pub fn home_shard(&self) -> Option<&ShardId> {
-        self.inner
-            .topology
-            .shards()
-            .iter()
-            .find(|s| s.home() == &self.inner.region)
-            .map(|s| s.id())
+        homed_in(&self.inner.topology, &self.inner.region)
             .or_else(|| self.inner.served.iter().next())
     }
 
@@ -322,6 +313,15 @@ impl Commerce {
     fn warehouse_db(&self, warehouse: &ShardId) -> Result<&Database> {
         Ok(self.inner.shards.get(warehouse)?)
     }
+}
+
+/// The first shard whose home is `region`.
+fn homed_in<'a>(topology: &'a Topology, region: &RegionId) -> Option<&'a ShardId> {
+    topology
+        .shards()
+        .iter()
+        .find(|s| s.home() == region)
+        .map(|s| s.id())
 }
 
 pub(crate) async fn get_json<T: DeserializeOwned>(

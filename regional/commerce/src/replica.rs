@@ -35,8 +35,8 @@ use serde::{Deserialize, Serialize};
 use topology::ShardId;
 
 use crate::catalog::Category;
-use crate::error::{CommerceError, Result, invalid};
-use crate::feed::{ChangeEvent, Cursor, State, feed_ends_in, parse_stored_cursor};
+use crate::error::{CommerceError, Result};
+use crate::feed::{ChangeEvent, Cursor, State, feed_ends_in, parse_stored_cursor, read_raw_page};
 use crate::{Commerce, decode, keys, set_json};
 
 /// Changes one batch carries at most.
@@ -215,7 +215,69 @@ impl Commerce {
     /// batch bounds, read from the catalog shard; when there are none,
     /// waits up to `wait_ms` for one. What the replication worker pushes.
     pub async fn replica_batch(&self, after: Cursor, wait_ms: u64) -> Result<ReadBatch> {
-        read_batch(self, self.catalog_db()?, after, wait_ms).await
+        // The events and their states in one round (two ranges at once).
+        self.long_poll(self.catalog_db()?, wait_ms, false, |tx| async move {
+            let (_, states_end) = keys::feed_states().range();
+            let states =
+                RangeOption::new(after.state_begin_key(), states_end).limit(MAX_BATCH_CHANGES);
+            let (page, states) =
+                futures::try_join!(read_raw_page(&tx, after, MAX_BATCH_CHANGES), async {
+                    Ok(tx.get_range(&states, false).await?)
+                },)?;
+            let trimmed = page.trimmed;
+            if page.reset {
+                let read = ReadBatch {
+                    batch: ReplicaBatch {
+                        after: after.to_string(),
+                        changes: Vec::new(),
+                        trimmed: trimmed.to_string(),
+                    },
+                    to: after,
+                    reset: true,
+                };
+                return Ok((read, false));
+            }
+            let feed_states = keys::feed_states();
+            let mut states = states
+                .kvs
+                .iter()
+                .map(|kv| Ok((Cursor::from_key_in(&feed_states, &kv.key)?, &kv.value)))
+                .collect::<Result<std::collections::BTreeMap<Cursor, &Vec<u8>>>>()?;
+            let mut changes = Vec::with_capacity(page.kvs.len());
+            let mut bytes = 0;
+            let mut to = after;
+            for kv in &page.kvs {
+                let cursor = Cursor::from_key(&kv.key)?;
+                let event: ChangeEvent = decode(&kv.value, "feed event")?;
+                let state = match states.remove(&cursor) {
+                    Some(state) => decode(state, "feed state")?,
+                    None => legacy_state(&tx, &event).await?,
+                };
+                let weight = kv.value.len() + serde_json::to_vec(&state).map_or(0, |v| v.len());
+                if !changes.is_empty() && bytes + weight > MAX_BATCH_BYTES {
+                    break;
+                }
+                bytes += weight;
+                to = cursor;
+                changes.push(ReplicaChange {
+                    cursor: cursor.to_string(),
+                    event,
+                    state,
+                });
+            }
+            let idle = changes.is_empty();
+            let read = ReadBatch {
+                batch: ReplicaBatch {
+                    after: after.to_string(),
+                    changes,
+                    trimmed: trimmed.to_string(),
+                },
+                to,
+                reset: false,
+            };
+            Ok((read, idle))
+        })
+        .await
     }
 
     /// Applies a batch to this region's replica, in one local transaction:
@@ -296,7 +358,7 @@ impl Commerce {
         let Some(position) = self.replica_position().await? else {
             return self.copy_catalog().await;
         };
-        let read = read_batch(self, self.catalog_db()?, position, wait_ms).await?;
+        let read = self.replica_batch(position, wait_ms).await?;
         if read.reset {
             return self.copy_catalog().await;
         }
@@ -318,13 +380,11 @@ impl Commerce {
         let (tail, trimmed) = feed_ends_in(catalog).await?;
         let mut copied = 0;
         let (products_begin, products_end) = keys::products().range();
-        let feed_end = match tail.stamp() {
-            None => keys::feed().range().0,
-            Some(_) => tail.begin_key(),
-        };
+        // The feed up to and including the tail (nothing when both are the
+        // start: then both keys are the feed's first).
         for (begin, end) in [
             (products_begin, products_end),
-            (trimmed.begin_key(), feed_end),
+            (trimmed.begin_key(), tail.begin_key()),
         ] {
             let mut from = begin;
             while from < end {
@@ -385,83 +445,6 @@ impl Commerce {
     }
 }
 
-/// Reads a batch from a catalog feed (`db`): the events after `after` and
-/// their states in one round (two ranges at once), long-polling up to
-/// `wait_ms` when there are none.
-async fn read_batch(
-    commerce: &Commerce,
-    db: &db::Database,
-    after: Cursor,
-    wait_ms: u64,
-) -> Result<ReadBatch> {
-    commerce
-        .long_poll(db, wait_ms, false, |tx| async move {
-            let (_, feed_end) = keys::feed().range();
-            let (_, states_end) = keys::feed_states().range();
-            let events = RangeOption::new(after.begin_key(), feed_end).limit(MAX_BATCH_CHANGES);
-            let states =
-                RangeOption::new(after.state_begin_key(), states_end).limit(MAX_BATCH_CHANGES);
-            let trimmed_key = keys::feed_trimmed();
-            let (events, states, trimmed) = futures::try_join!(
-                tx.get_range(&events, false),
-                tx.get_range(&states, false),
-                tx.get(&trimmed_key),
-            )?;
-            let trimmed = parse_stored_cursor(trimmed.as_deref())?;
-            if after < trimmed {
-                let read = ReadBatch {
-                    batch: ReplicaBatch {
-                        after: after.to_string(),
-                        changes: Vec::new(),
-                        trimmed: trimmed.to_string(),
-                    },
-                    to: after,
-                    reset: true,
-                };
-                return Ok((read, false));
-            }
-            let mut states = states
-                .kvs
-                .iter()
-                .map(|kv| Ok((state_cursor(&kv.key)?, &kv.value)))
-                .collect::<Result<std::collections::BTreeMap<Cursor, &Vec<u8>>>>()?;
-            let mut changes = Vec::with_capacity(events.kvs.len());
-            let mut bytes = 0;
-            let mut to = after;
-            for kv in &events.kvs {
-                let cursor = Cursor::from_key(&kv.key)?;
-                let event: ChangeEvent = decode(&kv.value, "feed event")?;
-                let state = match states.remove(&cursor) {
-                    Some(state) => decode(state, "feed state")?,
-                    None => legacy_state(&tx, &event).await?,
-                };
-                let weight = kv.value.len() + serde_json::to_vec(&state).map_or(0, |v| v.len());
-                if !changes.is_empty() && bytes + weight > MAX_BATCH_BYTES {
-                    break;
-                }
-                bytes += weight;
-                to = cursor;
-                changes.push(ReplicaChange {
-                    cursor: cursor.to_string(),
-                    event,
-                    state,
-                });
-            }
-            let idle = changes.is_empty();
-            let read = ReadBatch {
-                batch: ReplicaBatch {
-                    after: after.to_string(),
-                    changes,
-                    trimmed: trimmed.to_string(),
-                },
-                to,
-                reset: false,
-            };
-            Ok((read, idle))
-        })
-        .await
-}
-
 /// The state for a change written before states were kept: the record as
 /// the catalog holds it now (never older than the change).
 async fn legacy_state(tx: &db::Transaction, event: &ChangeEvent) -> Result<State> {
@@ -480,13 +463,6 @@ async fn legacy_state(tx: &db::Transaction, event: &ChangeEvent) -> Result<State
             }
         }
     })
-}
-
-fn state_cursor(key: &[u8]) -> Result<Cursor> {
-    let (stamp,): (db::keys::tuple::Versionstamp,) = keys::feed_states()
-        .unpack(key)
-        .map_err(|_| invalid("feed state key", "does not hold a versionstamp"))?;
-    Ok(Cursor::from_stamp(*stamp.as_bytes()))
 }
 
 /// Writes one change into a replica: the event under its own key, the
