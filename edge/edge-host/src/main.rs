@@ -33,7 +33,9 @@ fn main() -> anyhow::Result<()> {
         }
         tokio::select! {
             result = running.wait() => result?,
-            _ = tokio::signal::ctrl_c() => {}
+            signal = shutdown::requested() => {
+                tracing::info!(signal = signal?, "stopping: draining the POPs");
+            }
         }
         running.stop().await;
         Ok(())

@@ -486,6 +486,7 @@ impl Stores {
                 edge_key: EDGE_KEY.into(),
                 session_key: SESSION_KEY.into(),
                 admin_token: ADMIN_TOKEN.into(),
+                ..Secrets::default()
             },
             http: HttpConfig::default(),
             workers: WorkerConfig::default(),

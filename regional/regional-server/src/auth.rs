@@ -10,6 +10,7 @@
 //! - Admin endpoints take the admin token as a bearer token.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 use axum::http::{HeaderMap, StatusCode};
 use base64::Engine;
@@ -36,7 +37,8 @@ fn mac(key: &[u8]) -> HmacSha256 {
 /// Checks edge signatures and remembers the ones seen inside the window.
 #[derive(Debug)]
 pub struct EdgeVerifier {
-    key: Vec<u8>,
+    /// Accepted keys, primary first (two during a rotation).
+    keys: Vec<Vec<u8>>,
     window_s: u64,
     seen: Mutex<Seen>,
     max_seen: usize,
@@ -51,9 +53,10 @@ struct Seen {
 }
 
 impl EdgeVerifier {
-    pub fn new(key: Vec<u8>, window_s: u64, max_seen: usize) -> Self {
+    /// A verifier accepting a signature under any of `keys`.
+    pub fn new(keys: Vec<Vec<u8>>, window_s: u64, max_seen: usize) -> Self {
         EdgeVerifier {
-            key,
+            keys,
             window_s,
             seen: Mutex::new(Seen::default()),
             max_seen: max_seen.max(1),
@@ -106,16 +109,18 @@ impl EdgeVerifier {
                 "signature is not v1=<64 hex digits>",
             ));
         };
-        // Constant-time comparison.
-        if !topology::signing::verify(
-            &self.key,
-            method,
-            path_and_query,
-            timestamp_s,
-            nonce,
-            body,
-            &given_bytes,
-        ) {
+        // Constant-time comparison, under each accepted key.
+        if !self.keys.iter().any(|key| {
+            topology::signing::verify(
+                key,
+                method,
+                path_and_query,
+                timestamp_s,
+                nonce,
+                body,
+                &given_bytes,
+            )
+        }) {
             return Err(ApiError::unauthorized(
                 "signature-invalid",
                 "signature does not match the request",
@@ -173,13 +178,15 @@ pub use regional_api::session::Claims;
 /// Issues and checks session tokens: `<base64url claims>.<base64url hmac>`.
 #[derive(Debug)]
 pub struct Sessions {
-    key: Vec<u8>,
+    /// Accepted keys; the first issues.
+    keys: Vec<Vec<u8>>,
     ttl_ms: u64,
 }
 
 impl Sessions {
-    pub fn new(key: Vec<u8>, ttl_ms: u64) -> Self {
-        Sessions { key, ttl_ms }
+    /// Issues with `keys[0]`, accepts a token signed with any of `keys`.
+    pub fn new(keys: Vec<Vec<u8>>, ttl_ms: u64) -> Self {
+        Sessions { keys, ttl_ms }
     }
 
     pub fn issue(&self, shopper: ShardedId, now_ms: u64) -> (String, Claims) {
@@ -188,7 +195,7 @@ impl Sessions {
             exp_ms: now_ms.saturating_add(self.ttl_ms),
         };
         let payload = claims.encode_payload();
-        let mut m = mac(&self.key);
+        let mut m = mac(self.keys.first().map(Vec::as_slice).unwrap_or_default());
         m.update(payload.as_bytes());
         let sig = URL_SAFE_NO_PAD.encode(m.finalize().into_bytes());
         (format!("{payload}.{sig}"), claims)
@@ -205,9 +212,14 @@ impl Sessions {
         let bad =
             || ApiError::unauthorized("session-invalid", "session token is malformed or forged");
         let (payload, sig) = regional_api::session::split(token).ok_or_else(bad)?;
-        let mut m = mac(&self.key);
-        m.update(payload.as_bytes());
-        m.verify_slice(&sig).map_err(|_| bad())?;
+        let signed_by = |key: &Vec<u8>| {
+            let mut m = mac(key);
+            m.update(payload.as_bytes());
+            m.verify_slice(&sig).is_ok()
+        };
+        if !self.keys.iter().any(signed_by) {
+            return Err(bad());
+        }
         let claims = regional_api::session::decode_payload(payload).ok_or_else(bad)?;
         if claims.exp_ms <= now_ms {
             return Err(ApiError::unauthorized(
@@ -227,9 +239,10 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
         .strip_prefix("Bearer ")
 }
 
-/// Checks the admin bearer token in constant time.
-pub fn check_admin(headers: &HeaderMap, admin_token: Option<&str>) -> Result<(), ApiError> {
-    let Some(expected) = admin_token else {
+/// Checks the admin bearer token in constant time against each accepted
+/// token (two during a rotation; admin is off when there is none).
+pub fn check_admin(headers: &HeaderMap, accepted: &[Arc<str>]) -> Result<(), ApiError> {
+    if accepted.is_empty() {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "admin-disabled",
@@ -244,11 +257,15 @@ pub fn check_admin(headers: &HeaderMap, admin_token: Option<&str>) -> Result<(),
         m.update(t.as_bytes());
         m.finalize().into_bytes()
     };
-    let ok = digest(given)
-        .iter()
-        .zip(digest(expected).iter())
-        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-        == 0;
+    let given_digest = digest(given);
+    let ok = accepted.iter().fold(false, |any, expected| {
+        let equal = given_digest
+            .iter()
+            .zip(digest(expected).iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+        any | equal
+    });
     if ok && !given.is_empty() {
         Ok(())
     } else {

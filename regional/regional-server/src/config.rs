@@ -57,16 +57,59 @@ pub struct ReplicationConfig {
 }
 
 /// Shared secrets. Prefer the environment over the file:
-/// `MERIDIAN_EDGE_KEY`, `MERIDIAN_SESSION_KEY`, `MERIDIAN_ADMIN_TOKEN`.
+/// `MERIDIAN_EDGE_KEY`, `MERIDIAN_SESSION_KEY`, `MERIDIAN_ADMIN_TOKEN`, and
+/// each one's `_SECONDARY`.
+///
+/// Each secret has a primary and an optional secondary: both are accepted,
+/// only the primary is used to issue (session tokens) or to call (the admin
+/// token of the catalog push). A rotation without downtime adds the new
+/// secret as secondary everywhere, then makes it primary with the old one as
+/// secondary, then drops the old one (infra/README.md, "Rotating secrets").
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Secrets {
     /// HMAC key edges sign requests with.
     pub edge_key: String,
+    /// Another edge key accepted during a rotation; none when empty.
+    pub edge_key_secondary: String,
     /// HMAC key of session tokens.
     pub session_key: String,
+    /// Another session key accepted (never issued with) during a rotation.
+    pub session_key_secondary: String,
     /// Bearer token of the admin endpoints; admin is off when empty.
     pub admin_token: String,
+    /// Another admin token accepted during a rotation.
+    pub admin_token_secondary: String,
+}
+
+impl Secrets {
+    /// The edge keys accepted, primary first.
+    pub fn edge_keys(&self) -> Vec<Vec<u8>> {
+        accepted(&self.edge_key, &self.edge_key_secondary)
+    }
+
+    /// The session keys accepted, primary (the one that issues) first.
+    pub fn session_keys(&self) -> Vec<Vec<u8>> {
+        accepted(&self.session_key, &self.session_key_secondary)
+    }
+
+    /// The admin tokens accepted, primary first; none when admin is off.
+    pub fn admin_tokens(&self) -> Vec<std::sync::Arc<str>> {
+        if self.admin_token.is_empty() {
+            return Vec::new();
+        }
+        accepted(&self.admin_token, &self.admin_token_secondary)
+            .into_iter()
+            .map(|t| std::sync::Arc::from(String::from_utf8_lossy(&t)))
+            .collect()
+    }
+}
+
+fn accepted(primary: &str, secondary: &str) -> Vec<Vec<u8>> {
+    std::iter::once(primary)
+        .chain((!secondary.is_empty() && secondary != primary).then_some(secondary))
+        .map(|k| k.as_bytes().to_vec())
+        .collect()
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
@@ -157,14 +200,27 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> anyhow::Result
     if let Some(listen) = env("MERIDIAN_LISTEN") {
         config.listen = listen.parse().context("MERIDIAN_LISTEN")?;
     }
-    if let Some(key) = env("MERIDIAN_EDGE_KEY") {
-        config.secrets.edge_key = key;
-    }
-    if let Some(key) = env("MERIDIAN_SESSION_KEY") {
-        config.secrets.session_key = key;
-    }
-    if let Some(token) = env("MERIDIAN_ADMIN_TOKEN") {
-        config.secrets.admin_token = token;
+    let secrets = &mut config.secrets;
+    for (name, slot) in [
+        ("MERIDIAN_EDGE_KEY", &mut secrets.edge_key),
+        (
+            "MERIDIAN_EDGE_KEY_SECONDARY",
+            &mut secrets.edge_key_secondary,
+        ),
+        ("MERIDIAN_SESSION_KEY", &mut secrets.session_key),
+        (
+            "MERIDIAN_SESSION_KEY_SECONDARY",
+            &mut secrets.session_key_secondary,
+        ),
+        ("MERIDIAN_ADMIN_TOKEN", &mut secrets.admin_token),
+        (
+            "MERIDIAN_ADMIN_TOKEN_SECONDARY",
+            &mut secrets.admin_token_secondary,
+        ),
+    ] {
+        if let Some(value) = env(name) {
+            *slot = value;
+        }
     }
     let base = path.parent().unwrap_or(Path::new("."));
     let topology_path = base.join(&config.topology);
@@ -242,6 +298,25 @@ pub fn resolve(config: &RegionalConfig, topology: &Topology) -> anyhow::Result<B
             "{name} must be at least 16 bytes (set it in the file or the environment)"
         );
     }
+    for (name, value) in [
+        (
+            "secrets.edge_key_secondary",
+            &config.secrets.edge_key_secondary,
+        ),
+        (
+            "secrets.session_key_secondary",
+            &config.secrets.session_key_secondary,
+        ),
+    ] {
+        anyhow::ensure!(
+            value.is_empty() || value.len() >= 16,
+            "{name} must be empty or at least 16 bytes"
+        );
+    }
+    anyhow::ensure!(
+        config.secrets.admin_token_secondary.is_empty() || !config.secrets.admin_token.is_empty(),
+        "secrets.admin_token_secondary needs secrets.admin_token (admin is off without it)"
+    );
     config
         .payments
         .validate()

@@ -75,17 +75,16 @@ impl Region {
         .context("building the commerce domain")?;
         let edge = parts.http.require_edge_signature.then(|| {
             Arc::new(EdgeVerifier::new(
-                parts.secrets.edge_key.clone().into_bytes(),
+                parts.secrets.edge_keys(),
                 parts.http.signature_window_s,
                 parts.http.max_remembered_signatures,
             ))
         });
         let sessions = Arc::new(Sessions::new(
-            parts.secrets.session_key.clone().into_bytes(),
+            parts.secrets.session_keys(),
             parts.http.session_ttl_s.saturating_mul(1000),
         ));
-        let admin_token = (!parts.secrets.admin_token.is_empty())
-            .then(|| Arc::from(parts.secrets.admin_token.as_str()));
+        let admin_tokens = parts.secrets.admin_tokens().into();
         let state = AppState {
             metrics,
             searches: api::SearchPermits::new(
@@ -98,7 +97,7 @@ impl Region {
             commerce: commerce.clone(),
             edge,
             sessions,
-            admin_token,
+            admin_tokens,
             http: parts.http,
         };
         Ok(Region {
@@ -164,7 +163,7 @@ pub async fn run(
         &mut workers,
         &region.commerce,
         &region.peers,
-        region.state.admin_token.as_deref().unwrap_or_default(),
+        region.state.admin_tokens.first().map_or("", |t| t),
         region.workers.feed_wait_ms,
         &region.state.metrics,
         &shutdown,

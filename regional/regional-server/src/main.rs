@@ -75,8 +75,19 @@ fn main() -> anyhow::Result<()> {
                 tracing::info!(region = %loaded.config.region, listen = %listener.local_addr()?, served = ?loaded.served, "regional service up");
                 let (tx, rx) = tokio::sync::watch::channel(false);
                 tokio::spawn(async move {
-                    let _ = tokio::signal::ctrl_c().await;
-                    let _ = tx.send(true);
+                    match shutdown::requested().await {
+                        Ok(signal) => {
+                            tracing::info!(signal, "stopping: finishing the requests in flight");
+                            let _ = tx.send(true);
+                        }
+                        // Without a handler the default action still stops
+                        // the process; never stop on the error alone.
+                        Err(err) => {
+                            tracing::error!(%err, "no signal handler");
+                            std::future::pending::<()>().await;
+                            drop(tx);
+                        }
+                    }
                 });
                 run(region, listener, rx).await
             }

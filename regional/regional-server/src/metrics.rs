@@ -11,6 +11,11 @@ use commerce::orders::OrderStatus;
 use metrics::{Key, Label, Level, Metadata, Recorder};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
+/// The gauge of requests being served (the HTTP queue's length): what the
+/// HorizontalPodAutoscaler in infra/k8s scales on, through the Prometheus
+/// adapter.
+pub const IN_FLIGHT: &str = "regional_http_requests_in_flight";
+
 const METADATA: Metadata<'static> =
     Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
 
@@ -50,6 +55,16 @@ impl Metrics {
         self.recorder
             .register_counter(&Key::from_parts(name, labels), &METADATA)
             .increment(by);
+    }
+
+    /// Counts one request in [`IN_FLIGHT`] until the guard drops (also
+    /// when its handler is cancelled).
+    pub(crate) fn in_flight(&self) -> InFlight {
+        let gauge = self
+            .recorder
+            .register_gauge(&Key::from_name(IN_FLIGHT), &METADATA);
+        gauge.increment(1.0);
+        InFlight(gauge)
     }
 
     pub(crate) fn record_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
@@ -92,5 +107,14 @@ impl Metrics {
             vec![Label::new("worker", worker)],
             handled as u64,
         );
+    }
+}
+
+/// One request counted in [`IN_FLIGHT`].
+pub(crate) struct InFlight(metrics::Gauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
     }
 }

@@ -34,7 +34,15 @@ fn main() -> anyhow::Result<()> {
             let sockets = routing::server::Sockets::bind(&loaded.config).await?;
             tracing::info!(api = %loaded.config.api_listen, dns = %loaded.config.dns_listen, "routing up");
             routing::server::run(loaded, sockets, None, async {
-                let _ = tokio::signal::ctrl_c().await;
+                match shutdown::requested().await {
+                    Ok(signal) => tracing::info!(signal, "stopping"),
+                    // Without a handler the default action still stops the
+                    // process; never stop on this alone.
+                    Err(err) => {
+                        tracing::error!(%err, "no signal handler");
+                        std::future::pending::<()>().await
+                    }
+                }
             })
             .await
         })

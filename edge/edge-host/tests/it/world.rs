@@ -182,6 +182,7 @@ impl World {
                     edge_key: EDGE_KEY.into(),
                     session_key: "edge-host-test-session-key".into(),
                     admin_token: String::new(),
+                    ..Secrets::default()
                 },
                 http: HttpConfig::default(),
                 workers: WorkerConfig {

@@ -58,7 +58,8 @@ pub struct AppState {
     /// `None` when edge signatures are not required.
     pub edge: Option<Arc<EdgeVerifier>>,
     pub sessions: Arc<Sessions>,
-    pub admin_token: Option<Arc<str>>,
+    /// Accepted admin tokens, primary first; admin is off when empty.
+    pub admin_tokens: Arc<[Arc<str>]>,
     pub http: HttpConfig,
     /// Permits for checkout sagas running apart from their requests.
     pub checkouts: Arc<tokio::sync::Semaphore>,
@@ -209,6 +210,7 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
         .to_owned();
     let method = req.method().as_str().to_owned();
     let safe = req.method().is_safe();
+    let _in_flight = state.metrics.in_flight();
     let started = Instant::now();
     let timeout = Duration::from_millis(state.http.request_timeout_ms);
     let response = match tokio::time::timeout(timeout, next.run(req)).await {
@@ -284,7 +286,7 @@ async fn require_admin(
     req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    check_admin(req.headers(), state.admin_token.as_deref())?;
+    check_admin(req.headers(), &state.admin_tokens)?;
     Ok(next.run(req).await)
 }
 

@@ -117,6 +117,13 @@ async fn health_readiness_and_metrics() {
             .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
     };
     assert_eq!(readyz(&metrics), Some(1.0), "{metrics}");
+    // The request queue's length (what the HPA scales on): the scrape
+    // itself is the one request in flight.
+    let in_flight = metrics
+        .lines()
+        .find(|l| l.starts_with(&format!("{}{{", regional_server::metrics::IN_FLIGHT)))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
+    assert_eq!(in_flight, Some(1.0), "{metrics}");
     assert!(
         metrics
             .lines()

@@ -22,6 +22,19 @@ pub struct Options {
     /// Faults in front of every shard's commits, with this many retries of
     /// a transaction (the default policy's when `None`).
     pub faults: Option<(Arc<db::Faults>, Option<u32>)>,
+    /// The region's secrets; [`Fixture::edge_key`] and
+    /// [`Fixture::admin_token`] start as their primaries.
+    pub secrets: Secrets,
+}
+
+/// The secrets of a fixture's region unless a test chooses others.
+pub fn test_secrets() -> Secrets {
+    Secrets {
+        edge_key: EDGE_KEY.into(),
+        session_key: "test-session-key-0123456789".into(),
+        admin_token: ADMIN.into(),
+        ..Secrets::default()
+    }
 }
 
 impl Default for Options {
@@ -31,6 +44,7 @@ impl Default for Options {
             settings: Settings::default(),
             payments: SimulatedGatewayConfig::default(),
             faults: None,
+            secrets: test_secrets(),
         }
     }
 }
@@ -44,6 +58,10 @@ pub struct Fixture {
     /// Every shard's store as opened (behind the faults, if any).
     pub shards: db::ShardMap,
     pub topology: Arc<Topology>,
+    /// The key [`Fixture::signed`] signs with.
+    pub edge_key: String,
+    /// The token [`Fixture::admin`] sends.
+    pub admin_token: String,
     shutdown: watch::Sender<bool>,
     _dir: tempfile::TempDir,
 }
@@ -115,6 +133,8 @@ impl Fixture {
             .expect("payment provider store"),
         ));
         let topology = Arc::new(topology);
+        let edge_key = options.secrets.edge_key.clone();
+        let admin_token = options.secrets.admin_token.clone();
         let (region, base, shutdown) = serve(
             "us-east",
             &topology,
@@ -124,6 +144,7 @@ impl Fixture {
             gateway.clone(),
             options.workers,
             Vec::new(),
+            options.secrets,
         )
         .await;
         let client = reqwest::Client::builder()
@@ -138,6 +159,8 @@ impl Fixture {
             gateway,
             shards,
             topology,
+            edge_key,
+            admin_token,
             shutdown,
             _dir: dir,
         }
@@ -164,6 +187,7 @@ impl Fixture {
             self.gateway.clone(),
             true,
             peers,
+            test_secrets(),
         )
         .await;
         OtherRegion {
@@ -223,7 +247,7 @@ impl Fixture {
             .as_secs();
         let nonce = nonce();
         let signature = auth::sign_edge_request(
-            EDGE_KEY.as_bytes(),
+            self.edge_key.as_bytes(),
             method.as_str(),
             path,
             now_s,
@@ -254,7 +278,7 @@ impl Fixture {
         let mut request = self
             .client
             .request(method, format!("{}{path}", self.base))
-            .bearer_auth(ADMIN);
+            .bearer_auth(&self.admin_token);
         if let Some(body) = body {
             request = request.json(body);
         }
@@ -493,6 +517,7 @@ async fn serve(
     gateway: Arc<SimulatedGateway>,
     workers: bool,
     peers: Vec<regional_server::replication::Peer>,
+    secrets: Secrets,
 ) -> (Region, String, watch::Sender<bool>) {
     let search = search::SearchIndex::open_or_create(None).expect("search index");
     let served = topology.shards().iter().map(|s| s.id().clone()).collect();
@@ -506,11 +531,7 @@ async fn serve(
         settings,
         clock,
         gateway,
-        secrets: Secrets {
-            edge_key: EDGE_KEY.into(),
-            session_key: "test-session-key-0123456789".into(),
-            admin_token: ADMIN.into(),
-        },
+        secrets,
         http: HttpConfig {
             request_timeout_ms: 60_000,
             ..HttpConfig::default()

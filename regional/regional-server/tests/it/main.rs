@@ -9,5 +9,7 @@ mod fixture;
 mod inventory;
 mod maybe_applied;
 mod openapi;
+mod process;
 mod replication;
+mod rotation;
 mod validation;
