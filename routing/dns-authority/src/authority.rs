@@ -36,7 +36,8 @@ use topology::routing::{PopStatus, RegionStatus, RoutingTable};
 use tracing::{debug, warn};
 
 use crate::config::{ConfigError, DnsConfig, TtlConfig};
-use crate::location::LocationTable;
+use crate::geoip::GeoIp;
+use crate::location::{Located, LocationTable};
 
 /// Largest UDP payload we send, whatever the client offers: the DNS Flag Day
 /// 2020 size, which avoids IP fragmentation on common paths. Our answers are
@@ -66,6 +67,8 @@ pub struct Authority {
     /// In-zone name servers by name.
     ns_hosts: Vec<NsHost>,
     locations: LocationTable,
+    /// MaxMind databases asked after `locations` (`[geoip]`).
+    geoip: Option<Arc<GeoIp>>,
     table: watch::Receiver<Arc<RoutingTable>>,
 }
 
@@ -196,8 +199,36 @@ impl Authority {
             glue,
             ns_hosts,
             locations: LocationTable::new(&config.locations, config.default_location),
+            geoip: None,
             table,
         })
+    }
+
+    /// Places clients the `[[locations]]` table does not with `geoip`
+    /// (opened by the caller, who also runs its reloader).
+    pub fn with_geoip(mut self, geoip: Arc<GeoIp>) -> Self {
+        self.geoip = Some(geoip);
+        self
+    }
+
+    /// Where `client` is taken to be, and the scope prefix of that answer:
+    /// the `[[locations]]` block that holds it, else the first GeoIP
+    /// database with coordinates for it, else the default location.
+    pub fn locate(&self, client: IpAddr) -> Located {
+        let located = self.locations.locate(client);
+        if located.cidr.is_some() {
+            return located;
+        }
+        match self.geoip.as_ref().and_then(|g| g.locate(client)) {
+            // The database's network, but never wider than what keeps the
+            // table's own blocks out of it.
+            Some(hit) => Located {
+                point: hit.point,
+                cidr: None,
+                scope_prefix: hit.prefix.max(located.scope_prefix),
+            },
+            None => located,
+        }
     }
 
     /// Works out the whole response to `request` against `table`.
@@ -273,7 +304,7 @@ impl Authority {
                         // as IPv4-mapped IPv6 addresses.
                         None => request.src().ip().to_canonical(),
                     };
-                    let located = self.locations.locate(client);
+                    let located = self.locate(client);
                     scope_prefix = located.scope_prefix;
                     let point = located.point;
                     let nearest = match node {

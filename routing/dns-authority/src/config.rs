@@ -42,6 +42,36 @@ pub struct DnsConfig {
     pub locations: Vec<LocationConfig>,
     /// Where a client is taken to be when no `locations` entry matches.
     pub default_location: GeoPoint,
+    /// MaxMind DB files to place clients the `locations` table does not
+    /// (`crate::geoip`); none by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub geoip: Option<GeoIpConfig>,
+}
+
+/// Most databases `[geoip]` may list (e.g. one IPv4 and one IPv6 file).
+pub const MAX_GEOIP_DATABASES: usize = 8;
+
+/// `[geoip]`: MaxMind DB (GeoLite2 / GeoIP2 / DB-IP City) files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeoIpConfig {
+    /// Files asked in order; relative paths are relative to the DNS
+    /// config's directory.
+    pub databases: Vec<std::path::PathBuf>,
+    /// How often the files are checked for a change, which reloads them.
+    #[serde(default = "default_geoip_check_s")]
+    pub check_interval_s: u64,
+    /// Largest database file loaded (each is held in memory).
+    #[serde(default = "default_geoip_max_bytes")]
+    pub max_bytes: u64,
+}
+
+fn default_geoip_check_s() -> u64 {
+    60
+}
+
+fn default_geoip_max_bytes() -> u64 {
+    512 << 20
 }
 
 /// TTLs, in seconds. Dynamic names default to 5 s, so a failover reaches
@@ -203,6 +233,9 @@ pub enum ConfigError {
         min: f64,
         max: f64,
     },
+    /// A `[geoip]` setting out of its range.
+    #[error("geoip.{field}: {why}")]
+    GeoIp { field: &'static str, why: String },
     /// A TTL or SOA timer above 2³¹ − 1 seconds.
     #[error("{field} = {value_s} s is larger than the {max_s} s a record may carry")]
     TtlTooLarge {
@@ -211,6 +244,27 @@ pub enum ConfigError {
         value_s: u32,
         max_s: u32,
     },
+}
+
+impl GeoIpConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |field, why: &str| {
+            Err(ConfigError::GeoIp {
+                field,
+                why: why.to_owned(),
+            })
+        };
+        if self.databases.is_empty() || self.databases.len() > MAX_GEOIP_DATABASES {
+            return bad("databases", "list 1 to 8 files");
+        }
+        if !(1..=86_400).contains(&self.check_interval_s) {
+            return bad("check_interval_s", "must be 1 to 86400");
+        }
+        if !(1..=4 << 30).contains(&self.max_bytes) {
+            return bad("max_bytes", "must be 1 to 4 GiB");
+        }
+        Ok(())
+    }
 }
 
 impl DnsConfig {
@@ -229,6 +283,9 @@ impl DnsConfig {
         self.name_server_names()?;
         self.check_locations()?;
         check_point("default_location", self.default_location)?;
+        if let Some(geoip) = &self.geoip {
+            geoip.validate()?;
+        }
         Ok(())
     }
 
@@ -404,6 +461,24 @@ mod tests {
         name = "ns1.shop.example."
         address = "127.0.0.1"
     "#;
+
+    #[test]
+    fn geoip_settings_are_checked() {
+        let with = |geoip: &str| DnsConfig::from_toml_str(&format!("{MINIMAL}\n[geoip]\n{geoip}"));
+        let config = with("databases = [\"a.mmdb\"]").unwrap();
+        let geoip = config.geoip.unwrap();
+        assert_eq!(geoip.check_interval_s, 60);
+        assert_eq!(geoip.max_bytes, 512 << 20);
+        for bad in [
+            "databases = []",
+            "databases = [\"a\"]\ncheck_interval_s = 0",
+            "databases = [\"a\"]\nmax_bytes = 0",
+            "databases = [\"a\"]\nreload = true",
+        ] {
+            assert!(with(bad).is_err(), "{bad}");
+        }
+        assert!(DnsConfig::from_toml_str(MINIMAL).unwrap().geoip.is_none());
+    }
 
     #[test]
     fn minimal_config_takes_defaults() {

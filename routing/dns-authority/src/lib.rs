@@ -10,6 +10,8 @@
 //!
 //! - [`config`]: `dns.toml` ([`DnsConfig`]).
 //! - [`location`]: client address → location ([`LocationTable`]).
+//! - [`geoip`]: the same from MaxMind DB files ([`GeoIp`]), reloaded when
+//!   they change.
 //! - [`authority`]: the request handler ([`Authority`]).
 //! - [`serve`]: runs it on UDP sockets (our own loop, `udp.rs`: blocking
 //!   worker threads that answer each query inline) and a TCP listener
@@ -19,6 +21,7 @@
 
 pub mod authority;
 pub mod config;
+pub mod geoip;
 pub mod location;
 mod udp;
 
@@ -36,8 +39,10 @@ use tokio::task::JoinSet;
 
 pub use authority::Authority;
 pub use config::{
-    ConfigError, DnsConfig, GeoPoint, LocationConfig, NameServerConfig, SoaConfig, TtlConfig,
+    ConfigError, DnsConfig, GeoIpConfig, GeoPoint, LocationConfig, NameServerConfig, SoaConfig,
+    TtlConfig,
 };
+pub use geoip::{GeoHit, GeoIp};
 pub use location::{Located, LocationTable};
 
 /// A TCP connection that sends no complete query for this long is closed, so

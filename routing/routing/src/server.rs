@@ -31,8 +31,14 @@ pub fn load(path: &Path) -> anyhow::Result<Loaded> {
     let topology = Topology::from_toml_str(&config_file::read(&topology_path)?)
         .with_context(|| format!("in {}", topology_path.display()))?;
     let dns_path = base.join(&config.dns);
-    let dns = DnsConfig::from_toml_str(&config_file::read(&dns_path)?)
+    let mut dns = DnsConfig::from_toml_str(&config_file::read(&dns_path)?)
         .with_context(|| format!("in {}", dns_path.display()))?;
+    if let Some(geoip) = &mut dns.geoip {
+        let dns_dir = dns_path.parent().unwrap_or(Path::new("."));
+        for database in &mut geoip.databases {
+            *database = dns_dir.join(&*database);
+        }
+    }
     Ok(Loaded {
         config,
         topology,
@@ -132,8 +138,19 @@ pub async fn run(
     };
     let _checker = Checker::spawn(table.clone(), prober);
     let admin_token = admin_token(&loaded).map(Arc::from);
-    let authority =
-        Authority::new(loaded.dns, table.subscribe()).context("building the DNS authority")?;
+    let mut authority = Authority::new(loaded.dns.clone(), table.subscribe())
+        .context("building the DNS authority")?;
+    // GeoIP databases load before DNS serves; a change to a file reloads it.
+    let mut reloader = None;
+    if let Some(config) = &loaded.dns.geoip {
+        let geoip = Arc::new(
+            dns_authority::GeoIp::open(config)
+                .map_err(anyhow::Error::msg)
+                .context("loading the GeoIP databases ([geoip] in the DNS config)")?,
+        );
+        reloader = Some(geoip.spawn_reloader());
+        authority = authority.with_geoip(geoip);
+    }
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -158,5 +175,8 @@ pub async fn run(
     let _ = stop.send(true);
     api.await.context("API task")?.context("API server")?;
     dns.await.context("DNS task")?.context("DNS server")?;
+    if let Some(reloader) = reloader {
+        reloader.abort();
+    }
     Ok(())
 }

@@ -8,6 +8,7 @@
 
 mod checker;
 mod dns;
+mod geoip;
 mod health;
 mod table;
 
