@@ -58,7 +58,7 @@ enum Command {
         /// The region, e.g. `eu-west`.
         region: RegionId,
         #[command(flatten)]
-        routing: RoutingArgs,
+        routing: RoutingTargets,
         #[command(flatten)]
         admin: AdminArgs,
     },
@@ -67,7 +67,7 @@ enum Command {
         /// The region, e.g. `eu-west`.
         region: RegionId,
         #[command(flatten)]
-        routing: RoutingArgs,
+        routing: RoutingTargets,
         #[command(flatten)]
         admin: AdminArgs,
     },
@@ -137,6 +137,16 @@ struct RoutingArgs {
     /// The routing API.
     #[arg(long, default_value = "http://127.0.0.1:7000")]
     routing: String,
+}
+
+/// Every routing instance a drain must reach: each region runs its own
+/// routing (and several replicas), each with its own table.
+#[derive(Debug, clap::Args)]
+struct RoutingTargets {
+    /// A routing API; repeat for every routing instance (production: each
+    /// replica in each region).
+    #[arg(long = "routing", default_value = "http://127.0.0.1:7000", action = clap::ArgAction::Append)]
+    routing: Vec<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -252,24 +262,37 @@ fn http_client() -> anyhow::Result<reqwest::Client> {
         .context("an HTTP client")
 }
 
+/// Drains (or undrains) `region` at every routing instance given, each in
+/// turn, printing each one's table; fails naming every instance that did
+/// not take it (the others did: run it again once they are back).
 fn set_drained(
     region: RegionId,
-    routing: RoutingArgs,
+    routing: RoutingTargets,
     admin: AdminArgs,
     drained: bool,
 ) -> anyhow::Result<()> {
     let token = admin.token()?;
     block_on(async move {
         let client = http_client()?;
-        let table = routing::client::set_drained(
-            &client,
-            routing.routing.trim_end_matches('/'),
-            region.as_str(),
-            &token,
-            drained,
-        )
-        .await?;
-        print!("{}", crate::status::render(&table));
+        let mut failed = Vec::new();
+        for url in &routing.routing {
+            let url = url.trim_end_matches('/');
+            match routing::client::set_drained(&client, url, region.as_str(), &token, drained).await
+            {
+                Ok(table) => {
+                    println!("{url}:");
+                    print!("{}", crate::status::render(&table));
+                }
+                Err(err) => failed.push(format!("{url}: {err:#}")),
+            }
+        }
+        anyhow::ensure!(
+            failed.is_empty(),
+            "{} of {} routing instances did not take the change (the others did; repeat once they answer):\n{}",
+            failed.len(),
+            routing.routing.len(),
+            failed.join("\n")
+        );
         Ok(())
     })
 }

@@ -277,6 +277,43 @@ async fn up_starts_regions_pops_routing_and_dns() {
     .await;
     assert!(!ok);
     assert!(stderr.contains("401"), "{stderr}");
+    // A drain goes to every routing instance named; one that does not take
+    // it fails the command, by name, and the others keep the change.
+    let (ok, stdout, stderr) = cli(&[
+        "drain",
+        "us-east",
+        "--routing",
+        &routing_url,
+        "--routing",
+        "http://127.0.0.1:9",
+        "--token",
+        "local-dev-admin-token",
+    ])
+    .await;
+    assert!(!ok, "{stdout}");
+    assert!(
+        stderr.contains("1 of 2") && stderr.contains("127.0.0.1:9"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains(&routing_url) && stdout.contains("drained"),
+        "{stdout}"
+    );
+    routing::client::table_when(&client, &routing_url, 10, active_is("us", "eu-west"))
+        .await
+        .unwrap();
+    meridian(&[
+        "undrain",
+        "us-east",
+        "--routing",
+        &routing_url,
+        "--token",
+        "local-dev-admin-token",
+    ])
+    .await;
+    routing::client::table_when(&client, &routing_url, 10, active_is("us", "us-east"))
+        .await
+        .unwrap();
     // Every service in the process serves its own metrics, labelled: each
     // region only its own series, the routing layer its own.
     let names: Vec<String> = platform
