@@ -2,7 +2,9 @@
 //! edge-core the colo's Cache API (the POP's cache), Worker vars and
 //! secrets (settings) and `fetch` (to the regions and the routing API).
 //!
-//! Vars (see `wrangler.toml`): `POP`, `LATITUDE`, `LONGITUDE`,
+//! Vars (see `wrangler.toml`): `POP`, `LATITUDE`, `LONGITUDE` (unset in
+//! the global staging and production Workers: each request's colo and
+//! coordinates from `request.cf` stand in),
 //! `ROUTING_URL`, `TABLE_MAX_AGE_MS`, the rate limits (`RATE_PER_S`,
 //! `RATE_BURST`, `WRITE_RATE_*`, `SESSION_RATE_*`, `ADDRESS_RATE_FACTOR`),
 //! `SYNC_STALE_MS`; the secret `EDGE_KEY`.
@@ -178,14 +180,52 @@ impl Host for WorkerHost {
 
 /// The settings: the `EDGE_KEY` secret and the other settings as vars,
 /// named as edge-core names them but in upper case.
-fn config(env: &Env) -> Result<EdgeConfig, String> {
+/// Where Cloudflare ran this request: `request.cf`'s colo (an airport
+/// code) and the client's latitude and longitude, each when present.
+/// Read field by field: workers-rs's accessors unwrap.
+#[derive(Debug, Default)]
+struct Place {
+    colo: Option<String>,
+    latitude: Option<String>,
+    longitude: Option<String>,
+}
+
+fn place_of(req: &Request) -> Place {
+    let Ok(cf) = js_sys::Reflect::get(req.inner(), &JsValue::from_str("cf")) else {
+        return Place::default();
+    };
+    if !cf.is_object() {
+        return Place::default();
+    }
+    let text = |key: &str| {
+        js_sys::Reflect::get(&cf, &JsValue::from_str(key))
+            .ok()
+            .and_then(|v| v.as_string())
+    };
+    Place {
+        colo: text("colo"),
+        latitude: text("latitude"),
+        longitude: text("longitude"),
+    }
+}
+
+/// The settings from vars and the secret. One global Worker (wrangler.toml's
+/// staging and production) sets no `POP`, `LATITUDE` or `LONGITUDE`: each
+/// request then takes its colo as the POP's name and the client's
+/// coordinates as the point the nearest region is chosen from.
+fn config(env: &Env, place: &Place) -> Result<EdgeConfig, String> {
     EdgeConfig::from_lookup("worker", |name| {
         let upper = name.to_ascii_uppercase();
         if name == "edge_key" {
-            env.secret(&upper).ok().map(|v| v.to_string())
-        } else {
-            env.var(&upper).ok().map(|v| v.to_string())
+            return env.secret(&upper).ok().map(|v| v.to_string());
         }
+        let var = env.var(&upper).ok().map(|v| v.to_string());
+        var.or_else(|| match name {
+            "pop" => place.colo.clone(),
+            "latitude" => place.latitude.clone(),
+            "longitude" => place.longitude.clone(),
+            _ => None,
+        })
     })
     .map_err(|missing| {
         let kind = if missing.0 == "edge_key" {
@@ -297,7 +337,7 @@ async fn keep_current(edge: &Rc<Edge<WorkerHost>>, ctx: &Context, stale_ms: u64)
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
-    let config = match config(&env) {
+    let config = match config(&env, &place_of(&req)) {
         Ok(config) => config,
         Err(detail) => {
             return to_worker(EdgeResponse::problem(

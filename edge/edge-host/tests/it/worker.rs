@@ -56,7 +56,9 @@ impl Drop for Wrangler {
 }
 
 impl Wrangler {
-    fn start(routing_url: &str) -> Wrangler {
+    /// `wrangler dev` of the local config (POP `wrk`), or of a stage
+    /// (`--env`), which sets no POP or location.
+    fn start(routing_url: &str, stage: Option<&str>) -> Wrangler {
         use std::os::unix::process::CommandExt;
         build_worker();
         let state = tempfile::tempdir().expect("tempdir");
@@ -76,7 +78,11 @@ impl Wrangler {
             ])
             .args(["--var", &format!("ROUTING_URL:{routing_url}")])
             .args(["--var", &format!("EDGE_KEY:{EDGE_KEY}")])
-            .args(["--var", "POP:wrk", "--var", "SYNC_STALE_MS:500"])
+            .args(match stage {
+                None => vec!["--var", "POP:wrk"],
+                Some(stage) => vec!["--env", stage],
+            })
+            .args(["--var", "SYNC_STALE_MS:500"])
             .env("WRANGLER_SEND_METRICS", "false")
             // No internet here: miniflare would fetch `Request.cf` data.
             .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
@@ -93,8 +99,8 @@ impl Wrangler {
     }
 
     /// Waits (bounded: wrangler runs the build command first) until the
-    /// Worker answers its health route.
-    async fn ready(&mut self, client: &reqwest::Client) {
+    /// Worker answers its health route; gives the POP it names.
+    async fn ready(&mut self, client: &reqwest::Client) -> String {
         let deadline = Instant::now() + Duration::from_secs(300);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -104,8 +110,7 @@ impl Wrangler {
                 && r.status().is_success()
             {
                 let body: Value = r.json().await.expect("health json");
-                assert_eq!(body["pop"], "wrk", "{body}");
-                return;
+                return body["pop"].as_str().unwrap_or_default().to_owned();
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
@@ -125,8 +130,8 @@ fn header(response: &reqwest::Response, name: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_worker_serves_catalog_reads_and_cart_writes_under_wrangler_dev() {
     let world = World::start().await;
-    let mut wrangler = Wrangler::start(&world.routing_url);
-    wrangler.ready(&world.client).await;
+    let mut wrangler = Wrangler::start(&world.routing_url, None);
+    assert_eq!(wrangler.ready(&world.client).await, "wrk");
     let wrk = wrangler.url.clone();
 
     // A catalog read: a miss filled from the nearest region, then a hit
@@ -291,4 +296,46 @@ async fn the_worker_serves_catalog_reads_and_cart_writes_under_wrangler_dev() {
         .expect("send");
     let body: Value = read.json().await.expect("json");
     assert_eq!(body["lines"], json!([{ "sku": "PEN-1", "qty": 3 }]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stage_worker_takes_its_pop_and_location_from_the_request() {
+    let world = World::start().await;
+    // wrangler.toml's staging Worker: no POP, LATITUDE or LONGITUDE.
+    let mut wrangler = Wrangler::start(&world.routing_url, Some("staging"));
+    let pop = wrangler.ready(&world.client).await;
+    // The colo's airport code (miniflare's stand-in `request.cf` offline),
+    // not the "worker" an unset POP would give.
+    assert!(
+        pop.len() == 3 && pop.bytes().all(|b| b.is_ascii_uppercase()),
+        "POP {pop:?} is not the request's colo"
+    );
+    let reads_before: Vec<usize> = world
+        .regions
+        .iter()
+        .map(|r| r.front.reads().len())
+        .collect();
+    let read = world
+        .client
+        .get(format!("{}/v1/products/MUG-1", wrangler.url))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(read.status().as_u16(), 200);
+    assert_eq!(header(&read, "x-edge-pop"), pop);
+    // Filled from the region nearest to the request's coordinates
+    // (miniflare's stand-in is Austin, Texas: us-east), where a Worker
+    // without a location (0°, 0°) would pick eu-west.
+    let filled: Vec<String> = world
+        .regions
+        .iter()
+        .zip(reads_before)
+        .filter(|(r, from)| {
+            r.front.reads()[*from..]
+                .iter()
+                .any(|p| p.starts_with("/v1/products/MUG-1"))
+        })
+        .map(|(r, _)| r.name.clone())
+        .collect();
+    assert_eq!(filled, ["us-east"]);
 }
