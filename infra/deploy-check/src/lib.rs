@@ -1,0 +1,1 @@
+//! Nothing here: the checks are this crate's tests (`tests/`).
