@@ -27,9 +27,27 @@ fn every_config_in_infra_parses() {
     let mut files = Vec::new();
     toml_files(&infra_dir(), &mut files);
     assert!(!files.is_empty());
+    assert!(
+        files.iter().any(|f| f.starts_with(infra_dir().join("k8s"))),
+        "the production configs are checked too"
+    );
     for file in &files {
         let text = std::fs::read_to_string(file).unwrap();
+        // Production's files name paths inside the pods, so only their
+        // text is checked here; infra/deploy-check loads them as the pods
+        // mount them.
+        let in_k8s = file.starts_with(infra_dir().join("k8s"));
         match file.file_name().and_then(|n| n.to_str()) {
+            Some("routing.toml") if in_k8s => {
+                routing::config::RoutingConfig::from_toml_str(&text)
+                    .unwrap_or_else(|e| panic!("{}: {e:#}", file.display()));
+            }
+            Some("regional.toml") if in_k8s => {
+                let config = regional_server::config::parse(&text)
+                    .unwrap_or_else(|e| panic!("{}: {e:#}", file.display()));
+                let overlay = file.parent().and_then(|p| p.file_name()).unwrap();
+                assert_eq!(config.region.as_str(), overlay, "{}", file.display());
+            }
             Some("topology.toml") => {
                 Topology::from_toml_str(&text)
                     .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
