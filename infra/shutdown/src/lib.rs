@@ -7,7 +7,9 @@
 
 /// Waits until the process is asked to stop and names the signal
 /// (`"SIGTERM"` or `"SIGINT"`). Where a handler cannot be installed the
-/// error says so and the caller decides (the services refuse to start).
+/// error says so and the caller decides: the regional service and routing
+/// log it and keep serving (the signal's default action still stops
+/// them), edge-host exits with it.
 pub async fn requested() -> std::io::Result<&'static str> {
     #[cfg(unix)]
     {

@@ -34,6 +34,8 @@ pub struct ApiState {
     /// Bearer token for drain/undrain and for posting drills; `None`
     /// disables them.
     pub admin_token: Option<Arc<str>>,
+    /// Also accepted during a rotation (only beside `admin_token`).
+    pub admin_token_secondary: Option<Arc<str>>,
     pub drills: Drills,
 }
 
@@ -250,7 +252,12 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), Problem> {
-    check_bearer(state.admin_token.as_deref(), headers)
+    check_bearer(state.admin_token.as_deref(), headers).or_else(|refused| {
+        match (&state.admin_token, &state.admin_token_secondary) {
+            (Some(_), Some(secondary)) => check_bearer(Some(secondary), headers),
+            _ => Err(refused),
+        }
+    })
 }
 
 /// The operator's bearer token check, shared by the routing API and

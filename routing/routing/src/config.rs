@@ -8,6 +8,8 @@ use crate::table::{PopEndpoint, RegionEndpoint};
 
 /// Environment variable that overrides `admin_token`.
 pub const ADMIN_TOKEN_ENV: &str = "MERIDIAN_ROUTING_ADMIN_TOKEN";
+/// Environment variable that overrides `admin_token_secondary`.
+pub const ADMIN_TOKEN_SECONDARY_ENV: &str = "MERIDIAN_ROUTING_ADMIN_TOKEN_SECONDARY";
 
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -22,6 +24,10 @@ pub struct RoutingConfig {
     pub dns_listen: SocketAddr,
     /// Bearer token for drain/undrain (overridden by the environment).
     pub admin_token: Option<String>,
+    /// Another token accepted beside it during a rotation (overridden by
+    /// the environment); only with `admin_token`.
+    #[serde(default)]
+    pub admin_token_secondary: Option<String>,
     #[serde(default)]
     pub health: HealthPolicy,
     pub regions: Vec<RegionConfig>,

@@ -10,7 +10,7 @@ use topology::Topology;
 
 use crate::api::ApiState;
 use crate::checker::{Checker, HttpProber, Prober};
-use crate::config::{ADMIN_TOKEN_ENV, RoutingConfig};
+use crate::config::{ADMIN_TOKEN_ENV, ADMIN_TOKEN_SECONDARY_ENV, RoutingConfig};
 use crate::table::RegionTable;
 
 /// A routing config with the files it names read and validated.
@@ -117,6 +117,18 @@ pub fn admin_token(loaded: &Loaded) -> Option<String> {
         .or(loaded.config.admin_token.clone())
 }
 
+/// The token the API also takes during a rotation:
+/// `MERIDIAN_ROUTING_ADMIN_TOKEN_SECONDARY`, else the config's
+/// `admin_token_secondary`; never without a primary.
+pub fn admin_token_secondary(loaded: &Loaded) -> Option<String> {
+    admin_token(loaded)?;
+    std::env::var(ADMIN_TOKEN_SECONDARY_ENV)
+        .ok()
+        .filter(|t| !t.is_empty())
+        .or(loaded.config.admin_token_secondary.clone())
+        .filter(|t| !t.is_empty())
+}
+
 /// Runs the checker, the API and the DNS authority until `shutdown`.
 pub async fn run(
     loaded: Loaded,
@@ -138,6 +150,7 @@ pub async fn run(
     };
     let _checker = Checker::spawn(table.clone(), prober);
     let admin_token = admin_token(&loaded).map(Arc::from);
+    let admin_token_secondary = admin_token_secondary(&loaded).map(Arc::from);
     let mut authority = Authority::new(loaded.dns.clone(), table.subscribe())
         .context("building the DNS authority")?;
     // GeoIP databases load before DNS serves; a change to a file reloads it.
@@ -161,6 +174,7 @@ pub async fn run(
         ApiState {
             table,
             admin_token,
+            admin_token_secondary,
             drills: crate::drills::Drills::default(),
         },
         wait(stopped.clone()),

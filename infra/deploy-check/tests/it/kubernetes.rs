@@ -26,6 +26,7 @@ pub const OUT_OF_BAND: &[(&str, &str, &[&str])] = &[
             "session-key-secondary",
             "admin-token-secondary",
             "routing-admin-token",
+            "routing-admin-token-secondary",
         ],
     ),
     ("Secret", "meridian-geoip", &["account-id", "license-key"]),
@@ -285,5 +286,37 @@ fn walk(value: &Value, found: &mut Vec<Value>) {
         }
         Value::Array(items) => items.iter().for_each(|v| walk(v, found)),
         _ => {}
+    }
+}
+
+#[test]
+fn meridians_pods_meet_the_restricted_pod_security_standard() {
+    for region in regions() {
+        for deployment in region.of_kind("Deployment") {
+            let spec = &deployment["spec"]["template"]["spec"];
+            let name = &deployment["metadata"]["name"];
+            assert_eq!(spec["securityContext"]["runAsNonRoot"], true, "{name}");
+            assert_eq!(
+                spec["securityContext"]["seccompProfile"]["type"], "RuntimeDefault",
+                "{name}"
+            );
+            assert_eq!(spec["automountServiceAccountToken"], false, "{name}");
+            let containers = spec["containers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .chain(spec["initContainers"].as_array().into_iter().flatten());
+            for container in containers {
+                let context = &container["securityContext"];
+                let which = format!("{name}/{}", container["name"]);
+                assert_eq!(context["allowPrivilegeEscalation"], false, "{which}");
+                assert_eq!(context["readOnlyRootFilesystem"], true, "{which}");
+                assert_eq!(
+                    context["capabilities"]["drop"],
+                    serde_json::json!(["ALL"]),
+                    "{which}"
+                );
+            }
+        }
     }
 }

@@ -16,6 +16,7 @@ use topology::routing::{Health, RoutingTable};
 use crate::{endpoints, local_topology};
 
 const TOKEN: &str = "test-admin-token";
+const SECONDARY: &str = "test-admin-token-next";
 
 /// A region's `/readyz`, switchable.
 struct FakeRegion {
@@ -76,6 +77,7 @@ async fn stack() -> Stack {
     let state = ApiState {
         table,
         admin_token: Some(TOKEN.into()),
+        admin_token_secondary: Some(SECONDARY.into()),
         drills: routing::drills::Drills::default(),
     };
     tokio::spawn(routing::api::run(listener, state, std::future::pending()));
@@ -203,11 +205,12 @@ async fn drain_needs_the_admin_token_and_moves_traffic() {
     );
     assert_eq!(active(&drained, "eu").as_deref(), Some("us-east"));
 
+    // The secondary token (a rotation's other value) is accepted too.
     let undrain = format!("{}/v1/regions/eu-west/undrain", s.api);
     let back: RoutingTable = s
         .client
         .post(&undrain)
-        .bearer_auth(TOKEN)
+        .bearer_auth(SECONDARY)
         .send()
         .await
         .unwrap()

@@ -61,6 +61,7 @@ async fn shard_answer_follows_failover_over_udp_and_tcp() {
         api_listen: "127.0.0.1:0".parse().unwrap(),
         dns_listen: "127.0.0.1:0".parse().unwrap(),
         admin_token: None,
+        admin_token_secondary: None,
         health: HealthPolicy {
             interval_ms: 20,
             timeout_ms: 200,
