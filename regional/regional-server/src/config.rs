@@ -86,11 +86,15 @@ impl Secrets {
     /// The edge keys accepted, primary first.
     pub fn edge_keys(&self) -> Vec<Vec<u8>> {
         accepted(&self.edge_key, &self.edge_key_secondary)
+            .map(|k| k.as_bytes().to_vec())
+            .collect()
     }
 
     /// The session keys accepted, primary (the one that issues) first.
     pub fn session_keys(&self) -> Vec<Vec<u8>> {
         accepted(&self.session_key, &self.session_key_secondary)
+            .map(|k| k.as_bytes().to_vec())
+            .collect()
     }
 
     /// The admin tokens accepted, primary first; none when admin is off.
@@ -99,17 +103,15 @@ impl Secrets {
             return Vec::new();
         }
         accepted(&self.admin_token, &self.admin_token_secondary)
-            .into_iter()
-            .map(|t| std::sync::Arc::from(String::from_utf8_lossy(&t)))
+            .map(std::sync::Arc::from)
             .collect()
     }
 }
 
-fn accepted(primary: &str, secondary: &str) -> Vec<Vec<u8>> {
+/// The primary, then the secondary unless it is empty or the same.
+fn accepted<'s>(primary: &'s str, secondary: &'s str) -> impl Iterator<Item = &'s str> {
     std::iter::once(primary)
         .chain((!secondary.is_empty() && secondary != primary).then_some(secondary))
-        .map(|k| k.as_bytes().to_vec())
-        .collect()
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]

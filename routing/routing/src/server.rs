@@ -151,11 +151,12 @@ pub async fn run(
     let _checker = Checker::spawn(table.clone(), prober);
     let admin_token = admin_token(&loaded).map(Arc::from);
     let admin_token_secondary = admin_token_secondary(&loaded).map(Arc::from);
-    let mut authority = Authority::new(loaded.dns.clone(), table.subscribe())
-        .context("building the DNS authority")?;
+    let geoip_config = loaded.dns.geoip.clone();
+    let mut authority =
+        Authority::new(loaded.dns, table.subscribe()).context("building the DNS authority")?;
     // GeoIP databases load before DNS serves; a change to a file reloads it.
     let mut reloader = None;
-    if let Some(config) = &loaded.dns.geoip {
+    if let Some(config) = &geoip_config {
         let geoip = Arc::new(
             dns_authority::GeoIp::open(config)
                 .map_err(anyhow::Error::msg)

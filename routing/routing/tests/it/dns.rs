@@ -2,7 +2,6 @@
 //! regions, queried with the real `dig`: a shard's DNS answer moves to its
 //! standby when its home region dies, and back when it recovers.
 
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -10,37 +9,7 @@ use routing::config::{RegionConfig, RoutingConfig};
 use routing::health::HealthPolicy;
 use routing::server::{Loaded, Sockets};
 
-use crate::local_topology;
-
-fn dig(port: u16, name: &str, tcp: bool) -> Vec<String> {
-    let mut cmd = Command::new("dig");
-    cmd.args([
-        "@127.0.0.1",
-        "-p",
-        &port.to_string(),
-        name,
-        "A",
-        "+short",
-        "+norecurse",
-        "+time=2",
-        "+tries=1",
-    ]);
-    if tcp {
-        cmd.arg("+tcp");
-    }
-    let out = cmd
-        .output()
-        .expect("`dig` runs (Debian's dnsutils; `cargo xtask test` installs it)");
-    assert!(
-        out.status.success(),
-        "dig failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
+use crate::{dig, local_topology};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shard_answer_follows_failover_over_udp_and_tcp() {
@@ -103,10 +72,9 @@ async fn shard_answer_follows_failover_over_udp_and_tcp() {
     // watch), so once the table says where `us` is served, one query of
     // each transport must say so too: no retry, no clock.
     let answers = |want: &'static str| {
-        let dig_udp =
-            tokio::task::spawn_blocking(move || dig(port, "us.shard.shop.example.", false));
+        let dig_udp = tokio::task::spawn_blocking(move || dig(port, "us.shard.shop.example.", &[]));
         let dig_tcp =
-            tokio::task::spawn_blocking(move || dig(port, "us.shard.shop.example.", true));
+            tokio::task::spawn_blocking(move || dig(port, "us.shard.shop.example.", &["+tcp"]));
         async move {
             assert_eq!(dig_udp.await.unwrap(), [want], "UDP");
             assert_eq!(dig_tcp.await.unwrap(), [want], "TCP");

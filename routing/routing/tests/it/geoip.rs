@@ -54,35 +54,6 @@ fn write_city(out: &Path, networks: &[(&str, f64, f64, &str)]) {
     std::fs::rename(&partial, out).unwrap();
 }
 
-/// The first A or AAAA answer for `api.shop.example.` to a client in
-/// `subnet`.
-fn api_answer(port: u16, subnet: &str) -> Vec<String> {
-    let out = Command::new("dig")
-        .args([
-            "@127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "api.shop.example.",
-            "A",
-            &format!("+subnet={subnet}"),
-            "+short",
-            "+norecurse",
-            "+time=2",
-            "+tries=1",
-        ])
-        .output()
-        .expect("`dig` runs (Debian's dnsutils; `cargo xtask test` installs it)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
-
 /// A routing server (every region healthy) whose DNS config is the local
 /// one plus `geoip`, loaded from files in `dir` as the binary loads them.
 struct Server {
@@ -132,9 +103,11 @@ impl Server {
 
     async fn answer(&self, subnet: &'static str) -> Vec<String> {
         let port = self.port;
-        tokio::task::spawn_blocking(move || api_answer(port, subnet))
-            .await
-            .unwrap()
+        tokio::task::spawn_blocking(move || {
+            crate::dig(port, "api.shop.example.", &[&format!("+subnet={subnet}")])
+        })
+        .await
+        .unwrap()
     }
 
     async fn stop(mut self) {

@@ -68,3 +68,32 @@ pub(crate) async fn readyz_server(ready: std::sync::Arc<std::sync::atomic::Atomi
     tokio::spawn(async move { axum::serve(listener, app).await });
     base
 }
+
+/// `dig` for an A record of `name` at 127.0.0.1:`port`, with `extra`
+/// options (`+tcp`, `+subnet=...`): the answers, one per line.
+pub(crate) fn dig(port: u16, name: &str, extra: &[&str]) -> Vec<String> {
+    let out = std::process::Command::new("dig")
+        .args([
+            "@127.0.0.1",
+            "-p",
+            &port.to_string(),
+            name,
+            "A",
+            "+short",
+            "+norecurse",
+            "+time=2",
+            "+tries=1",
+        ])
+        .args(extra)
+        .output()
+        .expect("`dig` runs (Debian's dnsutils; `cargo xtask test` installs it)");
+    assert!(
+        out.status.success(),
+        "dig failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
