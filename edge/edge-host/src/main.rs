@@ -27,14 +27,16 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("starting the runtime")?;
     runtime.block_on(async move {
+        // Listening before the POPs serve: a SIGTERM from then on drains.
+        let signals = shutdown::listen()?;
         let mut running = edge_host::start(&config, false).await?;
         for (pop, addr) in &running.pops {
             println!("POP {:<12} http://{addr}", pop.name);
         }
         tokio::select! {
             result = running.wait() => result?,
-            signal = shutdown::requested() => {
-                tracing::info!(signal = signal?, "stopping: draining the POPs");
+            signal = signals.requested() => {
+                tracing::info!(signal, "stopping: draining the POPs");
             }
         }
         running.stop().await;

@@ -72,11 +72,14 @@ fn main() -> anyhow::Result<()> {
                 let listener = tokio::net::TcpListener::bind(loaded.config.listen)
                     .await
                     .with_context(|| format!("binding {}", loaded.config.listen))?;
+                // Listening before "up": a SIGTERM from then on drains.
+                let signals = shutdown::listen();
                 tracing::info!(region = %loaded.config.region, listen = %listener.local_addr()?, served = ?loaded.served, "regional service up");
                 let (tx, rx) = tokio::sync::watch::channel(false);
                 tokio::spawn(async move {
-                    match shutdown::requested().await {
-                        Ok(signal) => {
+                    match signals {
+                        Ok(signals) => {
+                            let signal = signals.requested().await;
                             tracing::info!(signal, "stopping: finishing the requests in flight");
                             let _ = tx.send(true);
                         }

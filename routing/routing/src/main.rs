@@ -32,10 +32,15 @@ fn main() -> anyhow::Result<()> {
         .context("starting the async runtime")?
         .block_on(async move {
             let sockets = routing::server::Sockets::bind(&loaded.config).await?;
+            // Listening before "up": a SIGTERM from then on stops cleanly.
+            let signals = shutdown::listen();
             tracing::info!(api = %loaded.config.api_listen, dns = %loaded.config.dns_listen, "routing up");
-            routing::server::run(loaded, sockets, None, async {
-                match shutdown::requested().await {
-                    Ok(signal) => tracing::info!(signal, "stopping"),
+            routing::server::run(loaded, sockets, None, async move {
+                match signals {
+                    Ok(signals) => {
+                        let signal = signals.requested().await;
+                        tracing::info!(signal, "stopping");
+                    }
                     // Without a handler the default action still stops the
                     // process; never stop on this alone.
                     Err(err) => {
