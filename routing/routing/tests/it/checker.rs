@@ -111,6 +111,13 @@ impl Stack {
     }
 }
 
+/// Every region and the POP healthy: the table is settled, so its version
+/// moves only on what the test does next.
+fn all_healthy(table: &RoutingTable) -> bool {
+    table.regions.iter().all(|r| r.health == Health::Healthy)
+        && table.pops.iter().all(|p| p.health == Health::Healthy)
+}
+
 fn active(table: &RoutingTable, shard: &str) -> Option<String> {
     table
         .shard(&shard.parse().unwrap())?
@@ -122,8 +129,7 @@ fn active(table: &RoutingTable, shard: &str) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_region_fails_over_and_recovers() {
     let s = stack().await;
-    s.wait_until(|t| t.regions.iter().all(|r| r.health == Health::Healthy))
-        .await;
+    s.wait_until(all_healthy).await;
     assert_eq!(active(&s.table().await, "us").as_deref(), Some("us-east"));
 
     s.regions[0].ready.store(false, Ordering::SeqCst);
@@ -165,8 +171,7 @@ async fn dead_region_fails_over_and_recovers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drain_needs_the_admin_token_and_moves_traffic() {
     let s = stack().await;
-    s.wait_until(|t| t.regions.iter().all(|r| r.health == Health::Healthy))
-        .await;
+    s.wait_until(all_healthy).await;
     let url = format!("{}/v1/regions/eu-west/drain", s.api);
 
     let unauthorized = s.client.post(&url).send().await.unwrap();
@@ -242,9 +247,7 @@ async fn drain_needs_the_admin_token_and_moves_traffic() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_poll_returns_at_its_timeout_and_rejects_bad_queries() {
     let s = stack().await;
-    let table = s
-        .wait_until(|t| t.regions.iter().all(|r| r.health == Health::Healthy))
-        .await;
+    let table = s.wait_until(all_healthy).await;
     let started = Instant::now();
     let same: RoutingTable = s
         .client
@@ -287,8 +290,7 @@ fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_follow_region_health_and_count_probes() {
     let s = stack().await;
-    s.wait_until(|t| t.regions.iter().all(|r| r.health == Health::Healthy))
-        .await;
+    s.wait_until(all_healthy).await;
     let metrics = || async {
         s.client
             .get(format!("{}/metrics", s.api))
