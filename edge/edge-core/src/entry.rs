@@ -22,6 +22,9 @@ pub struct Entry {
     pub tags: Vec<(String, u64)>,
     /// The cart's version, for a cart.
     pub cart_version: Option<u64>,
+    /// The region that answered the fill (its `x-meridian-region`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     #[serde(skip)]
     pub body: Vec<u8>,
 }
@@ -111,6 +114,7 @@ mod tests {
             },
             tags: vec![("product:A".into(), 3)],
             cart_version: None,
+            region: Some("eu-west".into()),
             body: b"{\"a\":1}".to_vec(),
         }
     }

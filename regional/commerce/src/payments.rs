@@ -226,6 +226,7 @@ struct Dice {
     forced_timeouts: u32,
     /// Test hook: the next n captures are refused (without effect).
     refused_captures: u32,
+    forced_declines: u32,
 }
 
 /// A payment provider simulated over a durable store of its own, which
@@ -261,6 +262,7 @@ impl SimulatedGateway {
                 rng,
                 forced_timeouts: 0,
                 refused_captures: 0,
+                forced_declines: 0,
             }),
             stats: Mutex::new(GatewayStats::default()),
             calls: std::sync::atomic::AtomicU64::new(0),
@@ -296,6 +298,11 @@ impl SimulatedGateway {
     /// The next `n` captures are refused, without effect.
     pub fn refuse_captures(&self, n: u32) {
         self.dice.lock().refused_captures = n;
+    }
+
+    /// The next `n` authorizations are declined (a card the bank refuses).
+    pub fn decline_authorizations(&self, n: u32) {
+        self.dice.lock().forced_declines = n;
     }
 
     /// Every authorization in the provider's books (at most `limit`).
@@ -356,8 +363,12 @@ impl SimulatedGateway {
         let draw = {
             let mut dice = self.dice.lock();
             let roll: f64 = dice.rng.random();
+            let forced = kind == Call::Authorize && dice.forced_declines > 0;
+            if forced {
+                dice.forced_declines -= 1;
+            }
             Draw {
-                decline: roll < decline_rate,
+                decline: forced || roll < decline_rate,
                 now_ms: Self::now_ms(),
             }
         };

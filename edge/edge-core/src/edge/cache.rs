@@ -3,6 +3,7 @@
 //! conditional answers, the cart written through.
 
 use super::*;
+use regional_api::headers::REGION;
 
 impl<H: Host> Edge<H> {
     /// Takes a token of `class` for the request's subject (its session's
@@ -191,6 +192,7 @@ impl<H: Host> Edge<H> {
                 Route::CartRead { .. } => token::version_of(&response.body),
                 _ => None,
             },
+            region: response.header(REGION).map(str::to_owned),
             body: response.body,
         };
         self.host.set(&kv::cache(key), &entry.encode()).await;
@@ -212,6 +214,9 @@ impl<H: Host> Edge<H> {
         response.set_header("x-cache", state);
         if let Some(version) = e.cart_version {
             response.set_header(token::HEADER, version.to_string());
+        }
+        if let Some(region) = &e.region {
+            response.set_header(REGION, region.clone());
         }
         response.body = e.body.clone();
         self.conditional(req, response)
@@ -266,6 +271,7 @@ impl<H: Host> Edge<H> {
                 policy,
                 tags: self.generations(&route, &read).await,
                 cart_version: Some(version),
+                region: response.header(REGION).map(str::to_owned),
                 body: response.body.clone(),
             };
             self.host.set(&kv::cache(&key), &entry.encode()).await;

@@ -2,6 +2,7 @@
 //! nearest, resent to the next one only by the contract's rule.
 
 use super::*;
+use regional_api::headers::{FAILOVER, REGION};
 
 impl<H: Host> Edge<H> {
     /// Sends `req` to the region(s) for `target`, signed; fails over once,
@@ -22,14 +23,16 @@ impl<H: Host> Edge<H> {
                 "the edge has no routing table yet",
             );
         };
-        let urls = match target {
-            Target::Shard(shard) => origin::for_shard(&table, shard),
-            Target::SessionShard => match session_shard(req) {
-                Some(shard) => origin::for_shard(&table, &shard),
-                // No session: the region answers 401 whichever it is.
-                None => origin::nearest(&table, self.config.latitude, self.config.longitude),
-            },
-            Target::Nearest => origin::nearest(&table, self.config.latitude, self.config.longitude),
+        let shard = match target {
+            Target::Shard(shard) => Some(shard.clone()),
+            Target::SessionShard => session_shard(req),
+            Target::Nearest => None,
+        };
+        let urls = match &shard {
+            Some(shard) => origin::for_shard(&table, shard),
+            // Any region, or no session (the region answers 401 whichever
+            // it is).
+            None => origin::nearest(&table, self.config.latitude, self.config.longitude),
         };
         let safe_to_repeat = repeat.is_none_or(|r| r.safe(req.header(IDEMPOTENCY_KEY).is_some()));
         let mut outcome = Err(Failure::NotSent);
@@ -43,7 +46,18 @@ impl<H: Host> Edge<H> {
             }
         }
         match outcome {
-            Ok(response) => response,
+            Ok(mut response) => {
+                // Served by a standby: say whose shard it is, so the page
+                // can tell the shopper their region is failing over.
+                if let Some(route) = shard.as_ref().and_then(|s| table.shard(s))
+                    && response
+                        .header(REGION)
+                        .is_some_and(|r| r != route.home.as_str())
+                {
+                    response.set_header(FAILOVER, route.home.to_string());
+                }
+                response
+            }
             Err(_) if urls.is_empty() => Response::problem(
                 503,
                 "no-region",

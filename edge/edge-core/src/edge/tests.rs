@@ -421,6 +421,51 @@ fn writes_fail_over_once_and_only_when_safe() {
     assert_eq!(e.host.calls.borrow().len() - before, 3);
 }
 
+/// Every answer names the region that gave it, a cached one too; one
+/// for a shard from a region other than the shard's home says whose home
+/// it is (the storefront's "your region is failing over").
+#[test]
+fn the_answering_region_is_named_and_a_standby_answer_flagged() {
+    use regional_api::headers::{FAILOVER, REGION};
+    let home_up = std::rc::Rc::new(Cell::new(true));
+    let up = home_up.clone();
+    let e = edge(Box::new(move |req| {
+        let region = if req.url.starts_with("http://us") {
+            if !up.get() {
+                return Err(Failure::NotSent);
+            }
+            "us-east"
+        } else {
+            "eu-west"
+        };
+        let mut r = json(200, "{\"version\":3}")?;
+        r.set_header(REGION, region);
+        Ok(r)
+    }));
+    let mut write = get("/v1/carts/us.01ARZ3NDEKTSV4RRFFQ69G5FAV/items");
+    write.method = "POST".into();
+    write.body = b"{\"sku\":\"A-1\",\"qty\":1}".to_vec();
+    let r = block_on(e.handle(write.clone())).response;
+    assert_eq!(r.header(REGION), Some("us-east"));
+    assert_eq!(r.header(FAILOVER), None, "the home answered");
+    home_up.set(false);
+    let r = block_on(e.handle(write)).response;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header(REGION), Some("eu-west"));
+    assert_eq!(r.header(FAILOVER), Some("us-east"));
+    // The cart the standby wrote is cached with the region that wrote it.
+    let read = block_on(e.handle(get("/v1/carts/us.01ARZ3NDEKTSV4RRFFQ69G5FAV"))).response;
+    assert_eq!(read.header("x-cache"), Some("HIT"));
+    assert_eq!(read.header(REGION), Some("eu-west"));
+    // A catalog read any region answers is never a failover.
+    let product = block_on(e.handle(get("/v1/products/A-1"))).response;
+    assert_eq!(product.header(REGION), Some("eu-west"));
+    assert_eq!(product.header(FAILOVER), None);
+    let again = block_on(e.handle(get("/v1/products/A-1"))).response;
+    assert_eq!(again.header("x-cache"), Some("HIT"));
+    assert_eq!(again.header(REGION), Some("eu-west"));
+}
+
 /// Every write route against every way its first call can end: what
 /// the shopper gets and how many calls were made. Regions are tried in
 /// the table's order (home `us`, then standby `eu`).
@@ -623,7 +668,9 @@ fn what_costs_the_origin_is_limited_per_class_and_subject() {
     assert_eq!(search("c", "5.6.7.8").status, 200);
     assert_eq!(search("a", "1.2.3.4").status, 200);
     assert_eq!(
-        block_on(e.handle(get("/assets/app.css"))).response.status,
+        block_on(e.handle(get(crate::assets::path_of("app.css").unwrap())))
+            .response
+            .status,
         200
     );
     assert_eq!(block_on(e.handle(get("/healthz"))).response.status, 200);
@@ -681,7 +728,7 @@ fn fifty_shoppers_behind_one_address_browse_cached_pages_freely() {
 #[test]
 fn static_assets_and_unknown_routes() {
     let e = edge(Box::new(|_| json(200, "{}")));
-    let css = block_on(e.handle(get("/assets/app.css"))).response;
+    let css = block_on(e.handle(get(crate::assets::path_of("app.css").unwrap()))).response;
     assert_eq!(css.status, 200);
     assert_eq!(
         css.header("cache-control"),

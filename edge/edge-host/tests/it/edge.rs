@@ -328,7 +328,10 @@ async fn static_assets_and_per_client_rate_limits_at_the_edge() {
     let dub = world.pop("dub");
     let css = world
         .client
-        .get(format!("{dub}/assets/app.css"))
+        .get(format!(
+            "{dub}{}",
+            edge_core::assets::path_of("app.css").expect("the style sheet")
+        ))
         .send()
         .await
         .expect("send");

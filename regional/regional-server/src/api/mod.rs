@@ -147,6 +147,10 @@ fn routers(state: AppState) -> (Router, Value) {
     ]);
     let served_doc = Arc::new(doc.clone());
     let limit = state.http.body_limit_bytes;
+    // Every answer names the region that gave it (region names are DNS
+    // labels, so always a valid header value).
+    let region = HeaderValue::from_str(state.commerce.region().as_str())
+        .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
     // Admin calls are authenticated before anything else is looked at.
     let admin = admin.layer(middleware::from_fn_with_state(state.clone(), require_admin));
     let internal = internal
@@ -177,6 +181,10 @@ fn routers(state: AppState) -> (Router, Value) {
                 )
                 .into_response()
             },
+        ))
+        .layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
+            header::HeaderName::from_static(regional_api::headers::REGION),
+            region,
         ))
         .with_state(state);
     (router, doc)

@@ -189,7 +189,8 @@ fn the_environment_overrides_the_config_file() {
 }
 
 /// Every documented path asked with every method it does not take: 405,
-/// problem+json, and an `Allow` header naming the methods it does take.
+/// problem+json, an `Allow` header naming the methods it does take, and
+/// the answering region's name.
 #[tokio::test]
 async fn a_wrong_method_on_any_known_route_is_a_problem_json_405() {
     let fx = Fixture::start().await;
@@ -215,6 +216,15 @@ async fn a_wrong_method_on_any_known_route_is_a_problem_json_405() {
                 .get("allow")
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
+            // Errors too name the region that answered.
+            assert_eq!(
+                response
+                    .headers()
+                    .get(regional_api::headers::REGION)
+                    .and_then(|v| v.to_str().ok()),
+                Some(fx.region.state.commerce.region().as_str()),
+                "{method} {concrete}"
+            );
             let body = crate::fixture::problem(response, StatusCode::METHOD_NOT_ALLOWED).await;
             assert_eq!(
                 body["type"], "urn:meridian:problem:method-not-allowed",
