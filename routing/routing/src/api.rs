@@ -1,7 +1,8 @@
 //! The routing API (axum): the table, a long poll for its changes, the
 //! timeline, drain and undrain (admin token), failure drills (posted by a
 //! running drill with the admin token, listed, followed by long poll, their
-//! reports), health and metrics. Errors are RFC 9457 problem+json.
+//! reports), health and metrics, and the SRE dashboard (`/dashboard`).
+//! Errors are RFC 9457 problem+json.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -169,7 +170,8 @@ pub fn app(state: ApiState) -> Router {
         .route("/v1/drills/{id}/report.md", get(report_md))
         .route("/v1/drills/{id}/report.html", get(report_html))
         .route("/healthz", get(|| async { "ok" }))
-        .route("/metrics", get(metrics));
+        .route("/metrics", get(metrics))
+        .merge(crate::dashboard::routes());
     // After every route: it is set on each route's method router.
     problem_fallbacks(router)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -55,7 +55,12 @@ pub struct DrillMoment {
     pub what: String,
 }
 
-/// One second of shopper load at one POP (`pop` = `all` for every POP).
+/// The `pop` of a second that adds up every POP's figures (the drill
+/// posts it, its report and the dashboard chart it).
+pub const ALL_POPS: &str = "all POPs";
+
+/// One second of shopper load at one POP (`pop` = [`ALL_POPS`] for every
+/// POP).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DrillSecond {

@@ -9,6 +9,7 @@ pub mod api;
 pub mod checker;
 pub mod client;
 pub mod config;
+pub mod dashboard;
 pub mod drills;
 pub mod health;
 pub mod metrics;

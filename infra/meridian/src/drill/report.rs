@@ -179,7 +179,7 @@ pub fn second<'a>(at_s: u64, pop: &str, records: impl Iterator<Item = &'a Record
 }
 
 /// The label of every POP together in per-second figures.
-pub const ALL_POPS: &str = "all POPs";
+pub use routing::drills::ALL_POPS;
 
 /// Every POP the load shopped at, in name order.
 pub fn pops(outcome: &Outcome) -> Vec<&str> {

@@ -395,6 +395,13 @@ async fn every_error_is_a_meridian_problem_json_a_wrong_method_included() {
             405,
             "method-not-allowed",
         ),
+        (
+            reqwest::Method::POST,
+            "/dashboard",
+            405,
+            "method-not-allowed",
+        ),
+        (reqwest::Method::GET, "/dashboard/nope.js", 404, "not-found"),
     ] {
         let response = s
             .client
@@ -418,6 +425,56 @@ async fn every_error_is_a_meridian_problem_json_a_wrong_method_included() {
             format!("urn:meridian:problem:{kind}"),
             "{method} {path}"
         );
+    }
+}
+
+/// The SRE dashboard is served beside the API it reads: `/` leads to it,
+/// the page is under a policy that runs only its own script, and every
+/// script and style sheet it links is served with its type.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_is_served_with_its_assets() {
+    let s = stack().await;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let root = client.get(format!("{}/", s.api)).send().await.unwrap();
+    assert!(root.status().is_redirection(), "{}", root.status());
+    assert_eq!(root.headers()["location"], routing::dashboard::PATH);
+    let page = client
+        .get(format!("{}{}", s.api, routing::dashboard::PATH))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
+    assert_eq!(
+        page.headers()["content-security-policy"],
+        routing::dashboard::CONTENT_SECURITY_POLICY
+    );
+    let html = page.text().await.unwrap();
+    // The page charts the drills' all-POPs seconds by the server's name.
+    assert!(!html.contains("{{"), "every placeholder filled");
+    assert!(
+        html.contains(&format!("data-all-pops=\"{}\"", routing::drills::ALL_POPS)),
+        "{html}"
+    );
+    let linked: Vec<&str> = html
+        .split(['"', '\''])
+        .filter(|part| part.starts_with("/dashboard/"))
+        .collect();
+    assert_eq!(linked.len(), 2, "{linked:?}");
+    for path in linked {
+        let asset = client.get(format!("{}{path}", s.api)).send().await.unwrap();
+        assert_eq!(asset.status(), 200, "{path}");
+        let kind = if path.ends_with(".js") {
+            "text/javascript; charset=utf-8"
+        } else {
+            "text/css; charset=utf-8"
+        };
+        assert_eq!(asset.headers()["content-type"], kind, "{path}");
+        assert!(!asset.text().await.unwrap().is_empty(), "{path}");
     }
 }
 
