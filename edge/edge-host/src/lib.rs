@@ -17,6 +17,7 @@ mod native;
 mod outgoing;
 mod spin_imports;
 mod watchers;
+pub mod wrangler;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -619,10 +619,9 @@ impl Commerce {
 
     /// Available units of `sku` in every warehouse.
     pub async fn availability(&self, sku: &str) -> Result<Vec<StockLevel>> {
-        let mut out = Vec::new();
-        for warehouse in self.warehouses() {
-            out.push(self.stock(&warehouse, sku).await?);
-        }
-        Ok(out)
+        // Every warehouse at once: each may be a cluster a round trip
+        // away, so the page waits for the farthest, not for their sum.
+        let warehouses = self.warehouses();
+        futures::future::try_join_all(warehouses.iter().map(|w| self.stock(w, sku))).await
     }
 }

@@ -3,119 +3,42 @@
 //! catalog read (miss, hit, purge by the feed's long poll) and a cart
 //! write, whose version the Spin component's POP then honours.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::Once;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use edge_host::wrangler::{Wrangler, WranglerOptions};
 
 use serde_json::{Value, json};
 
 use crate::world::{EDGE_KEY, Shopper, World, workspace};
 
-fn worker_dir() -> PathBuf {
-    workspace().join("edge/edge-worker")
-}
-
-/// Builds the Worker once per test process (`cargo xtask build-worker`:
-/// npm packages, worker-build and wasm-bindgen where missing).
-fn build_worker() {
-    static BUILD: Once = Once::new();
-    BUILD.call_once(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .current_dir(workspace())
-            .args(["xtask", "build-worker"])
-            .status()
-            .expect("running cargo xtask build-worker");
-        assert!(status.success(), "building the Worker failed");
-    });
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
-/// `wrangler dev` in its own process group, stopped (with workerd) on drop.
-struct Wrangler {
-    child: Child,
-    url: String,
-    _state: tempfile::TempDir,
-}
-
-impl Drop for Wrangler {
-    fn drop(&mut self) {
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
-        std::thread::sleep(Duration::from_millis(300));
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
-        let _ = self.child.wait();
+/// `wrangler dev` of the local config (POP `wrk`), or of a stage
+/// (`--env`), which sets no POP or location; after its state directory
+/// (bound first, so it outlives the Worker).
+fn wrangler(routing_url: &str, stage: Option<&str>) -> (tempfile::TempDir, Wrangler) {
+    let state = tempfile::tempdir().expect("tempdir");
+    let mut vars = vec![("SYNC_STALE_MS".to_owned(), "500".to_owned())];
+    if stage.is_none() {
+        vars.push(("POP".to_owned(), "wrk".to_owned()));
     }
+    let wrangler = Wrangler::start(&WranglerOptions {
+        workspace: workspace(),
+        routing_url: routing_url.to_owned(),
+        edge_key: EDGE_KEY.to_owned(),
+        stage: stage.map(str::to_owned),
+        vars,
+        persist_to: state.path().to_path_buf(),
+    })
+    .expect("wrangler dev starts");
+    (state, wrangler)
 }
 
-impl Wrangler {
-    /// `wrangler dev` of the local config (POP `wrk`), or of a stage
-    /// (`--env`), which sets no POP or location.
-    fn start(routing_url: &str, stage: Option<&str>) -> Wrangler {
-        use std::os::unix::process::CommandExt;
-        build_worker();
-        let state = tempfile::tempdir().expect("tempdir");
-        let port = free_port();
-        let inspector = free_port();
-        let child = Command::new(worker_dir().join("node_modules/.bin/wrangler"))
-            .current_dir(worker_dir())
-            .args(["dev", "--local", "--ip", "127.0.0.1"])
-            .args(["--port", &port.to_string()])
-            .args(["--inspector-port", &inspector.to_string()])
-            .arg("--persist-to")
-            .arg(state.path())
-            .args([
-                "--show-interactive-dev-session=false",
-                "--log-level",
-                "warn",
-            ])
-            .args(["--var", &format!("ROUTING_URL:{routing_url}")])
-            .args(["--var", &format!("EDGE_KEY:{EDGE_KEY}")])
-            .args(match stage {
-                None => vec!["--var", "POP:wrk"],
-                Some(stage) => vec!["--env", stage],
-            })
-            .args(["--var", "SYNC_STALE_MS:500"])
-            .env("WRANGLER_SEND_METRICS", "false")
-            // No internet here: miniflare would fetch `Request.cf` data.
-            .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
-            .env("CI", "true")
-            .stdin(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .expect("starting wrangler dev (npm ci in edge/edge-worker)");
-        Wrangler {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            _state: state,
-        }
-    }
-
-    /// Waits (bounded: wrangler runs the build command first) until the
-    /// Worker answers its health route; gives the POP it names.
-    async fn ready(&mut self, client: &reqwest::Client) -> String {
-        let deadline = Instant::now() + Duration::from_secs(300);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("wrangler dev exited early: {status}");
-            }
-            if let Ok(r) = client.get(format!("{}/healthz", self.url)).send().await
-                && r.status().is_success()
-            {
-                let body: Value = r.json().await.expect("health json");
-                return body["pop"].as_str().unwrap_or_default().to_owned();
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-        panic!("wrangler dev never served {}", self.url);
-    }
+/// Waits (bounded: wrangler runs the build command first) until the
+/// Worker answers; the POP it names.
+async fn ready(wrangler: &mut Wrangler, client: &reqwest::Client) -> String {
+    wrangler
+        .ready(client, Duration::from_secs(300))
+        .await
+        .expect("wrangler dev serves")
 }
 
 fn header(response: &reqwest::Response, name: &str) -> String {
@@ -130,8 +53,8 @@ fn header(response: &reqwest::Response, name: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_worker_serves_catalog_reads_and_cart_writes_under_wrangler_dev() {
     let world = World::start().await;
-    let mut wrangler = Wrangler::start(&world.routing_url, None);
-    assert_eq!(wrangler.ready(&world.client).await, "wrk");
+    let (_state, mut wrangler) = wrangler(&world.routing_url, None);
+    assert_eq!(ready(&mut wrangler, &world.client).await, "wrk");
     let wrk = wrangler.url.clone();
 
     // A catalog read: a miss filled from the nearest region, then a hit
@@ -302,8 +225,8 @@ async fn the_worker_serves_catalog_reads_and_cart_writes_under_wrangler_dev() {
 async fn a_stage_worker_takes_its_pop_and_location_from_the_request() {
     let world = World::start().await;
     // wrangler.toml's staging Worker: no POP, LATITUDE or LONGITUDE.
-    let mut wrangler = Wrangler::start(&world.routing_url, Some("staging"));
-    let pop = wrangler.ready(&world.client).await;
+    let (_state, mut wrangler) = wrangler(&world.routing_url, Some("staging"));
+    let pop = ready(&mut wrangler, &world.client).await;
     // The colo's airport code (miniflare's stand-in `request.cf` offline),
     // not the "worker" an unset POP would give.
     assert!(
