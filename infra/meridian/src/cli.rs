@@ -368,7 +368,10 @@ fn drill(
         if let Some(api) = platform.routing_api {
             tokio::spawn(async move {
                 if let Ok(id) = id.await {
-                    println!("follow it live: http://{api}/v1/drills/{id}/watch?since=0");
+                    println!(
+                        "follow it live: http://{api}{} (or http://{api}/v1/drills/{id}/watch?since=0)",
+                        routing::dashboard::PATH
+                    );
                 }
             });
         }
@@ -483,6 +486,10 @@ fn up(
         if let (Some(api), Some(dns)) = (platform.routing_api, platform.dns) {
             println!("  routing API    http://{api}/v1/table");
             println!(
+                "  dashboard      http://{api}{}  (regions, shards, events, drills; drain with the admin token)",
+                routing::dashboard::PATH
+            );
+            println!(
                 "  DNS            {dns} (udp+tcp)  try: dig @{} -p {} www.shop.example  (the nearest POP; api.shop.example: the nearest region)",
                 dns.ip(),
                 dns.port()
@@ -490,7 +497,7 @@ fn up(
         }
         match platform.pops.first() {
             Some((_, pop)) => println!(
-                "Try: curl 'http://{pop}/v1/search?q=wool&limit=3'   (Ctrl-C stops)"
+                "Try: open http://{pop}/ in a browser (the storefront), or curl 'http://{pop}/v1/search?q=wool&limit=3'   (Ctrl-C stops)"
             ),
             None => println!(
                 "Try: curl 'http://{}/v1/search?q=wool&limit=3'   (Ctrl-C stops)",

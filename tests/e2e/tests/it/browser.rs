@@ -210,14 +210,38 @@ async fn the_dashboard_and_the_storefront_in_chromium() {
         .await
         .expect("one unit");
 
-    let pops: serde_json::Map<String, serde_json::Value> = platform
+    let mut pops: serde_json::Map<String, serde_json::Value> = platform
         .pops
         .iter()
         .map(|(name, addr)| (name.clone(), addr.to_string().into()))
         .collect();
+    // The Cloudflare Worker as a fifth POP, under `wrangler dev`, placed
+    // in Dublin by wrangler.toml's local settings.
+    let worker_state = tempfile::tempdir().expect("tempdir");
+    let mut worker = edge_host::wrangler::Wrangler::start(&edge_host::wrangler::WranglerOptions {
+        workspace: support::infra_dir().join(".."),
+        routing_url: format!("http://{routing}"),
+        edge_key: support::EDGE_KEY.to_owned(),
+        stage: None,
+        vars: vec![("POP".to_owned(), "wrk".to_owned())],
+        persist_to: worker_state.path().to_path_buf(),
+    })
+    .expect("wrangler dev starts");
+    assert_eq!(
+        worker
+            .ready(&support::client(), std::time::Duration::from_secs(600))
+            .await
+            .expect("the Worker serves"),
+        "wrk"
+    );
+    pops.insert(
+        "wrk".to_owned(),
+        worker.url.trim_start_matches("http://").into(),
+    );
     let scenarios = [
         "measure",
         "purchase",
+        "worker_purchase",
         "second_pop",
         "out_of_stock",
         "declined",
@@ -252,5 +276,6 @@ async fn the_dashboard_and_the_storefront_in_chromium() {
     );
     assert_eq!(run.passed, scenarios);
     assert_eq!(run.metrics.len(), 5, "{:?}", run.metrics);
+    drop(worker);
     platform.stop().await.expect("the platform stops");
 }

@@ -9,6 +9,8 @@ use std::process::{Child, Command, Stdio};
 
 /// The local stack's admin token (regions and routing).
 pub(crate) const ADMIN: &str = "local-dev-admin-token";
+/// The key the local edges sign their calls to the regions with.
+pub(crate) const EDGE_KEY: &str = "local-dev-edge-key-change-me";
 /// Products in the catalog of a stack `write_config` describes.
 pub(crate) const PRODUCTS: usize = 12;
 
@@ -171,7 +173,7 @@ pub(crate) async fn signed_call_status(
         .expect("clock")
         .as_secs();
     let signature = regional_server::auth::sign_edge_request(
-        b"local-dev-edge-key-change-me",
+        EDGE_KEY.as_bytes(),
         method,
         path,
         now_s,
