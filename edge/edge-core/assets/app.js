@@ -130,7 +130,7 @@ async function home() {
   page('Meridian',
     h('h2', { text: 'Shop by category' }),
     h('ul.grid', {}, cats.map((c) => h('li', {}, h('a', { href: `#/search?category=${encodeURIComponent(c.slug)}`, text: c.name })))),
-    h('h2', { text: 'Popular now' }),
+    h('h2', { text: 'From the catalog' }),
     results(popular.hits));
 }
 

@@ -135,7 +135,9 @@ let followed = null; // the id of the drill in the live view
 async function refreshDrills() {
   const drills = await api('GET', '/v1/drills');
   drills.sort((a, b) => b.started_ms - a.started_ms);
-  $('drills').tBodies[0].replaceChildren(...drills.map((d) => h('tr', { 'data-drill': d.id },
+  if (!drills.length) {
+    $('drills').tBodies[0].replaceChildren(h('tr', {}, h('td', { colspan: 5, class: 'muted', text: 'None yet: run one with meridian drill <scenario> --target <control API>.' })));
+  } else $('drills').tBodies[0].replaceChildren(...drills.map((d) => h('tr', { 'data-drill': d.id },
     h('td', {}, h('time', { datetime: new Date(d.started_ms).toISOString(), text: new Date(d.started_ms).toLocaleString('en-GB') })),
     h('td', { text: d.scenario }),
     h('td', { text: d.region }),
