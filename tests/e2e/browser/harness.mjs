@@ -55,7 +55,7 @@ export async function newPage(browser, options = {}) {
   page.on('pageerror', (e) => page.errors.push(String(e)));
   // Anything the page's own Content-Security-Policy refuses is a bug.
   page.on('console', (m) => { if (/Content Security Policy/i.test(m.text())) page.errors.push(m.text()); });
-  watch(page);
+  focus(page);
   return { context, page };
 }
 
@@ -114,7 +114,6 @@ export async function press(page, locator) {
 let current = null;
 let running = '';
 let kept = false;
-function watch(page) { current = page; }
 export function focus(page) { current = page; }
 
 async function keep() {

@@ -89,7 +89,7 @@ async function toCart(page, pop, { qty = 1, sku } = {}) {
   }
   await expectText(page, '#stock', /In stock: \d+ available/, 'the product page');
   await accessible(page, 'product');
-  const title = (await text(page, 'main h1')).trim();
+  const title = await text(page, 'main h1');
   await tabTo(page, page.locator('#qty'));
   await page.keyboard.press('Control+A');
   await page.keyboard.type(String(qty));
@@ -118,7 +118,7 @@ async function confirmed(page, what) {
     throw new Error(`${what}: checkout failed: ${await page.locator('#checkout-failure, .alert').first().innerText()}`);
   }
   await expectText(page, '#order-status', /^Confirmed$/, what);
-  return (await text(page, '#order-id')).trim();
+  return await text(page, '#order-id');
 }
 
 // --- Scenarios --------------------------------------------------------
@@ -213,12 +213,12 @@ const scenarios = {
     await atPop('dub', async (browser) => {
       const { page } = await shopper(browser);
       await toCart(page, 'dub');
-      const home = (await text(page, '#served-region')).trim();
+      const home = await text(page, '#served-region');
       await step('kill', home);
       await placeOrder(page);
       const id = await confirmed(page, 'a purchase while the home region is down');
       await expectText(page, '#notice', /failing over; your order is safe/, 'the failover notice');
-      const region = (await text(page, '#served-region')).trim();
+      const region = await text(page, '#served-region');
       if (region === home) throw new Error(`the order page was served by ${home}, which is down`);
       log('home_region_down: order', id, 'served by', region, 'while', home, 'was down');
     });
