@@ -241,7 +241,7 @@ impl CategoryInput {
 
 /// Bumps and returns the catalog version (serializes catalog writers, which
 /// are admin-rate).
-async fn bump_version(tx: &Transaction) -> Result<u64> {
+pub(crate) async fn bump_version(tx: &Transaction) -> Result<u64> {
     let version = get_counter(tx, &keys::catalog_version(), false).await? + 1;
     tx.set(&keys::catalog_version(), &version.to_le_bytes())?;
     Ok(u64::try_from(version).unwrap_or(0))
@@ -256,13 +256,7 @@ async fn read_product(db: &db::Database, sku: &str) -> Result<Product> {
     })
 }
 
-pub fn product_tag(sku: &str) -> String {
-    format!("product:{sku}")
-}
-
-pub fn category_tag(slug: &str) -> String {
-    format!("category:{slug}")
-}
+pub use regional_api::purge::{category_tag, product_tag};
 
 impl Commerce {
     /// Creates or replaces a category.

@@ -24,10 +24,22 @@ pub const MAX_FEED_LIMIT: usize = regional_api::purge::MAX_LIMIT;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Change {
-    ProductUpserted { sku: String },
-    ProductDeleted { sku: String },
-    CategoryUpserted { slug: String },
-    CategoryDeleted { slug: String },
+    ProductUpserted {
+        sku: String,
+    },
+    ProductDeleted {
+        sku: String,
+    },
+    CategoryUpserted {
+        slug: String,
+    },
+    CategoryDeleted {
+        slug: String,
+    },
+    /// A product's reviews or review summary changed.
+    ReviewsChanged {
+        sku: String,
+    },
 }
 
 /// One catalog change.
@@ -143,6 +155,8 @@ pub enum State {
     Category(crate::catalog::Category),
     /// The product or category was deleted.
     Gone,
+    /// The reviews a reviews change wrote and the product's counts after it.
+    Reviews(crate::reviews::ReviewsState),
 }
 
 /// Appends an event and the changed record's new state (in the caller's
@@ -397,7 +411,9 @@ impl Commerce {
                 Change::ProductUpserted { sku } | Change::ProductDeleted { sku } => {
                     skus.insert(sku.clone());
                 }
-                Change::CategoryUpserted { .. } | Change::CategoryDeleted { .. } => {}
+                Change::CategoryUpserted { .. }
+                | Change::CategoryDeleted { .. }
+                | Change::ReviewsChanged { .. } => {}
             }
         }
         // The latest state of each product changed, not the state in the

@@ -193,3 +193,66 @@ pub(crate) fn reservation_gc(due_ms: u64, id: &str) -> Vec<u8> {
 pub(crate) fn reservation_gcs() -> Subspace {
     space("inv").subspace(&("gc",))
 }
+
+// Reviews as their authors' shards keep them (the records of truth).
+/// A review by its id.
+pub(crate) fn authored_review(id: &str) -> Vec<u8> {
+    space("rva").pack(&("r", id))
+}
+/// The review an author wrote of a product: `(author, sku) → id` (one
+/// review per shopper per product).
+pub(crate) fn review_by_author(author: &str, sku: &str) -> Vec<u8> {
+    space("rva").pack(&("by", author, sku))
+}
+/// A shopper's helpful vote on a review (in the voter's shard).
+pub(crate) fn review_vote(review_id: &str, voter: &str) -> Vec<u8> {
+    space("rva").pack(&("v", review_id, voter))
+}
+/// A shopper bought a SKU in a confirmed order (in the buyer's shard):
+/// what makes their review a verified purchase.
+pub(crate) fn purchased(owner: &str, sku: &str) -> Vec<u8> {
+    space("rva").pack(&("bought", owner, sku))
+}
+
+// The reviews every region shows: a projection written in the catalog
+// shard by the outbox consumer and copied into every replica with the
+// catalog's feed.
+pub(crate) fn reviews() -> Subspace {
+    space("rv")
+}
+/// A product's review: `(sku, id) → Review`.
+pub(crate) fn review(sku: &str, id: &str) -> Vec<u8> {
+    space("rv").pack(&("r", sku, id))
+}
+pub(crate) fn reviews_of(sku: &str) -> Subspace {
+    space("rv").subspace(&("r", sku))
+}
+/// Which product a review is of: `id → sku`.
+pub(crate) fn review_sku(id: &str) -> Vec<u8> {
+    space("rv").pack(&("i", id))
+}
+/// One of a product's review orders: keys `(a, b, id) → ()` under it.
+pub(crate) fn review_order(sku: &str, order: &str) -> Subspace {
+    space("rv").subspace(&("x", sku, order))
+}
+/// One counter of a product's review summary.
+pub(crate) fn review_count(sku: &str, field: &str) -> Vec<u8> {
+    space("rv").pack(&("s", sku, field))
+}
+pub(crate) fn review_counts(sku: &str) -> Subspace {
+    space("rv").subspace(&("s", sku))
+}
+
+// What only the projection's writer keeps (in the catalog shard, not
+// copied into replicas).
+/// A vote the projection counted: `(review, voter) → ()`.
+pub(crate) fn counted_vote(review_id: &str, voter: &str) -> Vec<u8> {
+    space("rvm").pack(&("v", review_id, voter))
+}
+pub(crate) fn counted_votes(review_id: &str) -> Subspace {
+    space("rvm").subspace(&("v", review_id))
+}
+/// Votes that reached the projection before their review did.
+pub(crate) fn early_votes(review_id: &str) -> Vec<u8> {
+    space("rvm").pack(&("early", review_id))
+}

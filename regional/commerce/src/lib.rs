@@ -26,6 +26,7 @@ pub mod orders;
 pub mod outbox;
 pub mod payments;
 pub mod replica;
+pub mod reviews;
 pub mod seed;
 
 use std::collections::BTreeSet;

@@ -17,7 +17,11 @@ use serde::{Deserialize, Serialize};
 use topology::ShardId;
 
 use crate::error::{CommerceError, Result, invalid};
+use crate::reviews::ReviewMessage;
 use crate::{Commerce, decode, get_json, keys, set_json, set_versionstamped_json};
+
+/// Review messages one projection transaction applies at most.
+pub const MAX_REVIEW_BATCH: usize = 64;
 
 /// The queues.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,15 +30,19 @@ pub enum Topic {
     Notifications,
     /// Business counters.
     Analytics,
+    /// Reviews and helpful votes, for the projection every region reads
+    /// ([`crate::reviews`]).
+    Reviews,
 }
 
 impl Topic {
-    pub const ALL: [Topic; 2] = [Topic::Notifications, Topic::Analytics];
+    pub const ALL: [Topic; 3] = [Topic::Notifications, Topic::Analytics, Topic::Reviews];
 
     pub fn name(self) -> &'static str {
         match self {
             Topic::Notifications => "notifications",
             Topic::Analytics => "analytics",
+            Topic::Reviews => "reviews",
         }
     }
 }
@@ -86,7 +94,12 @@ impl Commerce {
     /// the messages delivered.
     pub async fn drain_outbox(&self, shard: &ShardId, topic: Topic) -> Result<usize> {
         let db = self.shards().get(shard)?;
-        let batch = self.settings().batch;
+        let batch = match topic {
+            // Each is applied in one projection transaction: kept well
+            // inside a transaction's size bound.
+            Topic::Reviews => self.settings().batch.min(MAX_REVIEW_BATCH),
+            _ => self.settings().batch,
+        };
         let space = keys::outbox(topic.name());
         let space = &space;
         let chunk = db
@@ -100,9 +113,23 @@ impl Commerce {
         if chunk.kvs.is_empty() {
             return Ok(0);
         }
+        // The reviews projection takes the whole batch in one transaction.
+        let mut reviews = Vec::new();
         for kv in &chunk.kvs {
-            match decode::<Message>(&kv.value, "outbox message") {
-                Ok(message) => self.consume(shard, topic, &message).await?,
+            let decoded = match topic {
+                Topic::Reviews => {
+                    decode::<ReviewMessage>(&kv.value, "review message").map(|m| reviews.push(m))
+                }
+                _ => match decode::<Message>(&kv.value, "outbox message") {
+                    Ok(message) => {
+                        self.consume(shard, topic, &message).await?;
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                },
+            };
+            match decoded {
+                Ok(()) => {}
                 // Never expected; parked aside so it cannot block the
                 // queue, and kept for an operator.
                 Err(e) => {
@@ -120,6 +147,9 @@ impl Commerce {
                 }
             }
         }
+        if !reviews.is_empty() {
+            self.project_reviews(&reviews).await?;
+        }
         self.faults().check_outbox()?;
         // Delivered: delete exactly the entries read (newer ones stay).
         let entries = &chunk.kvs;
@@ -133,7 +163,7 @@ impl Commerce {
         Ok(chunk.kvs.len())
     }
 
-    /// The idempotent consumers.
+    /// The idempotent consumers of order messages.
     async fn consume(&self, shard: &ShardId, topic: Topic, message: &Message) -> Result<()> {
         let db = self.shards().get(shard)?;
         match topic {
@@ -156,6 +186,7 @@ impl Commerce {
                 })
                 .await
             }
+            Topic::Reviews => Ok(()),
             Topic::Analytics => {
                 let gc_due_ms = self
                     .now_ms()

@@ -143,6 +143,11 @@ fn check_state(event: &ChangeEvent, state: &State) -> Result<()> {
             Change::CategoryUpserted { slug } | Change::CategoryDeleted { slug },
             State::Category(c),
         ) => &c.slug == slug,
+        (Change::ReviewsChanged { sku }, State::Reviews(state)) => {
+            &state.sku == sku
+                && state.reviews.len() <= crate::reviews::MAX_EVENT_REVIEWS
+                && state.reviews.iter().all(|r| &r.sku == sku)
+        }
         _ => false,
     };
     if fits {
@@ -313,7 +318,7 @@ impl Commerce {
                         if *cursor <= position {
                             continue;
                         }
-                        write_change(&tx, *cursor, change)?;
+                        write_change(&tx, *cursor, change).await?;
                         applied += 1;
                         newest = *cursor;
                     }
@@ -380,10 +385,12 @@ impl Commerce {
         let (tail, trimmed) = feed_ends_in(catalog).await?;
         let mut copied = 0;
         let (products_begin, products_end) = keys::products().range();
+        let (reviews_begin, reviews_end) = keys::reviews().range();
         // The feed up to and including the tail (nothing when both are the
         // start: then both keys are the feed's first).
         for (begin, end) in [
             (products_begin, products_end),
+            (reviews_begin, reviews_end),
             (trimmed.begin_key(), tail.begin_key()),
         ] {
             let mut from = begin;
@@ -462,12 +469,18 @@ async fn legacy_state(tx: &db::Transaction, event: &ChangeEvent) -> Result<State
                 None => State::Gone,
             }
         }
+        // Reviews changes were never written without their state.
+        Change::ReviewsChanged { .. } => {
+            return Err(CommerceError::BadReplicaBatch {
+                reason: "a reviews change without its state",
+            });
+        }
     })
 }
 
 /// Writes one change into a replica: the event under its own key, the
 /// record as the change left it, the catalog version it made.
-fn write_change(tx: &db::Transaction, cursor: Cursor, change: &ReplicaChange) -> Result<()> {
+async fn write_change(tx: &db::Transaction, cursor: Cursor, change: &ReplicaChange) -> Result<()> {
     use crate::feed::Change;
     let stamp = cursor.stamp().ok_or(CommerceError::BadReplicaBatch {
         reason: "a change's cursor cannot be empty",
@@ -481,6 +494,12 @@ fn write_change(tx: &db::Transaction, cursor: Cursor, change: &ReplicaChange) ->
         }
         (Change::CategoryUpserted { slug } | Change::CategoryDeleted { slug }, State::Gone) => {
             tx.clear(&keys::category(slug))?
+        }
+        (_, State::Reviews(state)) => crate::reviews::write_reviews_state(tx, state).await?,
+        (Change::ReviewsChanged { .. }, State::Gone) => {
+            return Err(CommerceError::BadReplicaBatch {
+                reason: "a reviews change must carry its reviews",
+            });
         }
     }
     let version = i64::try_from(change.event.version).unwrap_or(i64::MAX);

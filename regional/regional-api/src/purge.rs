@@ -9,6 +9,21 @@ pub const MAX_LIMIT: usize = 1_000;
 /// Longest a long poll of the feed is held.
 pub const MAX_WAIT_MS: u64 = 30_000;
 
+/// The purge tag of a product's own answers (the product, its stock).
+pub fn product_tag(sku: &str) -> String {
+    format!("product:{sku}")
+}
+
+/// The purge tag of a category's answers.
+pub fn category_tag(slug: &str) -> String {
+    format!("category:{slug}")
+}
+
+/// The purge tag of a product's reviews and review summary.
+pub fn reviews_tag(sku: &str) -> String {
+    format!("reviews:{sku}")
+}
+
 /// One change: the purge tags it touches and the catalog version it made.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -241,6 +241,12 @@ async fn finish_order(
     order.updated_ms = now_ms;
     set_json(tx, &keys::order(&order.id), &order)?;
     tx.clear(&keys::saga_open(&order.id))?;
+    if status == OrderStatus::Confirmed {
+        // What makes the buyer's reviews of these SKUs verified.
+        for line in &order.lines {
+            tx.set(&keys::purchased(&order.owner, &line.sku), b"")?;
+        }
+    }
     let kind = match status {
         OrderStatus::Confirmed => MessageKind::OrderConfirmed,
         _ => MessageKind::OrderFailed,

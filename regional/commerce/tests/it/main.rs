@@ -6,4 +6,5 @@ mod harness;
 mod inventory;
 mod patterns;
 mod replica;
+mod reviews;
 mod saga;
