@@ -47,6 +47,12 @@ pub enum Route {
     Product { sku: String },
     /// `GET /v1/products/{sku}/availability`: shared cache, short.
     Availability { sku: String },
+    /// `GET /v1/products/{sku}/reviews?…`: shared cache, purged when the
+    /// product's reviews change.
+    Reviews { sku: String },
+    /// `GET /v1/products/{sku}/reviews/summary`: shared cache, purged the
+    /// same way.
+    ReviewSummary { sku: String },
     /// `GET /v1/categories`: shared cache.
     Categories,
     /// `GET /v1/search?…`: shared cache, short.
@@ -80,6 +86,8 @@ impl Route {
             self,
             Route::Product { .. }
                 | Route::Availability { .. }
+                | Route::Reviews { .. }
+                | Route::ReviewSummary { .. }
                 | Route::Categories
                 | Route::Search
                 | Route::CartRead { .. }
@@ -120,6 +128,42 @@ pub fn classify(req: &Request) -> Route {
                 sku: (*sku).to_owned(),
             },
         ),
+        ["v1", "products", sku, "reviews"] => read_or(
+            read,
+            Route::Reviews {
+                sku: (*sku).to_owned(),
+            },
+        ),
+        ["v1", "products", sku, "reviews", "summary"] => read_or(
+            read,
+            Route::ReviewSummary {
+                sku: (*sku).to_owned(),
+            },
+        ),
+        // The shopper's own review: read and written in their shard.
+        ["v1", "products", _sku, "reviews", "mine"] => match method {
+            "GET" | "HEAD" => Route::PrivateRead {
+                target: Target::SessionShard,
+            },
+            "PUT" => Route::Write {
+                target: Target::SessionShard,
+                cart: None,
+                repeat: Repeat::EdgeKeyed,
+            },
+            _ => Route::MethodNotAllowed,
+        },
+        // A helpful vote is kept in the voter's shard, once per shopper.
+        ["v1", "reviews", id, "helpful"] => match sharded(id) {
+            Some(_) => write_or(
+                method == "POST",
+                Route::Write {
+                    target: Target::SessionShard,
+                    cart: None,
+                    repeat: Repeat::EdgeKeyed,
+                },
+            ),
+            None => Route::NotFound,
+        },
         ["v1", "categories"] => read_or(read, Route::Categories),
         ["v1", "search"] => read_or(read, Route::Search),
         ["v1", "sessions"] => write_or(
@@ -270,6 +314,60 @@ mod tests {
                 cart: None,
                 repeat: Repeat::ShopperKeyed,
             }
+        );
+    }
+
+    #[test]
+    fn review_routes() {
+        let sku = || "MUG-1".to_owned();
+        assert_eq!(
+            classify(&req("GET", "/v1/products/MUG-1/reviews")),
+            Route::Reviews { sku: sku() }
+        );
+        assert_eq!(
+            classify(&req("GET", "/v1/products/MUG-1/reviews/summary")),
+            Route::ReviewSummary { sku: sku() }
+        );
+        assert!(Route::Reviews { sku: sku() }.is_cacheable());
+        assert!(Route::ReviewSummary { sku: sku() }.is_cacheable());
+        assert_eq!(
+            classify(&req("POST", "/v1/products/MUG-1/reviews")),
+            Route::MethodNotAllowed
+        );
+        let shoppers_write = Route::Write {
+            target: Target::SessionShard,
+            cart: None,
+            repeat: Repeat::EdgeKeyed,
+        };
+        assert_eq!(
+            classify(&req("PUT", "/v1/products/MUG-1/reviews/mine")),
+            shoppers_write
+        );
+        assert_eq!(
+            classify(&req("GET", "/v1/products/MUG-1/reviews/mine")),
+            Route::PrivateRead {
+                target: Target::SessionShard
+            }
+        );
+        assert_eq!(
+            classify(&req("DELETE", "/v1/products/MUG-1/reviews/mine")),
+            Route::MethodNotAllowed
+        );
+        assert_eq!(
+            classify(&req("POST", &format!("/v1/reviews/{CART}/helpful"))),
+            shoppers_write
+        );
+        assert_eq!(
+            classify(&req("GET", &format!("/v1/reviews/{CART}/helpful"))),
+            Route::MethodNotAllowed
+        );
+        assert_eq!(
+            classify(&req("POST", "/v1/reviews/nope/helpful")),
+            Route::NotFound
+        );
+        assert_eq!(
+            classify(&req("PUT", &format!("/v1/admin/reviews/{CART}/visibility"))),
+            Route::NotFound
         );
     }
 

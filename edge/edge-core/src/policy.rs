@@ -3,6 +3,7 @@
 
 use crate::classify::Route;
 use crate::http::Request;
+use regional_api::purge::{category_tag, product_tag, reviews_tag};
 
 /// How long a response may be served, in seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -46,6 +47,8 @@ pub fn policy(route: &Route) -> Option<CachePolicy> {
     match route {
         // Products and categories are purged by tag on change: long TTLs.
         Route::Product { .. } => p(300, 600, 86_400, true),
+        // Reviews are purged by tag when the projection changes them.
+        Route::Reviews { .. } | Route::ReviewSummary { .. } => p(300, 600, 86_400, true),
         Route::Categories => p(300, 600, 86_400, true),
         // Search pages depend on many products: bounded by a short TTL.
         Route::Search => p(30, 60, 3_600, true),
@@ -69,6 +72,7 @@ fn key_params(route: &Route) -> &'static [&'static str] {
             "offset",
             "limit",
         ],
+        Route::Reviews { .. } => &["sort", "limit", "after"],
         _ => &[],
     }
 }
@@ -105,7 +109,8 @@ pub fn cache_key(route: &Route, req: &Request) -> Option<String> {
 /// names when something they show changes.
 pub fn tags(route: &Route, req: &Request) -> Vec<String> {
     match route {
-        Route::Product { sku } | Route::Availability { sku } => vec![format!("product:{sku}")],
+        Route::Product { sku } | Route::Availability { sku } => vec![product_tag(sku)],
+        Route::Reviews { sku } | Route::ReviewSummary { sku } => vec![reviews_tag(sku)],
         Route::Categories => vec!["categories".to_owned()],
         Route::Search => {
             // A category-filtered page changes when that category does.
@@ -116,7 +121,7 @@ pub fn tags(route: &Route, req: &Request) -> Vec<String> {
                 .split('&')
                 .find_map(|p| p.strip_prefix("category="));
             match category {
-                Some(slug) => vec![format!("category:{slug}")],
+                Some(slug) => vec![category_tag(slug)],
                 None => Vec::new(),
             }
         }
@@ -166,6 +171,33 @@ mod tests {
         let c = cache_key(&Route::Search, &search("q=linen&limit=5")).unwrap();
         assert_ne!(a, c);
         assert!(cache_key(&Route::Search, &search(&format!("q={}", "x".repeat(2000)))).is_none());
+    }
+
+    #[test]
+    fn reviews_are_purged_with_the_regions_tag_and_keyed_by_their_page() {
+        let route = Route::Reviews {
+            sku: "MUG-1".into(),
+        };
+        let r = Request {
+            method: "GET".into(),
+            path: "/v1/products/MUG-1/reviews".into(),
+            query: Some("utm=x&sort=helpful&after=ab&limit=5".into()),
+            ..Default::default()
+        };
+        // The tag the region's projection names in its purge events.
+        assert_eq!(
+            tags(&route, &r),
+            vec![regional_api::purge::reviews_tag("MUG-1")]
+        );
+        assert_eq!(
+            cache_key(&route, &r).unwrap(),
+            "c1:/v1/products/MUG-1/reviews?after=ab&limit=5&sort=helpful"
+        );
+        let summary = Route::ReviewSummary {
+            sku: "MUG-1".into(),
+        };
+        assert_eq!(tags(&summary, &r), tags(&route, &r));
+        assert!(policy(&summary).unwrap().shared);
     }
 
     #[test]

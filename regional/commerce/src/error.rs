@@ -31,6 +31,9 @@ pub enum CommerceError {
     /// The caller may not touch this record (another shopper's cart or order).
     #[error("{what} belongs to another shopper")]
     Forbidden { what: &'static str },
+    /// A shopper voted for their own review.
+    #[error("a review cannot be voted helpful by its own author")]
+    OwnReview,
     #[error("idempotency key was already used with a different request")]
     IdempotencyKeyReused,
     #[error("cart is empty")]

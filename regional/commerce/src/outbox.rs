@@ -37,6 +37,12 @@ pub enum Topic {
 
 impl Topic {
     pub const ALL: [Topic; 3] = [Topic::Notifications, Topic::Analytics, Topic::Reviews];
+    /// The topics a shard's serving region delivers. [`Topic::Reviews`] is
+    /// delivered by the region serving the catalog shard, from every
+    /// shard: its consumer writes there, so each batch costs that region
+    /// one round trip to the author's shard, not one per read of the
+    /// projection.
+    pub const PER_SHARD: [Topic; 2] = [Topic::Notifications, Topic::Analytics];
 
     pub fn name(self) -> &'static str {
         match self {

@@ -52,6 +52,13 @@ pub const MAX_EVENT_REVIEWS: usize = 16;
 /// What a language tag may be: a 2–3 letter language, optionally a region
 /// (`en`, `en-GB`, `pt-BR`, `es-419`).
 pub const LANG_PATTERN: &str = "^[a-z]{2,3}(-([A-Z]{2}|[0-9]{3}))?$";
+/// A title: text (no control characters but newline and tab) with at
+/// least one character that is not a space.
+pub const TITLE_PATTERN: &str = "^[^\\x00-\\x08\\x0B-\\x1F\\x7F-\\x9F]*[^\\x00-\\x20\\x7F-\\x9F][^\\x00-\\x08\\x0B-\\x1F\\x7F-\\x9F]*$";
+/// A display name: one line with at least one character that is not a
+/// space.
+pub const NAME_PATTERN: &str =
+    "^[^\\x00-\\x1F\\x7F-\\x9F]*[^\\x00-\\x20\\x7F-\\x9F][^\\x00-\\x1F\\x7F-\\x9F]*$";
 /// The display name of a review whose author gave none.
 pub const ANONYMOUS: &str = "A shopper";
 
@@ -62,17 +69,44 @@ pub struct ReviewInput {
     /// 1 to 5 stars.
     #[schema(minimum = 1, maximum = 5)]
     pub rating: u8,
-    #[schema(min_length = 1, max_length = 120)]
+    #[schema(schema_with = title_schema)]
     pub title: String,
-    #[schema(min_length = 0, max_length = 4000)]
+    #[schema(schema_with = body_schema)]
     pub body: String,
     /// The language the review is written in (BCP 47: `en`, `en-GB`).
-    #[schema(pattern = "^[a-z]{2,3}(-([A-Z]{2}|[0-9]{3}))?$", max_length = 7)]
+    #[schema(schema_with = lang_schema)]
     pub lang: String,
     /// The name shown with the review (absent: "A shopper").
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 40)]
+    #[schema(schema_with = name_schema)]
     pub name: Option<String>,
+}
+
+fn title_schema() -> utoipa::openapi::Schema {
+    crate::openapi::string(TITLE_PATTERN, 1, MAX_TITLE_LEN)
+        .build()
+        .into()
+}
+
+fn lang_schema() -> utoipa::openapi::Schema {
+    crate::openapi::string(LANG_PATTERN, 2, 7).build().into()
+}
+
+fn body_schema() -> utoipa::openapi::Schema {
+    crate::openapi::text(0, MAX_BODY_LEN).build().into()
+}
+
+fn name_schema() -> utoipa::openapi::Schema {
+    crate::openapi::nullable(
+        crate::openapi::string(NAME_PATTERN, 1, MAX_NAME_LEN),
+        utoipa::openapi::Type::String,
+    )
+}
+
+/// Whether `text` has a character that is not a space, tab or newline
+/// (what the patterns' middle class asks).
+fn not_blank(text: &str) -> bool {
+    text.chars().any(|c| c > ' ')
 }
 
 impl ReviewInput {
@@ -81,14 +115,14 @@ impl ReviewInput {
             return Err(invalid("rating", "must be 1 to 5"));
         }
         validate_text("title", &self.title, 1, MAX_TITLE_LEN)?;
-        if self.title.trim().is_empty() {
+        if !not_blank(&self.title) {
             return Err(invalid("title", "must not be blank"));
         }
         validate_text("body", &self.body, 0, MAX_BODY_LEN)?;
         validate_lang(&self.lang)?;
         if let Some(name) = &self.name {
             validate_text("name", name, 1, MAX_NAME_LEN)?;
-            if name.contains(['\n', '\t']) || name.trim().is_empty() {
+            if name.contains(['\n', '\t']) || !not_blank(name) {
                 return Err(invalid("name", "must be one line, not blank"));
             }
         }
@@ -127,6 +161,7 @@ pub struct AuthoredReview {
     pub sku: String,
     pub author: String,
     pub name: String,
+    #[schema(minimum = 1, maximum = 5)]
     pub rating: u8,
     pub title: String,
     pub body: String,
@@ -156,6 +191,7 @@ pub struct Review {
     /// shown.
     pub author: String,
     pub name: String,
+    #[schema(minimum = 1, maximum = 5)]
     pub rating: u8,
     pub title: String,
     pub body: String,
@@ -193,6 +229,7 @@ pub struct ReviewView {
     pub id: String,
     pub sku: String,
     pub name: String,
+    #[schema(minimum = 1, maximum = 5)]
     pub rating: u8,
     pub title: String,
     pub body: String,
@@ -232,6 +269,7 @@ pub struct ReviewCounts {
     /// Their ratings added up.
     pub total: u64,
     /// Visible reviews with 1, 2, 3, 4 and 5 stars.
+    #[schema(min_items = 5, max_items = 5)]
     pub histogram: [u64; 5],
 }
 
@@ -263,6 +301,7 @@ pub struct ReviewSummary {
     /// The mean rating, to two decimals (absent when there are none).
     pub average: Option<f64>,
     /// Visible reviews with 1, 2, 3, 4 and 5 stars.
+    #[schema(min_items = 5, max_items = 5)]
     pub histogram: [u64; 5],
 }
 
@@ -490,7 +529,9 @@ fn parse_review_id(id: &str) -> Result<ShardedId> {
 }
 
 /// A page cursor: the listing key after which the next page starts, as
-/// hex of its tuple `(a, b, id)`.
+/// hex of its tuple `(a, b, id)`. Any even run of hex digits is a
+/// position in the listing (a cursor no page gave starts wherever it
+/// falls), so the cursor stays opaque.
 fn encode_after(space: &db::Subspace, key: &[u8]) -> Option<String> {
     let rest = key.strip_prefix(space.bytes())?;
     Some(rest.iter().map(|b| format!("{b:02x}")).collect())
@@ -505,9 +546,6 @@ fn decode_after(space: &db::Subspace, text: &str) -> Result<Vec<u8>> {
     for i in (0..text.len()).step_by(2) {
         key.push(u8::from_str_radix(text.get(i..i + 2).ok_or_else(bad)?, 16).map_err(|_| bad())?);
     }
-    space
-        .unpack::<(u64, u64, String)>(&key)
-        .map_err(|_| bad())?;
     Ok(key)
 }
 
@@ -646,9 +684,7 @@ impl Commerce {
         let review = self.projected_review(review_id).await?;
         let voter_text = voter.to_string();
         if review.author == voter_text {
-            return Err(CommerceError::Forbidden {
-                what: "a vote for your own review",
-            });
+            return Err(CommerceError::OwnReview);
         }
         let db = self.owned_db(voter)?;
         let voter_text = &voter_text;
@@ -829,6 +865,12 @@ impl Commerce {
             _ => space.range().0,
         };
         let end = space.range().1;
+        if begin >= end {
+            return Ok(ReviewPage {
+                reviews: Vec::new(),
+                next: None,
+            });
+        }
         let db = self.reviews_db(min_version).await?;
         let (space, begin, end) = (&space, &begin, &end);
         db.run(|tx, _| async move {
@@ -1031,7 +1073,7 @@ mod tests {
         let key = space.pack(&(0u64, 7u64, "eu.01ARZ3NDEKTSV4RRFFQ69G5FAV"));
         let text = encode_after(&space, &key).unwrap();
         assert_eq!(decode_after(&space, &text).unwrap(), key);
-        for bad in ["zz", "0", "00", &"ab".repeat(200)] {
+        for bad in ["zz", "0", "0g", &"ab".repeat(200)] {
             assert!(decode_after(&space, bad).is_err(), "{bad}");
         }
     }

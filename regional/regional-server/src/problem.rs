@@ -151,6 +151,7 @@ impl From<CommerceError> for ApiError {
                 "Not found",
                 format!("{what} not found"),
             ),
+            E::OwnReview => Self::new(StatusCode::CONFLICT, "own-review", "Own review", detail),
             E::IdempotencyKeyReused => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "idempotency-key-reused",

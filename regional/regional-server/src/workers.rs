@@ -2,7 +2,9 @@
 //! at most one batch, sleeps between passes, and stops when shutdown is
 //! signalled. They keep the consistency rules that do not fit in a request:
 //! the catalog feed applied to this region's cache and search index, the
-//! catalog pulled into this region's replica, the outbox delivered, sagas recovered, expired reservations and carts swept,
+//! catalog pulled into this region's replica, the outbox delivered (and, in
+//! the region serving the catalog shard, every shard's reviews projected),
+//! sagas recovered, expired reservations and carts swept,
 //! the feed trimmed.
 
 use std::future::Future;
@@ -72,11 +74,33 @@ pub fn spawn(
                 async move {
                     let mut n = 0;
                     for shard in &served {
-                        for topic in Topic::ALL {
+                        for topic in Topic::PER_SHARD {
                             n += c.drain_outbox(shard, topic).await?;
                         }
                     }
                     Ok(n)
+                }
+            },
+        ));
+    }
+    // Reviews are projected into the catalog shard by the region serving
+    // it, from every shard's queue: one loop per shard, so a far shard's
+    // round trips never hold back a near one's reviews. A region that does
+    // not serve the catalog shard (now) passes.
+    for shard in commerce.warehouses() {
+        let c = commerce.clone();
+        set.spawn(repeat(
+            metrics.clone(),
+            "reviews",
+            Duration::from_millis(config.outbox_interval_ms),
+            shutdown.clone(),
+            move || {
+                let (c, shard) = (c.clone(), shard.clone());
+                async move {
+                    if !c.served().contains(c.catalog_shard()) {
+                        return Ok(0);
+                    }
+                    c.drain_outbox(&shard, Topic::Reviews).await
                 }
             },
         ));

@@ -3,7 +3,8 @@
 //! every POP holds fresh in its cache, so what is measured is the purge
 //! reaching the POP (the region's change feed, the POP's long poll), not a
 //! cache miss. Each POP is read until it serves the new version (a
-//! measurement, polled every few milliseconds, bounded).
+//! measurement, polled every few milliseconds, bounded). A review's
+//! journey is measured the same way, from a shopper's write through a POP.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -101,6 +102,127 @@ pub async fn measure(
                     if let Ok(response) = client.get(&url).send().await
                         && let Ok(body) = response.json::<serde_json::Value>().await
                         && body["version"].as_u64() >= Some(changed.version)
+                    {
+                        return Some(started.elapsed().as_secs_f64() * 1e3);
+                    }
+                    tokio::time::sleep(POLL).await;
+                }
+                None
+            }
+        });
+        let times = futures::future::join_all(waits).await;
+        for ((name, _), time) in pops.iter().zip(times) {
+            if let Some(journey) = journeys.iter_mut().find(|j| &j.pop == name) {
+                journey.times_ms.push(time);
+            }
+        }
+    }
+    Ok(journeys)
+}
+
+/// Reviews' journeys: each written by a new shopper through one POP (in
+/// turn, so authors live in different shards) and acknowledged by their
+/// home region, then timed until every POP's summary of the product counts
+/// it. Every POP holds the summary fresh in its cache first, so what is
+/// measured is the author's outbox, the projection in the catalog shard,
+/// the regions' replicas and the purge reaching each POP. The target
+/// beside each POP is the catalog change's plus the outbox worker's idle
+/// interval and the author region's way to the catalog shard.
+pub async fn measure_reviews(
+    platform: &Platform,
+    reviews: usize,
+    sku: &str,
+    outbox_interval: Duration,
+) -> anyhow::Result<Vec<PopJourney>> {
+    anyhow::ensure!(
+        (1..=MAX_CHANGES).contains(&reviews),
+        "1 to {MAX_CHANGES} reviews"
+    );
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .context("an HTTP client")?;
+    let topology = platform.topology();
+    let home_region = topology
+        .shard(platform.operator.catalog_shard())
+        .map(|s| s.home().clone())
+        .context("the catalog shard's home region")?;
+    let farthest_ms = topology
+        .regions()
+        .iter()
+        .filter_map(|r| topology.region_rtt(r.name(), &home_region))
+        .map(|rtt| rtt.as_secs_f64() * 1e3 / 2.0)
+        .fold(0.0, f64::max);
+    let mut journeys: Vec<PopJourney> = platform
+        .pop_places()
+        .iter()
+        .map(|(name, _, _)| {
+            let rtt = platform.pop_rtt(name, &home_region).unwrap_or_default();
+            PopJourney {
+                pop: name.clone(),
+                times_ms: Vec::new(),
+                target_ms: rtt.as_secs_f64() * 1e3 / 2.0
+                    + farthest_ms
+                    + outbox_interval.as_secs_f64() * 1e3
+                    + 150.0,
+            }
+        })
+        .collect();
+    let pops: Vec<(String, SocketAddr)> = platform.pops.clone();
+    let summary_url =
+        |addr: &SocketAddr| format!("http://{addr}/v1/products/{sku}/reviews/summary");
+    for review in 0..reviews {
+        let (_, writer) = &pops[review % pops.len()];
+        let mut before = 0;
+        for (_, addr) in &pops {
+            let summary: serde_json::Value = client
+                .get(summary_url(addr))
+                .send()
+                .await
+                .context("a POP's review summary")?
+                .json()
+                .await
+                .context("a review summary")?;
+            before = before.max(summary["count"].as_u64().unwrap_or(0));
+        }
+        let session: serde_json::Value = client
+            .post(format!("http://{writer}/v1/sessions"))
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .context("a session")?
+            .json()
+            .await
+            .context("a session's answer")?;
+        let token = session["token"].as_str().context("a session token")?;
+        let started = Instant::now();
+        let written = client
+            .put(format!("http://{writer}/v1/products/{sku}/reviews/mine"))
+            .bearer_auth(token)
+            .header("idempotency-key", format!("journey-review-{review}"))
+            .json(&serde_json::json!({
+                "rating": review % 5 + 1,
+                "title": format!("Review {review}"),
+                "body": "Measured on its way to every POP.",
+                "lang": "en",
+            }))
+            .send()
+            .await
+            .context("writing a review")?;
+        anyhow::ensure!(
+            written.status() == reqwest::StatusCode::CREATED,
+            "a review was refused: {}",
+            written.text().await.unwrap_or_default()
+        );
+        let waits = pops.iter().map(|(_, addr)| {
+            let client = client.clone();
+            let url = summary_url(addr);
+            async move {
+                while started.elapsed() < MAX_WAIT {
+                    if let Ok(response) = client.get(&url).send().await
+                        && let Ok(body) = response.json::<serde_json::Value>().await
+                        && body["count"].as_u64() > Some(before)
                     {
                         return Some(started.elapsed().as_secs_f64() * 1e3);
                     }

@@ -17,12 +17,11 @@ pub(super) async fn get_product(
     headers: HeaderMap,
     ApiPath(sku): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    let min_version: u64 = headers
-        .get("x-meridian-min-version")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    match state.commerce.product_at_least(&sku, min_version).await {
+    match state
+        .commerce
+        .product_at_least(&sku, min_version(&headers))
+        .await
+    {
         Ok(product) => {
             let etag = format!("\"v{}\"", product.version);
             let mut response = Json(product).into_response();

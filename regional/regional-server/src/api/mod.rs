@@ -5,7 +5,7 @@
 //! This module holds what every route shares (state, the router and the
 //! OpenAPI document, middleware, request helpers); each group of routes is
 //! a module of its own: `sessions`, `catalog`, `carts`, `orders` (checkout
-//! and orders), `purge`, `admin`, `replica` (the catalog replica's
+//! and orders), `purge`, `reviews`, `admin`, `replica` (the catalog replica's
 //! intake), `ops`.
 
 use std::sync::Arc;
@@ -45,6 +45,7 @@ mod ops;
 mod orders;
 mod purge;
 mod replica;
+mod reviews;
 mod sessions;
 
 /// The largest catalog replica batch the intake takes: a batch's changes
@@ -115,11 +116,16 @@ fn routers(state: AppState) -> (Router, Value) {
         .routes(routes!(orders::list_orders))
         .routes(routes!(orders::get_order))
         .routes(routes!(purge::purge_feed))
+        .routes(routes!(reviews::list_reviews))
+        .routes(routes!(reviews::review_summary))
+        .routes(routes!(reviews::my_review, reviews::put_review))
+        .routes(routes!(reviews::vote_helpful))
         .split_for_parts();
     let (admin, admin_doc) = OpenApiRouter::<AppState>::new()
         .routes(routes!(admin::put_category, admin::delete_category))
         .routes(routes!(admin::put_product, admin::delete_product))
         .routes(routes!(admin::restock, admin::audit_stock))
+        .routes(routes!(reviews::moderate_review))
         .split_for_parts();
     // Region to region, with the admin token: larger bodies than the rest.
     let (internal, internal_doc) = OpenApiRouter::<AppState>::new()
@@ -317,6 +323,16 @@ fn parse_id(state: &AppState, text: &str, what: &'static str) -> Result<ShardedI
         ));
     }
     Ok(id)
+}
+
+/// The least catalog version an edge that saw a purge accepts
+/// (`x-meridian-min-version`; absent or unreadable: any).
+fn min_version(headers: &HeaderMap) -> u64 {
+    headers
+        .get(regional_api::headers::MIN_VERSION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 /// A write's `Idempotency-Key`, if it has one.

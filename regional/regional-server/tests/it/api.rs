@@ -290,6 +290,7 @@ fn concrete(path: &str) -> String {
     path.replace("{sku}", "NOSUCH-1")
         .replace("{cart_id}", "us.01ARZ3NDEKTSV4RRFFQ69G5FAV")
         .replace("{order_id}", "us.01ARZ3NDEKTSV4RRFFQ69G5FAV")
+        .replace("{review_id}", "us.01ARZ3NDEKTSV4RRFFQ69G5FAV")
         .replace("{slug}", "nosuch")
         .replace("{warehouse}", "us")
 }

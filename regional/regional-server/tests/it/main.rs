@@ -11,5 +11,6 @@ mod maybe_applied;
 mod openapi;
 mod process;
 mod replication;
+mod reviews;
 mod rotation;
 mod validation;

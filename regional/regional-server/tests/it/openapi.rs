@@ -506,7 +506,22 @@ async fn requests_generated_from_the_document_get_documented_answers() {
         }
         carts.push(cart);
     }
+    let written: Value = fx
+        .signed(
+            Method::PUT,
+            "/v1/products/LAMP-1/reviews/mine",
+            Some(&json!({ "rating": 4, "title": "Bright", "body": "", "lang": "en" })),
+            Some(&token),
+        )
+        .send()
+        .await
+        .expect("review")
+        .json()
+        .await
+        .expect("review json");
+    let review_id = written["id"].as_str().expect("review id").to_owned();
     let known = Known(BTreeMap::from([
+        ("review_id", vec![review_id]),
         ("sku", vec!["LAMP-1".to_owned(), "LAMP-2".to_owned()]),
         ("slug", vec!["lamps".to_owned()]),
         ("category", vec!["lamps".to_owned(), "test".to_owned()]),

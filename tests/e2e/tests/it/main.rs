@@ -9,6 +9,7 @@ mod drill;
 mod faults;
 mod geography;
 mod journey;
+mod reviews;
 mod sigkill;
 mod stack;
 mod support;
