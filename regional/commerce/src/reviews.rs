@@ -114,23 +114,36 @@ impl ReviewInput {
         if !(1..=5).contains(&self.rating) {
             return Err(invalid("rating", "must be 1 to 5"));
         }
-        validate_text("title", &self.title, 1, MAX_TITLE_LEN)?;
-        if !not_blank(&self.title) {
-            return Err(invalid("title", "must not be blank"));
-        }
+        validate_title(&self.title)?;
         validate_text("body", &self.body, 0, MAX_BODY_LEN)?;
         validate_lang(&self.lang)?;
         if let Some(name) = &self.name {
-            validate_text("name", name, 1, MAX_NAME_LEN)?;
-            if name.contains(['\n', '\t']) || !not_blank(name) {
-                return Err(invalid("name", "must be one line, not blank"));
-            }
+            validate_name(name)?;
         }
         Ok(())
     }
 }
 
-fn validate_lang(lang: &str) -> Result<()> {
+/// What [`TITLE_PATTERN`] states (with the length bound).
+pub fn validate_title(title: &str) -> Result<()> {
+    validate_text("title", title, 1, MAX_TITLE_LEN)?;
+    if !not_blank(title) {
+        return Err(invalid("title", "must not be blank"));
+    }
+    Ok(())
+}
+
+/// What [`NAME_PATTERN`] states (with the length bound).
+pub fn validate_name(name: &str) -> Result<()> {
+    validate_text("name", name, 1, MAX_NAME_LEN)?;
+    if name.contains(['\n', '\t']) || !not_blank(name) {
+        return Err(invalid("name", "must be one line, not blank"));
+    }
+    Ok(())
+}
+
+/// What [`LANG_PATTERN`] states.
+pub fn validate_lang(lang: &str) -> Result<()> {
     let (language, region) = match lang.split_once('-') {
         Some((l, r)) => (l, Some(r)),
         None => (lang, None),

@@ -6,6 +6,7 @@ use commerce::catalog::{
     self, CURRENCY_PATTERN, IMAGE_PATH_PATTERN, SKU_PATTERN, SLUG_PATTERN, TEXT_PATTERN,
 };
 use commerce::feed::Cursor;
+use commerce::reviews::{LANG_PATTERN, NAME_PATTERN, TITLE_PATTERN};
 use proptest::prelude::*;
 use regional_api::idempotency;
 
@@ -35,7 +36,13 @@ proptest! {
         image in generates(IMAGE_PATH_PATTERN).prop_filter("length", |p| p.len() <= catalog::MAX_IMAGE_PATH_LEN),
         cursor in generates(Cursor::PATTERN),
         key in generates(idempotency::KEY_PATTERN),
+        lang in generates(LANG_PATTERN),
+        title in generates(TITLE_PATTERN).prop_filter("length", |t| t.chars().count() <= commerce::reviews::MAX_TITLE_LEN),
+        name in generates(NAME_PATTERN).prop_filter("length", |t| t.chars().count() <= commerce::reviews::MAX_NAME_LEN),
     ) {
+        prop_assert!(commerce::reviews::validate_lang(&lang).is_ok(), "{:?}", lang);
+        prop_assert!(commerce::reviews::validate_title(&title).is_ok(), "{:?}", title);
+        prop_assert!(commerce::reviews::validate_name(&name).is_ok(), "{:?}", name);
         prop_assert!(catalog::validate_sku(&sku).is_ok(), "{:?}", sku);
         prop_assert!(catalog::validate_slug(&slug).is_ok(), "{:?}", slug);
         prop_assert!(catalog::validate_currency(&currency).is_ok(), "{:?}", currency);
@@ -57,6 +64,9 @@ proptest! {
         prop_assert_eq!(catalog::validate_currency(&name).is_ok(), matches(CURRENCY_PATTERN, &name), "{:?}", name);
         prop_assert_eq!(catalog::image_path_is_valid(&path), matches(IMAGE_PATH_PATTERN, &path), "{:?}", path);
         prop_assert_eq!(text_ok(&text), matches(TEXT_PATTERN, &text), "{:?}", text);
+        prop_assert_eq!(commerce::reviews::validate_title(&text).is_ok(), matches(TITLE_PATTERN, &text), "{:?}", text);
+        prop_assert_eq!(commerce::reviews::validate_name(&text).is_ok(), matches(NAME_PATTERN, &text), "{:?}", text);
+        prop_assert_eq!(commerce::reviews::validate_lang(&name).is_ok(), matches(LANG_PATTERN, &name), "{:?}", name);
         prop_assert_eq!(Cursor::parse(&ascii).is_ok(), matches(Cursor::PATTERN, &ascii), "{:?}", ascii);
         prop_assert_eq!(idempotency::validate(&ascii).is_ok(), matches(idempotency::KEY_PATTERN, &ascii), "{:?}", ascii);
     }
