@@ -191,9 +191,11 @@ async function search(params) {
 }
 
 async function product(sku) {
-  const [{ data: p }, { data: stock }] = await Promise.all([
-    call('GET', `/v1/products/${encodeURIComponent(sku)}`, { session: false }),
-    call('GET', `/v1/products/${encodeURIComponent(sku)}/availability`, { session: false }),
+  const base = `/v1/products/${encodeURIComponent(sku)}`;
+  const [{ data: p }, { data: stock }, reviews] = await Promise.all([
+    call('GET', base, { session: false }),
+    call('GET', `${base}/availability`, { session: false }),
+    reviewsSection(sku),
   ]);
   const available = stock.reduce((n, w) => n + Math.max(0, w.available), 0);
   const qty = h('input', { id: 'qty', type: 'number', min: 1, max: Math.max(1, Math.min(99, available)), value: 1, inputmode: 'numeric' });
@@ -220,7 +222,112 @@ async function product(sku) {
     h('p', { id: 'stock', class: available ? 'ok' : 'bad', text: available ? `In stock: ${available} available` : 'Out of stock' }),
     form, status,
     Object.keys(p.attributes).length ? h('dl', {}, Object.entries(p.attributes).flatMap(([k, v]) => [h('dt', { text: k }), h('dd', { text: v })])) : null,
-    h('p.muted', {}, 'Category: ', h('a', { href: `#/search?category=${encodeURIComponent(p.category)}`, text: p.category })));
+    h('p.muted', {}, 'Category: ', h('a', { href: `#/search?category=${encodeURIComponent(p.category)}`, text: p.category })),
+    reviews);
+}
+
+// Reviews: the summary and a page of reviews (cached at the edge, purged
+// when they change), a helpful vote per review, the shopper's own review
+// and its form. A review is saved by the shopper's home region at once
+// and reaches every other shopper shortly after: the page says so.
+const REVIEW_SORTS = [['newest', 'Newest'], ['helpful', 'Most helpful'], ['rating_high', 'Highest rating'], ['rating_low', 'Lowest rating']];
+const stars = (n) => '★'.repeat(n) + '☆'.repeat(5 - n);
+
+async function reviewsSection(sku) {
+  const base = `/v1/products/${encodeURIComponent(sku)}/reviews`;
+  const mine = store.get('session') ? call('GET', `${base}/mine`).then((r) => r.data, () => null) : Promise.resolve(null);
+  const [{ data: summary }, own] = await Promise.all([call('GET', `${base}/summary`, { session: false }), mine]);
+  const list = h('ol.reviews', { id: 'review-list' });
+  const more = h('button.quiet', { type: 'button', text: 'More reviews' });
+  const sort = h('select', { id: 'review-sort' }, REVIEW_SORTS.map(([v, t]) => h('option', { value: v, text: t })));
+  let after = null;
+  const load = async (reset) => {
+    if (reset) { after = null; list.replaceChildren(); }
+    const q = new URLSearchParams({ sort: sort.value, limit: '5' });
+    if (after) q.set('after', after);
+    const { data } = await call('GET', `${base}?${q}`, { session: false });
+    list.append(...data.reviews.map(reviewItem));
+    after = data.next;
+    more.hidden = !after;
+  };
+  sort.addEventListener('change', () => load(true).catch((e) => list.replaceChildren(failure(e))));
+  more.addEventListener('click', () => load(false).catch((e) => list.append(failure(e))));
+  await load(true);
+  const histogram = h('ul.histogram', { 'aria-label': 'Ratings' },
+    [5, 4, 3, 2, 1].map((n) => h('li', { text: `${n} stars: ${summary.histogram[n - 1]}` })));
+  return h('section', { id: 'reviews', 'aria-labelledby': 'reviews-title' },
+    h('h2', { id: 'reviews-title', text: 'Reviews' }),
+    h('p', { id: 'review-summary', text: summary.count
+      ? `${summary.average.toFixed(1)} out of 5 stars from ${summary.count} review${summary.count === 1 ? '' : 's'}`
+      : 'No reviews yet.' }),
+    summary.count ? histogram : null,
+    summary.count ? h('p.row', {}, h('label', { for: 'review-sort' }, 'Sort reviews by'), sort) : null,
+    list, more,
+    reviewForm(sku, own));
+}
+
+function reviewItem(r) {
+  const voted = h('p', { role: 'status' });
+  const helpful = h('button.quiet', { type: 'button', text: `Helpful (${r.helpful})` });
+  helpful.addEventListener('click', async () => {
+    helpful.disabled = true;
+    try {
+      await session();
+      await call('POST', `/v1/reviews/${encodeURIComponent(r.id)}/helpful`, { idem: key() });
+      voted.textContent = 'Thanks, your vote is counted.';
+    } catch (e) {
+      voted.replaceChildren(e.slug === 'own-review' ? 'This is your own review.' : failure(e));
+      helpful.disabled = false;
+    }
+  });
+  return h('li.card', {},
+    h('h3', { text: r.title }),
+    h('p', {}, h('span', { 'aria-hidden': 'true', text: stars(r.rating) + ' ' }), h('span', { text: `${r.rating} out of 5` })),
+    h('p.muted', { text: `${r.name} · ${new Date(r.created_ms).toLocaleDateString('en')}${r.verified ? ' · Verified purchase' : ''}${r.edited ? ' · Edited' : ''}` }),
+    r.body ? h('p', { lang: r.lang, text: r.body }) : null,
+    h('div.row', {}, helpful, voted));
+}
+
+function reviewForm(sku, own) {
+  const field = (id, label, input) => h('p.field', {}, h('label', { for: id }, label), input);
+  const rating = h('select', { id: 'review-rating', required: true },
+    [5, 4, 3, 2, 1].map((n) => h('option', { value: n, text: `${n} star${n === 1 ? '' : 's'}` })));
+  const title = h('input', { id: 'review-title', required: true, maxlength: 120 });
+  const body = h('textarea', { id: 'review-body', rows: 4, maxlength: 4000 });
+  const name = h('input', { id: 'review-name', maxlength: 40, autocomplete: 'nickname' });
+  if (own) {
+    rating.value = String(own.rating);
+    title.value = own.title;
+    body.value = own.body;
+    if (own.name !== 'A shopper') name.value = own.name;
+  }
+  const status = h('div', { id: 'review-status', role: 'status' });
+  const save = h('button', { type: 'submit', text: own ? 'Update your review' : 'Post your review' });
+  const form = h('form.review', { 'aria-labelledby': 'review-form-title' },
+    h('h3', { id: 'review-form-title', text: own ? 'Your review' : 'Write a review' }),
+    own ? h('p.muted', { text: `Saved${own.verified ? ' · Verified purchase' : ''}${own.hidden ? ' · Hidden by a moderator' : ''}` }) : null,
+    field('review-rating', 'Rating', rating),
+    field('review-title', 'Title', title),
+    field('review-body', 'Your review', body),
+    field('review-name', 'Name shown (optional)', name),
+    save, status);
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    save.disabled = true;
+    try {
+      await session();
+      const input = { rating: Number(rating.value), title: title.value, body: body.value, lang: (navigator.language || 'en').match(/^[a-z]{2,3}(-([A-Z]{2}|[0-9]{3}))?$/) ? navigator.language : 'en' };
+      if (name.value.trim()) input.name = name.value.trim();
+      const { data } = await call('PUT', `/v1/products/${encodeURIComponent(sku)}/reviews/mine`, { body: input, idem: key() });
+      status.textContent = `Thanks, your review is saved${data.verified ? ' as a verified purchase' : ''}. Other shoppers will see it in a moment.`;
+      save.textContent = 'Update your review';
+    } catch (e) {
+      status.replaceChildren(failure(e));
+    } finally {
+      save.disabled = false;
+    }
+  });
+  return form;
 }
 
 // Titles and prices of a cart's or order's lines (cached at the edge).

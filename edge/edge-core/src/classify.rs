@@ -53,6 +53,11 @@ pub enum Route {
     /// `GET /v1/products/{sku}/reviews/summary`: shared cache, purged the
     /// same way.
     ReviewSummary { sku: String },
+    /// `GET /v1/products/{sku}/recommendations`: shared cache, a TTL (the
+    /// batch job publishes a new set now and then).
+    Recommendations { sku: String },
+    /// `GET /v1/popular?…`: shared cache, a TTL.
+    Popular,
     /// `GET /v1/categories`: shared cache.
     Categories,
     /// `GET /v1/search?…`: shared cache, short.
@@ -88,6 +93,8 @@ impl Route {
                 | Route::Availability { .. }
                 | Route::Reviews { .. }
                 | Route::ReviewSummary { .. }
+                | Route::Recommendations { .. }
+                | Route::Popular
                 | Route::Categories
                 | Route::Search
                 | Route::CartRead { .. }
@@ -164,6 +171,13 @@ pub fn classify(req: &Request) -> Route {
             ),
             None => Route::NotFound,
         },
+        ["v1", "products", sku, "recommendations"] => read_or(
+            read,
+            Route::Recommendations {
+                sku: (*sku).to_owned(),
+            },
+        ),
+        ["v1", "popular"] => read_or(read, Route::Popular),
         ["v1", "categories"] => read_or(read, Route::Categories),
         ["v1", "search"] => read_or(read, Route::Search),
         ["v1", "sessions"] => write_or(
@@ -369,6 +383,16 @@ mod tests {
             classify(&req("PUT", &format!("/v1/admin/reviews/{CART}/visibility"))),
             Route::NotFound
         );
+        assert_eq!(
+            classify(&req("GET", "/v1/products/MUG-1/recommendations")),
+            Route::Recommendations { sku: sku() }
+        );
+        assert_eq!(classify(&req("GET", "/v1/popular")), Route::Popular);
+        assert_eq!(
+            classify(&req("POST", "/v1/popular")),
+            Route::MethodNotAllowed
+        );
+        assert!(Route::Popular.is_cacheable());
     }
 
     #[test]

@@ -49,6 +49,9 @@ pub fn policy(route: &Route) -> Option<CachePolicy> {
         Route::Product { .. } => p(300, 600, 86_400, true),
         // Reviews are purged by tag when the projection changes them.
         Route::Reviews { .. } | Route::ReviewSummary { .. } => p(300, 600, 86_400, true),
+        // A new set is published by a batch job now and then: a TTL, no
+        // purge.
+        Route::Recommendations { .. } | Route::Popular => p(300, 3_600, 86_400, true),
         Route::Categories => p(300, 600, 86_400, true),
         // Search pages depend on many products: bounded by a short TTL.
         Route::Search => p(30, 60, 3_600, true),
@@ -73,6 +76,8 @@ fn key_params(route: &Route) -> &'static [&'static str] {
             "limit",
         ],
         Route::Reviews { .. } => &["sort", "limit", "after"],
+        Route::Recommendations { .. } => &["limit"],
+        Route::Popular => &["region", "category", "limit"],
         _ => &[],
     }
 }

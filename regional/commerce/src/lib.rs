@@ -25,6 +25,7 @@ pub mod openapi;
 pub mod orders;
 pub mod outbox;
 pub mod payments;
+pub mod recommend;
 pub mod replica;
 pub mod reviews;
 pub mod seed;

@@ -206,6 +206,55 @@ const scenarios = {
     });
   },
 
+  // A shopper buys a product and reviews it, keyboard only: their home
+  // region saves it at once, as a verified purchase. Once every region
+  // holds it (the harness waits on the platform), a shopper at another
+  // POP reads it on the product page, sorts, and finds it helpful.
+  async reviews() {
+    let href, title;
+    await atPop('dub', async (browser) => {
+      const { page } = await shopper(browser);
+      title = await toCart(page, 'dub');
+      href = await page.getByRole('link', { name: title, exact: true }).first().getAttribute('href');
+      await placeOrder(page);
+      await confirmed(page, 'the purchase before a review');
+      await open(page, href);
+      await expectText(page, '#review-form-title', /Write a review/, 'the review form');
+      await tabTo(page, page.locator('#review-rating'));
+      await page.keyboard.press('ArrowDown');
+      await tabTo(page, page.locator('#review-title'));
+      await page.keyboard.type('Does what it says');
+      await tabTo(page, page.locator('#review-body'));
+      await page.keyboard.type('Arrived quickly, works well.');
+      await tabTo(page, page.locator('#review-name'));
+      await page.keyboard.type('Ada');
+      await press(page, page.getByRole('button', { name: 'Post your review' }));
+      await expectText(page, '#review-status', /saved as a verified purchase\. Other shoppers will see it in a moment/, 'the saved review');
+      prose(await text(page, '#review-status'), 'the saved review');
+      await accessible(page, 'product with the review form');
+      // Reloaded, the form is the shopper's own review.
+      await next(page, () => page.reload());
+      await expectText(page, '#review-form-title', /Your review/, 'the shopper’s own review');
+    });
+    const sku = decodeURIComponent(href.replace('#/product/', ''));
+    await step('reviews', sku, '1');
+    await atPop('iad', async (browser) => {
+      const { page } = await shopper(browser);
+      await open(page, href);
+      await servedBy(page, 'iad');
+      await expectText(page, '#review-summary', /^4\.0 out of 5 stars from 1 review$/, 'the review summary at another POP');
+      await expectText(page, '#review-list', /Does what it says/, 'the review at another POP');
+      await expectText(page, '#review-list', /Ada · .* · Verified purchase/, 'the reviewer and the verified mark');
+      await tabTo(page, page.locator('#review-sort'));
+      await page.keyboard.press('ArrowDown');
+      await expectText(page, '#review-list', /Does what it says/, 'the review sorted by helpfulness');
+      await press(page, page.getByRole('button', { name: /^Helpful \(0\)$/ }));
+      await expectText(page, '#review-list', /your vote is counted/, 'the helpful vote');
+      await accessible(page, 'product with reviews');
+      log('reviews: a review of', sku, 'written at dub, read and voted on at iad');
+    });
+  },
+
   // The shopper's home region (eu-west, for Dublin's shoppers) dies
   // between cart and checkout: the order still completes, served by a
   // standby region, and the page says the region is failing over.

@@ -242,9 +242,20 @@ async fn finish_order(
     set_json(tx, &keys::order(&order.id), &order)?;
     tx.clear(&keys::saga_open(&order.id))?;
     if status == OrderStatus::Confirmed {
-        // What makes the buyer's reviews of these SKUs verified.
-        for line in &order.lines {
+        // What makes the buyer's reviews of these SKUs verified, and
+        // what recommendations are computed from.
+        for (i, line) in order.lines.iter().enumerate() {
             tx.set(&keys::purchased(&order.owner, &line.sku), b"")?;
+            crate::recommend::record_sale(
+                tx,
+                i,
+                &crate::recommend::SaleLine {
+                    order_id: order.id.clone(),
+                    at_ms: now_ms,
+                    sku: line.sku.clone(),
+                    qty: line.qty,
+                },
+            )?;
         }
     }
     let kind = match status {

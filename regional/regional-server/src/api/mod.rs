@@ -5,7 +5,7 @@
 //! This module holds what every route shares (state, the router and the
 //! OpenAPI document, middleware, request helpers); each group of routes is
 //! a module of its own: `sessions`, `catalog`, `carts`, `orders` (checkout
-//! and orders), `purge`, `reviews`, `admin`, `replica` (the catalog replica's
+//! and orders), `purge`, `reviews`, `recommend`, `admin`, `replica` (the catalog replica's
 //! intake), `ops`.
 
 use std::sync::Arc;
@@ -44,6 +44,7 @@ mod doc;
 mod ops;
 mod orders;
 mod purge;
+mod recommend;
 mod replica;
 mod reviews;
 mod sessions;
@@ -120,6 +121,8 @@ fn routers(state: AppState) -> (Router, Value) {
         .routes(routes!(reviews::review_summary))
         .routes(routes!(reviews::my_review, reviews::put_review))
         .routes(routes!(reviews::vote_helpful))
+        .routes(routes!(recommend::bought_together))
+        .routes(routes!(recommend::popular))
         .split_for_parts();
     let (admin, admin_doc) = OpenApiRouter::<AppState>::new()
         .routes(routes!(admin::put_category, admin::delete_category))

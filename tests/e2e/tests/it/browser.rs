@@ -123,6 +123,38 @@ async fn run_script(
                     meridian::drill::report::markdown(&outcome)
                 );
             }
+            ["STEP", "reviews", sku, n] => {
+                // Every region's copy counts `n` reviews of `sku`: woken by
+                // the catalog feed (which every projected review extends),
+                // bounded.
+                let n: u64 = n.parse().expect("a count");
+                let mut cursor = commerce::feed::Cursor::START;
+                let mut projected = false;
+                for _ in 0..40 {
+                    let mut counts = Vec::new();
+                    for (_, _, region) in &platform.regions {
+                        counts.push(
+                            region
+                                .commerce
+                                .review_summary(sku, 0)
+                                .await
+                                .map_or(0, |s| s.count),
+                        );
+                    }
+                    if counts.iter().all(|c| *c >= n) {
+                        projected = true;
+                        break;
+                    }
+                    let page = platform
+                        .operator
+                        .read_feed(cursor, 1_000, 2_000)
+                        .await
+                        .expect("the catalog feed");
+                    cursor = commerce::feed::Cursor::parse(&page.cursor).expect("a cursor");
+                }
+                assert!(projected, "{n} reviews of {sku} never reached every region");
+                writeln!(stdin, "ok").expect("answer the script");
+            }
             ["STEP", "decline", n] => {
                 platform
                     .payments
@@ -245,6 +277,7 @@ async fn the_dashboard_and_the_storefront_in_chromium() {
         "second_pop",
         "out_of_stock",
         "declined",
+        "reviews",
         "home_region_down",
     ];
     let run = run_script(
