@@ -119,20 +119,15 @@ impl Commerce {
         if chunk.kvs.is_empty() {
             return Ok(0);
         }
-        // The reviews projection takes the whole batch in one transaction.
-        let mut reviews = Vec::new();
+        // Order messages go to their consumer one by one; the reviews
+        // projection takes the whole batch in one transaction.
+        let (mut orders, mut reviews) = (Vec::new(), Vec::new());
         for kv in &chunk.kvs {
             let decoded = match topic {
                 Topic::Reviews => {
                     decode::<ReviewMessage>(&kv.value, "review message").map(|m| reviews.push(m))
                 }
-                _ => match decode::<Message>(&kv.value, "outbox message") {
-                    Ok(message) => {
-                        self.consume(shard, topic, &message).await?;
-                        Ok(())
-                    }
-                    Err(e) => Err(e),
-                },
+                _ => decode::<Message>(&kv.value, "outbox message").map(|m| orders.push(m)),
             };
             match decoded {
                 Ok(()) => {}
@@ -152,6 +147,9 @@ impl Commerce {
                     .await?;
                 }
             }
+        }
+        for message in &orders {
+            self.consume(shard, topic, message).await?;
         }
         if !reviews.is_empty() {
             self.project_reviews(&reviews).await?;

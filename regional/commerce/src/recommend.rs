@@ -186,39 +186,23 @@ impl Commerce {
             .await
     }
 
-    /// The version a new set should take (one past the newest written,
-    /// published or not).
+    /// The version a new set should take (one past the newest published).
     pub async fn next_recommendation_version(&self) -> Result<u64> {
         self.catalog_db()?
-            .run(|tx, _| async move {
-                let range = RangeOption::subspace(&space().subspace(&("info",)))
-                    .limit(1)
-                    .reverse(true);
-                let newest = tx.get_range(&range, true).await?;
-                let from_info = match newest.kvs.first() {
-                    Some(kv) => decode::<SetInfo>(&kv.value, "recommendation set")?.version,
-                    None => 0,
-                };
-                let current = current_version(&tx).await?.unwrap_or(0);
-                Ok::<_, CommerceError>(from_info.max(current) + 1)
-            })
+            .run(|tx, _| async move { next_version(&tx).await })
             .await
     }
 
-    /// Starts a new set: its version (as [`Self::next_recommendation_version`]),
-    /// with whatever a job that died left under it cleared.
+    /// Starts a new set: its version, with whatever a job that died while
+    /// writing that version left under it cleared (in one transaction).
     pub async fn begin_recommendations(&self) -> Result<u64> {
-        let version = self.next_recommendation_version().await?;
         self.catalog_db()?
             .run(|tx, _| async move {
-                if current_version(&tx).await?.is_some_and(|c| c >= version) {
-                    return Err(invalid("version", "is published already"));
-                }
+                let version = next_version(&tx).await?;
                 clear_version(&tx, version)?;
-                Ok::<_, CommerceError>(())
+                Ok::<_, CommerceError>(version)
             })
-            .await?;
-        Ok(version)
+            .await
     }
 
     /// Writes one page of a set not yet published: per product, its
@@ -326,12 +310,9 @@ impl Commerce {
                         cleared.push(info.version);
                     }
                 }
-                // Pages of sets never published (a job that died).
-                for stale in [current.saturating_add(1), current.saturating_sub(1)] {
-                    if stale != current && !cleared.contains(&stale) {
-                        clear_version(&tx, stale)?;
-                    }
-                }
+                // Pages of a set never published (a job that died) are
+                // cleared by the next `begin_recommendations`, which takes
+                // the same version.
                 Ok(cleared)
             })
             .await
@@ -391,6 +372,21 @@ impl Commerce {
             })
             .await
     }
+}
+
+/// One past the newest set published (a published set's info is kept
+/// until a newer one is published, so the newest info is the current set).
+async fn next_version(tx: &db::Transaction) -> Result<u64> {
+    let range = RangeOption::subspace(&space().subspace(&("info",)))
+        .limit(1)
+        .reverse(true);
+    let newest = tx.get_range(&range, true).await?;
+    let from_info = match newest.kvs.first() {
+        Some(kv) => decode::<SetInfo>(&kv.value, "recommendation set")?.version,
+        None => 0,
+    };
+    let current = current_version(tx).await?.unwrap_or(0);
+    Ok(from_info.max(current) + 1)
 }
 
 async fn current_version(tx: &db::Transaction) -> Result<Option<u64>> {

@@ -99,6 +99,7 @@ pub async fn export(
         })
         .await?;
     let topology = commerce.topology();
+    let schema = schema();
     let mut exported = Exported::default();
     for shard in commerce.warehouses() {
         let region = topology
@@ -107,7 +108,7 @@ pub async fn export(
             .unwrap_or_default();
         let path = dir.join(format!("sales-{shard}-{:06}.parquet", cursors.run));
         let file = std::fs::File::create(&path)?;
-        let mut writer = ArrowWriter::try_new(file, schema(), None)?;
+        let mut writer = ArrowWriter::try_new(file, schema.clone(), None)?;
         let mut from = match cursors.after.get(shard.as_str()) {
             Some(text) => Some(unhex(text)?),
             None => None,
@@ -121,7 +122,7 @@ pub async fn export(
                     Arc::new(StringArray::from_iter_values(page.sales.iter().map(f)))
                 };
                 let batch = RecordBatch::try_new(
-                    schema(),
+                    schema.clone(),
                     vec![
                         column(&|l| l.order_id.clone()),
                         Arc::new(StringArray::from_iter_values(std::iter::repeat_n(

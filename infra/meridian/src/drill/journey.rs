@@ -41,28 +41,8 @@ pub async fn measure(
         (1..=MAX_CHANGES).contains(&changes),
         "1 to {MAX_CHANGES} changes"
     );
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .context("an HTTP client")?;
-    let topology = platform.topology();
-    let home_region = topology
-        .shard(platform.operator.catalog_shard())
-        .map(|s| s.home().clone())
-        .context("the catalog shard's home region")?;
-    let mut journeys: Vec<PopJourney> = platform
-        .pop_places()
-        .iter()
-        .map(|(name, _, _)| {
-            let rtt = platform.pop_rtt(name, &home_region).unwrap_or_default();
-            PopJourney {
-                pop: name.clone(),
-                times_ms: Vec::new(),
-                target_ms: rtt.as_secs_f64() * 1e3 / 2.0 + 150.0,
-            }
-        })
-        .collect();
+    let client = client()?;
+    let mut journeys = journeys(platform, 0.0)?;
     let pops: Vec<(String, SocketAddr)> = platform.pops.clone();
     for change in 0..changes {
         // Fresh in every POP's cache first.
@@ -94,28 +74,15 @@ pub async fn measure(
             .upsert_product(sku, &input)
             .await
             .context("changing the product")?;
-        let waits = pops.iter().map(|(_, addr)| {
-            let client = client.clone();
-            let url = format!("http://{addr}/v1/products/{sku}");
-            async move {
-                while started.elapsed() < MAX_WAIT {
-                    if let Ok(response) = client.get(&url).send().await
-                        && let Ok(body) = response.json::<serde_json::Value>().await
-                        && body["version"].as_u64() >= Some(changed.version)
-                    {
-                        return Some(started.elapsed().as_secs_f64() * 1e3);
-                    }
-                    tokio::time::sleep(POLL).await;
-                }
-                None
-            }
-        });
-        let times = futures::future::join_all(waits).await;
-        for ((name, _), time) in pops.iter().zip(times) {
-            if let Some(journey) = journeys.iter_mut().find(|j| &j.pop == name) {
-                journey.times_ms.push(time);
-            }
-        }
+        time_to_every_pop(
+            &client,
+            &pops,
+            &mut journeys,
+            started,
+            |addr| format!("http://{addr}/v1/products/{sku}"),
+            |body| body["version"].as_u64() >= Some(changed.version),
+        )
+        .await;
     }
     Ok(journeys)
 }
@@ -138,37 +105,16 @@ pub async fn measure_reviews(
         (1..=MAX_CHANGES).contains(&reviews),
         "1 to {MAX_CHANGES} reviews"
     );
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .context("an HTTP client")?;
+    let client = client()?;
     let topology = platform.topology();
-    let home_region = topology
-        .shard(platform.operator.catalog_shard())
-        .map(|s| s.home().clone())
-        .context("the catalog shard's home region")?;
+    let home_region = catalog_home(platform)?;
     let farthest_ms = topology
         .regions()
         .iter()
         .filter_map(|r| topology.region_rtt(r.name(), &home_region))
         .map(|rtt| rtt.as_secs_f64() * 1e3 / 2.0)
         .fold(0.0, f64::max);
-    let mut journeys: Vec<PopJourney> = platform
-        .pop_places()
-        .iter()
-        .map(|(name, _, _)| {
-            let rtt = platform.pop_rtt(name, &home_region).unwrap_or_default();
-            PopJourney {
-                pop: name.clone(),
-                times_ms: Vec::new(),
-                target_ms: rtt.as_secs_f64() * 1e3 / 2.0
-                    + farthest_ms
-                    + outbox_interval.as_secs_f64() * 1e3
-                    + 150.0,
-            }
-        })
-        .collect();
+    let mut journeys = journeys(platform, farthest_ms + outbox_interval.as_secs_f64() * 1e3)?;
     let pops: Vec<(String, SocketAddr)> = platform.pops.clone();
     let summary_url =
         |addr: &SocketAddr| format!("http://{addr}/v1/products/{sku}/reviews/summary");
@@ -215,30 +161,87 @@ pub async fn measure_reviews(
             "a review was refused: {}",
             written.text().await.unwrap_or_default()
         );
-        let waits = pops.iter().map(|(_, addr)| {
-            let client = client.clone();
-            let url = summary_url(addr);
-            async move {
-                while started.elapsed() < MAX_WAIT {
-                    if let Ok(response) = client.get(&url).send().await
-                        && let Ok(body) = response.json::<serde_json::Value>().await
-                        && body["count"].as_u64() > Some(before)
-                    {
-                        return Some(started.elapsed().as_secs_f64() * 1e3);
-                    }
-                    tokio::time::sleep(POLL).await;
-                }
-                None
-            }
-        });
-        let times = futures::future::join_all(waits).await;
-        for ((name, _), time) in pops.iter().zip(times) {
-            if let Some(journey) = journeys.iter_mut().find(|j| &j.pop == name) {
-                journey.times_ms.push(time);
-            }
-        }
+        time_to_every_pop(
+            &client,
+            &pops,
+            &mut journeys,
+            started,
+            summary_url,
+            |body| body["count"].as_u64() > Some(before),
+        )
+        .await;
     }
     Ok(journeys)
+}
+
+fn client() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .context("an HTTP client")
+}
+
+fn catalog_home(platform: &Platform) -> anyhow::Result<topology::RegionId> {
+    platform
+        .topology()
+        .shard(platform.operator.catalog_shard())
+        .map(|s| s.home().clone())
+        .context("the catalog shard's home region")
+}
+
+/// A journey per POP, none timed yet, each with its target: the modelled
+/// one-way delay from the catalog's home region to the POP, plus `extra_ms`
+/// and 150 ms.
+fn journeys(platform: &Platform, extra_ms: f64) -> anyhow::Result<Vec<PopJourney>> {
+    let home_region = catalog_home(platform)?;
+    Ok(platform
+        .pop_places()
+        .iter()
+        .map(|(name, _, _)| {
+            let rtt = platform.pop_rtt(name, &home_region).unwrap_or_default();
+            PopJourney {
+                pop: name.clone(),
+                times_ms: Vec::new(),
+                target_ms: rtt.as_secs_f64() * 1e3 / 2.0 + extra_ms + 150.0,
+            }
+        })
+        .collect())
+}
+
+/// Reads each POP's `url_of(addr)` until `seen` is true of its JSON (every
+/// [`POLL`], at most [`MAX_WAIT`] after `started`) and adds the time each
+/// took to its journey (`None`: not within the wait).
+async fn time_to_every_pop(
+    client: &reqwest::Client,
+    pops: &[(String, SocketAddr)],
+    journeys: &mut [PopJourney],
+    started: Instant,
+    url_of: impl Fn(&SocketAddr) -> String,
+    seen: impl Fn(&serde_json::Value) -> bool,
+) {
+    let seen = &seen;
+    let waits = pops.iter().map(|(_, addr)| {
+        let url = url_of(addr);
+        async move {
+            while started.elapsed() < MAX_WAIT {
+                if let Ok(response) = client.get(&url).send().await
+                    && let Ok(body) = response.json::<serde_json::Value>().await
+                    && seen(&body)
+                {
+                    return Some(started.elapsed().as_secs_f64() * 1e3);
+                }
+                tokio::time::sleep(POLL).await;
+            }
+            None
+        }
+    });
+    let times = futures::future::join_all(waits).await;
+    for ((name, _), time) in pops.iter().zip(times) {
+        if let Some(journey) = journeys.iter_mut().find(|j| &j.pop == name) {
+            journey.times_ms.push(time);
+        }
+    }
 }
 
 /// The `q` quantile of the times seen (`None` when one was never seen).

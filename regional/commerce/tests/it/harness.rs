@@ -150,6 +150,32 @@ impl World {
     }
 }
 
+/// eu-west over the same stores, with its link to the catalog shard (`us`)
+/// in the test's hands: cut it and only the replica can answer.
+pub fn eu_west(world: &World) -> (Commerce, Arc<db::Link>) {
+    let link = db::Link::new(std::time::Duration::ZERO);
+    let region = world.region("eu-west", |id, database| {
+        if id == &shard("us") {
+            database.over_link(&link)
+        } else {
+            database.clone()
+        }
+    });
+    (region, link)
+}
+
+/// Pulls until the replica holds everything; from then on the region
+/// reads it.
+pub async fn pull_all(c: &Commerce) {
+    for _ in 0..100 {
+        if c.pull_replica(0).await.expect("pull") == 0 {
+            assert!(c.refresh_replica().await.expect("refresh"));
+            return;
+        }
+    }
+    panic!("the replica never caught up");
+}
+
 fn region_over(
     name: &str,
     shards: db::ShardMap,

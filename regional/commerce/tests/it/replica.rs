@@ -3,14 +3,12 @@
 //! however often; a region reads its own replica without reaching the
 //! catalog shard; a replica behind the trimmed feed is copied anew.
 
-use std::sync::Arc;
-
 use commerce::catalog::{CategoryInput, Money, ProductInput};
 use commerce::feed::{Cursor, State};
 use commerce::replica::ReplicaBatch;
 use commerce::{Commerce, CommerceError, Settings};
 
-use crate::harness::{World, shard};
+use crate::harness::{World, eu_west, pull_all, shard};
 
 fn input(title: &str, category: &str) -> ProductInput {
     ProductInput {
@@ -26,34 +24,8 @@ fn input(title: &str, category: &str) -> ProductInput {
     }
 }
 
-/// eu-west over the same stores, with its link to the catalog shard (`us`)
-/// in the test's hands: cut it and only the replica can answer.
-fn eu_west(world: &World) -> (Commerce, Arc<db::Link>) {
-    let link = db::Link::new(std::time::Duration::ZERO);
-    let region = world.region("eu-west", |id, database| {
-        if id == &shard("us") {
-            database.over_link(&link)
-        } else {
-            database.clone()
-        }
-    });
-    (region, link)
-}
-
 async fn feed(c: &Commerce) -> commerce::feed::FeedPage {
     c.read_feed(Cursor::START, 1_000, 0).await.expect("feed")
-}
-
-/// Pulls until the replica holds everything; from then on the region
-/// reads it.
-async fn pull_all(c: &Commerce) {
-    for _ in 0..100 {
-        if c.pull_replica(0).await.expect("pull") == 0 {
-            assert!(c.refresh_replica().await.expect("refresh"));
-            return;
-        }
-    }
-    panic!("the replica never caught up");
 }
 
 #[tokio::test]

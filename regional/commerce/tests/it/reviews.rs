@@ -3,14 +3,12 @@
 //! always equals what the visible reviews add up to, whatever is delivered
 //! twice, at once, or after a crash.
 
-use std::sync::Arc;
-
 use commerce::Commerce;
 use commerce::outbox::Topic;
 use commerce::reviews::{ReviewInput, ReviewSort};
 use topology::ShardedId;
 
-use crate::harness::{World, shard};
+use crate::harness::{World, eu_west, pull_all, shard};
 
 fn input(rating: u8, title: &str) -> ReviewInput {
     ReviewInput {
@@ -20,19 +18,6 @@ fn input(rating: u8, title: &str) -> ReviewInput {
         lang: "en".into(),
         name: None,
     }
-}
-
-/// eu-west, its link to the catalog shard (`us`) in the test's hands.
-fn eu_west(world: &World) -> (Commerce, Arc<db::Link>) {
-    let link = db::Link::new(std::time::Duration::ZERO);
-    let region = world.region("eu-west", |id, database| {
-        if id == &shard("us") {
-            database.over_link(&link)
-        } else {
-            database.clone()
-        }
-    });
-    (region, link)
 }
 
 /// Delivers every shard's review messages (as the outbox workers do).
@@ -52,16 +37,6 @@ async fn project(c: &Commerce) -> usize {
         total += n;
     }
     panic!("the reviews outbox never emptied");
-}
-
-async fn pull_all(c: &Commerce) {
-    for _ in 0..100 {
-        if c.pull_replica(0).await.expect("pull") == 0 {
-            assert!(c.refresh_replica().await.expect("refresh"));
-            return;
-        }
-    }
-    panic!("the replica never caught up");
 }
 
 async fn audit_holds(c: &Commerce, sku: &str) {
