@@ -123,15 +123,33 @@ function failure(e) {
 // Pages.
 
 async function home() {
-  const [{ data: cats }, { data: popular }] = await Promise.all([
+  const [{ data: cats }, popular] = await Promise.all([
     call('GET', '/v1/categories', { session: false }),
-    call('GET', '/v1/search?sort=title_asc&limit=8', { session: false }),
+    recommended('/v1/popular?limit=8'),
   ]);
+  // Before the first recommendations are computed: the catalog itself.
+  const shown = popular.length ? popular
+    : (await call('GET', '/v1/search?sort=title_asc&limit=8', { session: false })).data.hits;
   page('Meridian',
     h('h2', { text: 'Shop by category' }),
     h('ul.grid', {}, cats.map((c) => h('li', {}, h('a', { href: `#/search?category=${encodeURIComponent(c.slug)}`, text: c.name })))),
-    h('h2', { text: 'From the catalog' }),
-    results(popular.hits));
+    h('section', { id: 'popular', 'aria-labelledby': 'popular-title' },
+      h('h2', { id: 'popular-title', text: popular.length ? 'Popular near you' : 'From the catalog' }),
+      results(shown)));
+}
+
+// Recommendations (computed in batch, cached at the edge): the products a
+// list names, each read as the product page reads it (cached too). None
+// when the list is empty or cannot be read: the page shows without them.
+async function recommended(path) {
+  try {
+    const { data } = await call('GET', path, { session: false });
+    const products = await Promise.all(data.items.map((r) =>
+      call('GET', `/v1/products/${encodeURIComponent(r.sku)}`, { session: false }).then((x) => x.data, () => null)));
+    return products.filter(Boolean);
+  } catch {
+    return [];
+  }
 }
 
 function results(hits) {
@@ -192,10 +210,11 @@ async function search(params) {
 
 async function product(sku) {
   const base = `/v1/products/${encodeURIComponent(sku)}`;
-  const [{ data: p }, { data: stock }, reviews] = await Promise.all([
+  const [{ data: p }, { data: stock }, reviews, together] = await Promise.all([
     call('GET', base, { session: false }),
     call('GET', `${base}/availability`, { session: false }),
     reviewsSection(sku),
+    recommended(`${base}/recommendations?limit=4`),
   ]);
   const available = stock.reduce((n, w) => n + Math.max(0, w.available), 0);
   const qty = h('input', { id: 'qty', type: 'number', min: 1, max: Math.max(1, Math.min(99, available)), value: 1, inputmode: 'numeric' });
@@ -223,6 +242,9 @@ async function product(sku) {
     form, status,
     Object.keys(p.attributes).length ? h('dl', {}, Object.entries(p.attributes).flatMap(([k, v]) => [h('dt', { text: k }), h('dd', { text: v })])) : null,
     h('p.muted', {}, 'Category: ', h('a', { href: `#/search?category=${encodeURIComponent(p.category)}`, text: p.category })),
+    together.length ? h('section', { id: 'together', 'aria-labelledby': 'together-title' },
+      h('h2', { id: 'together-title', text: 'Customers also bought' }),
+      results(together)) : null,
     reviews);
 }
 

@@ -125,6 +125,14 @@ enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
+    /// Compute the recommendations (bought together, popular now) from the
+    /// sales logs and publish them to the regions: `meridian-recommend`
+    /// with these arguments (`meridian recommend --help` lists them).
+    #[command(disable_help_flag = true)]
+    Recommend {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Print a new shard-carrying id, e.g. `eu.01J…`.
     NewId {
         /// The shard the id's record lives in.
@@ -182,6 +190,7 @@ pub fn main() -> anyhow::Result<()> {
             products,
             ephemeral_ports,
         } => up(config, no_build, products, ephemeral_ports),
+        Command::Recommend { args } => crate::recommend::run_cli(args),
         Command::Status { routing, json } => block_on(async move {
             let client = http_client()?;
             let table =
@@ -504,6 +513,31 @@ fn up(
                 platform.regions[0].1
             ),
         }
+        // The recommendations, computed now and every `every_s` after.
+        let region_token = platform.regions[0]
+            .2
+            .state
+            .admin_tokens
+            .first()
+            .map(|t| t.to_string());
+        let _recommendations = match (platform.routing_api, region_token) {
+            (Some(api), Some(token)) => {
+                let schedule = crate::recommend::Schedule::start(
+                    &loaded.recommend,
+                    &format!("http://{api}"),
+                    &token,
+                    None,
+                );
+                if schedule.is_some() {
+                    println!(
+                        "  recommendations computed now and every {} s ({}; `meridian recommend` runs it by hand)",
+                        loaded.recommend.every_s, loaded.recommend.engine
+                    );
+                }
+                schedule
+            }
+            _ => None,
+        };
         let ctrl_c = tokio::signal::ctrl_c();
         tokio::pin!(ctrl_c);
         loop {

@@ -43,6 +43,32 @@ pub struct MeridianConfig {
     /// routing layer's admin token); default `127.0.0.1:7001`.
     #[serde(default)]
     pub control_listen: Option<std::net::SocketAddr>,
+    #[serde(default)]
+    pub recommend: RecommendConfig,
+}
+
+/// The recommendations' schedule in `up`: `meridian-recommend` run every
+/// `every_s` seconds against this stack (the first run at start).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecommendConfig {
+    /// Seconds between runs; 0 turns the schedule off.
+    pub every_s: u64,
+    /// `embedded`, `standalone` or a Ballista scheduler's `df://host:port`.
+    pub engine: String,
+    /// Where the Parquet export is kept, relative to this file (default:
+    /// `recommend` in the embedded engine's data directory).
+    pub dir: Option<PathBuf>,
+}
+
+impl Default for RecommendConfig {
+    fn default() -> Self {
+        RecommendConfig {
+            every_s: 900,
+            engine: "embedded".into(),
+            dir: None,
+        }
+    }
 }
 
 /// The demo catalog `up` writes when the catalog is empty.
@@ -53,6 +79,10 @@ pub struct SeedConfig {
     pub products: usize,
     pub seed: u64,
     pub max_stock: i64,
+    /// Order lines of the demo's order history (what the recommendations
+    /// are computed from), written when every sales log is empty; 0
+    /// writes none.
+    pub order_lines: usize,
 }
 
 impl Default for SeedConfig {
@@ -61,6 +91,7 @@ impl Default for SeedConfig {
             products: 10_000,
             seed: 42,
             max_stock: 200,
+            order_lines: 50_000,
         }
     }
 }
@@ -81,6 +112,8 @@ pub struct Loaded {
     pub payments: commerce::SimulatedGatewayConfig,
     /// Where `up`'s control API listens.
     pub control_listen: std::net::SocketAddr,
+    /// The recommendations' schedule, its `dir` resolved.
+    pub recommend: RecommendConfig,
 }
 
 pub fn parse(text: &str) -> anyhow::Result<MeridianConfig> {
@@ -102,6 +135,12 @@ pub fn load(path: &Path) -> anyhow::Result<Loaded> {
     let topology = Topology::from_toml_str(&config_file::read(&topology_path)?)
         .with_context(|| format!("in {}", topology_path.display()))?;
     let storage = config.storage.resolve(base);
+    let mut recommend = config.recommend;
+    recommend.dir = match (&recommend.dir, &storage) {
+        (Some(dir), _) => Some(base.join(dir)),
+        (None, StorageConfig::Embedded { dir, .. }) => Some(dir.join("recommend")),
+        (None, _) => None,
+    };
     Ok(Loaded {
         topology,
         storage,
@@ -116,6 +155,7 @@ pub fn load(path: &Path) -> anyhow::Result<Loaded> {
                 .context("the control API's default address")?,
         },
         seed: config.seed,
+        recommend,
         payments: {
             let mut payments = config.payments;
             if let Some(dir) = &mut payments.store {

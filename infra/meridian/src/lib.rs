@@ -10,6 +10,7 @@ pub mod config;
 pub mod control;
 pub mod drill;
 pub mod platform;
+pub mod recommend;
 pub mod status;
 
 pub use regional_server::storage::open as open_storage;

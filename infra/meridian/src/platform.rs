@@ -324,6 +324,9 @@ pub async fn start(loaded: &Loaded, options: StartOptions) -> anyhow::Result<Pla
         if loaded.seed.products > 0 && commerce.catalog_version().await? == 0 {
             seed(commerce, loaded).await?;
         }
+        if loaded.seed.order_lines > 0 {
+            seed_history(commerce, loaded).await?;
+        }
     }
     // Index the catalog before serving, so search answers from the start.
     for (_, _, region, _, _) in &regions {
@@ -574,6 +577,32 @@ async fn seed(commerce: &commerce::Commerce, loaded: &Loaded) -> anyhow::Result<
         "seeded {} categories, {} products, {} units of stock (seed {})",
         report.categories, report.products, report.stock_units, loaded.seed.seed
     );
+    Ok(())
+}
+
+/// The demo's order history (when every sales log is empty): what the
+/// recommendations are computed from.
+async fn seed_history(commerce: &commerce::Commerce, loaded: &Loaded) -> anyhow::Result<()> {
+    let total = loaded.seed.order_lines;
+    let bar = indicatif::ProgressBar::new(total as u64).with_style(
+        indicatif::ProgressStyle::with_template(
+            "seeding the order history {bar:40} {pos}/{len} order lines",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let written = commerce
+        .seed_history(total, loaded.seed.seed, |done| {
+            bar.set_position(done as u64)
+        })
+        .await
+        .context("seeding the order history")?;
+    bar.finish_and_clear();
+    if written > 0 {
+        println!(
+            "seeded an order history of {written} order lines (seed {})",
+            loaded.seed.seed
+        );
+    }
     Ok(())
 }
 

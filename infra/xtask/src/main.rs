@@ -34,6 +34,10 @@
 //!   reservations, and a private PostgreSQL cluster as the reference);
 //!   ARGS go to the benchmark (`--secs N --clients N --products N
 //!   --skip-pg`).
+//! - `cargo xtask bench-recommend [-- ARGS]`: installs PostgreSQL if
+//!   missing, then the recommendations' batch over 1,000,000 order lines
+//!   against the same SQL in a private PostgreSQL (`--lines N --products N
+//!   --runs N --skip-pg`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -71,10 +75,11 @@ fn main() -> anyhow::Result<()> {
         "bench" => cargo_bench("db-embedded", "engine"),
         "bench-dns" => bench_dns(),
         "bench-regional" => bench_regional(),
+        "bench-recommend" => bench_recommend(),
         "build-worker" => build_worker(),
         "bench-edge" => bench_edge(),
         _ => bail!(
-            "usage: cargo xtask <test|build-worker|bench|bench-dns|bench-regional|bench-edge>"
+            "usage: cargo xtask <test|build-worker|bench|bench-dns|bench-regional|bench-recommend|bench-edge>"
         ),
     }
 }
@@ -244,6 +249,16 @@ fn bench_regional() -> anyhow::Result<()> {
         stop_postgresql_service()?;
     }
     cargo_bench("regional-server", "api")
+}
+
+/// The recommendations' batch against PostgreSQL (the same SQL), after
+/// installing PostgreSQL if it is missing.
+fn bench_recommend() -> anyhow::Result<()> {
+    let installed = ensure_debian_packages(BENCH_REGIONAL_PACKAGES)?;
+    if installed.contains(&"postgresql") {
+        stop_postgresql_service()?;
+    }
+    cargo_bench("recommend", "batch")
 }
 
 /// worker-build's version, matching the `worker` crate edge-worker uses.

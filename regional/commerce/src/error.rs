@@ -34,6 +34,19 @@ pub enum CommerceError {
     /// A shopper voted for their own review.
     #[error("a review cannot be voted helpful by its own author")]
     OwnReview,
+    /// Another recommendation job holds the lease on writing a set.
+    #[error(
+        "recommendation job {job} is writing set {version} (its lease runs until {until_ms} ms)"
+    )]
+    JobRunning {
+        job: String,
+        version: u64,
+        until_ms: u64,
+    },
+    /// A recommendation set that cannot be written or published (again):
+    /// not the caller's, or a newer one is published.
+    #[error("recommendation set {version} cannot be written: {reason}")]
+    SetNotWritable { version: u64, reason: &'static str },
     #[error("idempotency key was already used with a different request")]
     IdempotencyKeyReused,
     #[error("cart is empty")]

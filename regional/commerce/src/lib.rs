@@ -19,6 +19,7 @@ pub mod checkout;
 mod clock;
 mod error;
 pub mod feed;
+pub mod history;
 pub mod inventory;
 mod keys;
 pub mod openapi;
@@ -280,6 +281,18 @@ impl Commerce {
     /// The catalog shard: where the catalog is written.
     fn catalog_db(&self) -> Result<&Database> {
         Ok(self.inner.shards.get(&self.inner.catalog_shard)?)
+    }
+
+    /// The catalog shard, for a write only the region serving it makes
+    /// (a recommendation set's).
+    fn catalog_owned_db(&self) -> Result<&Database> {
+        if !self.inner.served.contains(&self.inner.catalog_shard) {
+            return Err(db::ShardMapError::NotServed {
+                shard: self.inner.catalog_shard.clone(),
+            }
+            .into());
+        }
+        self.catalog_db()
     }
 
     /// Where this region reads the catalog: its replica once that holds a

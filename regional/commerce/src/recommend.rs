@@ -42,6 +42,9 @@ fn sales_space() -> db::Subspace {
 fn current_key() -> Vec<u8> {
     space().pack(&("cur",))
 }
+fn run_key() -> Vec<u8> {
+    space().pack(&("run",))
+}
 fn info_key(version: u64) -> Vec<u8> {
     space().pack(&("info", version))
 }
@@ -56,7 +59,7 @@ fn version_space(kind: &str, version: u64) -> db::Subspace {
 }
 
 /// One line of a confirmed order, as the sales log keeps it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SaleLine {
     pub order_id: String,
     pub at_ms: u64,
@@ -64,20 +67,13 @@ pub struct SaleLine {
     pub qty: i64,
 }
 
-/// A sales line read back, with the shard it was read from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sale {
-    pub shard: ShardId,
-    pub line: SaleLine,
-}
-
 /// A page of a shard's sales log.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SalesPage {
     pub sales: Vec<SaleLine>,
-    /// The key after the last line read: where the next page (or the
-    /// next export) starts (`None`: the page is empty).
-    pub after: Option<Vec<u8>>,
+    /// Where the next page (or the next export) starts: an opaque cursor
+    /// (absent: the page is empty).
+    pub after: Option<String>,
     /// More lines follow in the log now.
     pub more: bool,
 }
@@ -103,6 +99,136 @@ pub struct SetInfo {
     pub lines: u64,
     /// Where it ran: `embedded` or a Ballista scheduler's address.
     pub engine: String,
+}
+
+/// The job writing a set now: one at a time, under a lease, whichever
+/// region or machine it runs from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RunningJob {
+    /// The job's own id (a ULID it takes when it starts).
+    pub job: String,
+    /// The set it is writing.
+    pub version: u64,
+    /// When its lease ends: another job may then start over (the pages
+    /// this one wrote are cleared).
+    pub until_ms: u64,
+}
+
+/// Where recommendations stand: what readers get and what is being
+/// written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RecommendationStatus {
+    /// The shard the sets are kept in: jobs write through the region
+    /// serving it.
+    #[schema(value_type = String)]
+    pub catalog_shard: ShardId,
+    /// The published set (absent: none yet).
+    pub current: Option<SetInfo>,
+    /// The job writing a set now, if its lease runs.
+    pub running: Option<RunningJob>,
+}
+
+/// A product's SKU and category: what the export labels sales with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ProductCategory {
+    pub sku: String,
+    pub category: String,
+}
+
+/// `POST /v1/admin/recommendations/sets`: a job starts a set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BeginSet {
+    /// The job's id (1 to 64 letters, digits, `-` or `_`).
+    #[schema(schema_with = job_schema)]
+    pub job: String,
+    /// How long the job holds the lease on writing sets (at most an hour).
+    #[schema(schema_with = lease_schema)]
+    pub lease_ms: u64,
+}
+
+/// The set a job was given to write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SetBegun {
+    pub version: u64,
+}
+
+/// One product's "bought together" list in a set being written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TogetherRecord {
+    #[schema(schema_with = crate::openapi::sku)]
+    pub sku: String,
+    #[schema(max_items = 20)]
+    pub items: Vec<Recommended>,
+}
+
+/// One region's and category's popular products in a set being written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PopularRecord {
+    #[schema(max_length = 64)]
+    pub region: String,
+    /// A category's slug, or `*` for every category.
+    #[schema(max_length = 64)]
+    pub category: String,
+    #[schema(max_items = 20)]
+    pub items: Vec<Recommended>,
+}
+
+/// A page of a set being written: "bought together" records, "popular"
+/// records, or both (at most [`MAX_WRITE_PAGE`] records in all).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetPage {
+    /// The job holding the set's lease.
+    #[schema(schema_with = job_schema)]
+    pub job: String,
+    #[serde(default)]
+    #[schema(max_items = 500)]
+    pub together: Vec<TogetherRecord>,
+    #[serde(default)]
+    #[schema(max_items = 500)]
+    pub popular: Vec<PopularRecord>,
+}
+
+/// `POST /v1/admin/recommendations/sets/{version}/publish`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PublishSet {
+    #[schema(schema_with = job_schema)]
+    pub job: String,
+    /// The newest sale the job saw.
+    pub sales_through_ms: u64,
+    /// Order lines it read.
+    pub lines: u64,
+    /// Where it ran.
+    #[schema(max_length = 200)]
+    pub engine: String,
+}
+
+/// A set published: what readers get now, and the older sets cleared.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Published {
+    pub set: SetInfo,
+    pub cleared: Vec<u64>,
+}
+
+/// Most leases a job may ask for (an hour).
+pub const MAX_LEASE_MS: u64 = 3_600_000;
+/// What a job id is (held equal to [`validate_job`] by the pattern tests).
+pub const JOB_PATTERN: &str = "^[A-Za-z0-9_-]{1,64}$";
+/// Longest job id.
+pub const MAX_JOB_LEN: usize = 64;
+
+fn job_schema() -> utoipa::openapi::schema::Schema {
+    crate::openapi::string(JOB_PATTERN, 1, MAX_JOB_LEN)
+        .build()
+        .into()
+}
+
+fn lease_schema() -> utoipa::openapi::schema::Schema {
+    crate::openapi::count(1, MAX_LEASE_MS).build().into()
 }
 
 /// The recommendations of one product, or the popular products of one
@@ -149,23 +275,29 @@ impl Commerce {
             .await
     }
 
-    /// One page of `shard`'s sales log, in commit order, from `from` (a
+    /// One page of `shard`'s sales log, in commit order, from `after` (a
     /// previous page's `after`; `None`: the start).
     pub async fn sales_page(
         &self,
         shard: &ShardId,
-        from: Option<&[u8]>,
+        after: Option<&str>,
         limit: usize,
     ) -> Result<SalesPage> {
         let limit = limit.clamp(1, MAX_SALES_PAGE);
-        let (start, end) = sales_space().range();
-        let begin = match from {
-            // Only a key inside the log is a place in it.
-            Some(key) if key >= start.as_slice() && key <= end.as_slice() => key.to_vec(),
-            Some(_) => return Err(invalid("from", "is not a place in the sales log")),
+        let space = sales_space();
+        let (start, end) = space.range();
+        let begin = match after {
+            Some(text) => crate::reviews::decode_after(&space, text)?,
             None => start,
         };
-        let (begin, end) = (&begin, &end);
+        if begin >= end {
+            return Ok(SalesPage {
+                sales: Vec::new(),
+                after: None,
+                more: false,
+            });
+        }
+        let (begin, end, space) = (&begin, &end, &space);
         self.shards()
             .get(shard)?
             .run(|tx, _| async move {
@@ -176,7 +308,9 @@ impl Commerce {
                     .iter()
                     .map(|kv| decode(&kv.value, "sales line"))
                     .collect::<Result<Vec<SaleLine>>>()?;
-                let after = chunk.kvs.last().map(|last| db::keys::key_after(&last.key));
+                let after = chunk.kvs.last().and_then(|last| {
+                    crate::reviews::encode_after(space, &db::keys::key_after(&last.key))
+                });
                 Ok::<_, CommerceError>(SalesPage {
                     sales,
                     after,
@@ -193,74 +327,160 @@ impl Commerce {
             .await
     }
 
-    /// Starts a new set: its version, with whatever a job that died while
-    /// writing that version left under it cleared (in one transaction).
-    pub async fn begin_recommendations(&self) -> Result<u64> {
-        self.catalog_db()?
+    /// Starts a new set for `job`, which holds the lease on writing it for
+    /// `lease_ms`: its version, with
+    /// whatever a job that died while writing that version left under it
+    /// cleared (in one transaction). Refused while another job's lease
+    /// runs; the same job beginning again (a retried call) gets its set
+    /// back, cleared.
+    pub async fn begin_recommendations(&self, job: &str, lease_ms: u64) -> Result<u64> {
+        validate_job(job)?;
+        if lease_ms == 0 || lease_ms > MAX_LEASE_MS {
+            return Err(invalid("lease_ms", format!("must be 1..={MAX_LEASE_MS}")));
+        }
+        let now = self.now_ms();
+        self.catalog_owned_db()?
             .run(|tx, _| async move {
+                if let Some(running) = running_job(&tx).await?
+                    && running.job != job
+                    && running.until_ms > now
+                {
+                    return Err(CommerceError::JobRunning {
+                        job: running.job,
+                        version: running.version,
+                        until_ms: running.until_ms,
+                    });
+                }
                 let version = next_version(&tx).await?;
                 clear_version(&tx, version)?;
+                let running = RunningJob {
+                    job: job.to_owned(),
+                    version,
+                    until_ms: now.saturating_add(lease_ms),
+                };
+                set_json(&tx, &run_key(), &running)?;
                 Ok::<_, CommerceError>(version)
             })
             .await
     }
 
-    /// Writes one page of a set not yet published: per product, its
-    /// "bought together" list.
-    pub async fn write_bought_together(
-        &self,
-        version: u64,
-        page: &[(String, Vec<Recommended>)],
-    ) -> Result<()> {
-        check_page(page.len(), page.iter().map(|(_, items)| items.len()))?;
-        for (sku, _) in page {
-            validate_sku(sku)?;
-        }
-        self.write_unpublished(
-            version,
-            page.iter()
-                .map(|(sku, items)| (together_key(version, sku), items)),
-        )
-        .await
+    /// Where recommendations stand.
+    pub async fn recommendation_status(&self) -> Result<RecommendationStatus> {
+        let now = self.now_ms();
+        let catalog_shard = self.inner.catalog_shard.clone();
+        self.catalog_db()?
+            .run(|tx, _| {
+                let catalog_shard = catalog_shard.clone();
+                async move {
+                    let current = match current_version(&tx).await? {
+                        Some(v) => {
+                            get_json::<SetInfo>(&tx, &info_key(v), "recommendation set").await?
+                        }
+                        None => None,
+                    };
+                    let running = running_job(&tx).await?.filter(|r| r.until_ms > now);
+                    Ok::<_, CommerceError>(RecommendationStatus {
+                        catalog_shard,
+                        current,
+                        running,
+                    })
+                }
+            })
+            .await
     }
 
-    /// Writes one page of a set not yet published: per (region, category)
-    /// (or [`ALL_CATEGORIES`]), its popular products.
-    pub async fn write_popular(
+    /// One page of the catalog's SKUs with their categories, in SKU order
+    /// from after `after` (a previous page's last SKU).
+    pub async fn product_categories(
         &self,
-        version: u64,
-        page: &[((String, String), Vec<Recommended>)],
-    ) -> Result<()> {
-        check_page(page.len(), page.iter().map(|(_, items)| items.len()))?;
-        for ((region, category), _) in page {
-            if region.len() > 64 || category.len() > 64 {
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ProductCategory>> {
+        let limit = limit.clamp(1, db::MAX_RANGE_BATCH);
+        if let Some(sku) = after {
+            validate_sku(sku)?;
+        }
+        let (start, end) = crate::keys::products().range();
+        let begin = match after {
+            Some(sku) => db::keys::key_after(&crate::keys::product(sku)),
+            None => start,
+        };
+        let (begin, end) = (&begin, &end);
+        self.catalog_read_db()?
+            .run(|tx, _| async move {
+                let chunk = tx
+                    .get_range(
+                        &RangeOption::new(begin.clone(), end.clone()).limit(limit),
+                        true,
+                    )
+                    .await?;
+                chunk
+                    .kvs
+                    .iter()
+                    .map(|kv| {
+                        let p: crate::catalog::Product = decode(&kv.value, "product")?;
+                        Ok(ProductCategory {
+                            sku: p.sku,
+                            category: p.category,
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })
+            .await
+    }
+
+    /// Writes one page of set `version`, not yet published, for `job`
+    /// (which holds its lease), in one transaction.
+    pub async fn write_set_page(&self, version: u64, page: &SetPage) -> Result<()> {
+        check_page(
+            page.together.len() + page.popular.len(),
+            page.together
+                .iter()
+                .map(|r| r.items.len())
+                .chain(page.popular.iter().map(|r| r.items.len())),
+        )?;
+        for record in &page.together {
+            validate_sku(&record.sku)?;
+        }
+        for record in &page.popular {
+            if record.region.chars().count() > 64 || record.category.chars().count() > 64 {
                 return Err(invalid(
                     "popular key",
                     "region and category are at most 64 bytes",
                 ));
             }
         }
-        self.write_unpublished(
-            version,
-            page.iter()
-                .map(|((region, category), items)| (popular_key(version, region, category), items)),
-        )
-        .await
+        let together = page
+            .together
+            .iter()
+            .map(|r| (together_key(version, &r.sku), &r.items));
+        let popular = page
+            .popular
+            .iter()
+            .map(|r| (popular_key(version, &r.region, &r.category), &r.items));
+        self.write_unpublished(&page.job, version, together.chain(popular))
+            .await
     }
 
     async fn write_unpublished<'a>(
         &self,
+        job: &str,
         version: u64,
         records: impl Iterator<Item = (Vec<u8>, &'a Vec<Recommended>)>,
     ) -> Result<()> {
         let records: Vec<(Vec<u8>, &Vec<Recommended>)> = records.collect();
         let records = &records;
-        self.catalog_db()?
+        self.catalog_owned_db()?
             .run(|tx, _| async move {
                 // Never into a published set: readers see a set whole.
                 if current_version(&tx).await?.is_some_and(|c| c >= version) {
-                    return Err(invalid("version", "is published already"));
+                    return Err(CommerceError::SetNotWritable {
+                        version,
+                        reason: "it or a newer set is published already",
+                    });
                 }
+                // Only the job holding the set's lease writes it.
+                lease_holds(&tx, job, version).await?;
                 for (key, items) in records {
                     set_json(&tx, key, items)?;
                 }
@@ -269,23 +489,46 @@ impl Commerce {
             .await
     }
 
-    /// Publishes set `info.version` (every page written): one transaction
-    /// moves the pointer readers follow. A set older than the current one
-    /// is refused.
-    pub async fn publish_recommendations(&self, info: &SetInfo) -> Result<()> {
-        self.catalog_db()?
+    /// Publishes set `version` (every page written) for `job`, which
+    /// holds its lease: one transaction moves the pointer readers follow
+    /// and ends the lease; then the older sets are cleared. A set older
+    /// than the current one is refused.
+    pub async fn publish_recommendations(
+        &self,
+        version: u64,
+        publish: &PublishSet,
+    ) -> Result<Published> {
+        let info = SetInfo {
+            version,
+            computed_ms: self.now_ms(),
+            sales_through_ms: publish.sales_through_ms,
+            lines: publish.lines,
+            engine: publish.engine.chars().take(200).collect(),
+        };
+        let (info, job) = (&info, publish.job.as_str());
+        self.catalog_owned_db()?
             .run(|tx, _| async move {
                 if current_version(&tx)
                     .await?
                     .is_some_and(|c| c >= info.version)
                 {
-                    return Err(invalid("version", "a newer set is published already"));
+                    return Err(CommerceError::SetNotWritable {
+                        version: info.version,
+                        reason: "it or a newer set is published already",
+                    });
                 }
+                lease_holds(&tx, job, info.version).await?;
+                tx.clear(&run_key())?;
                 set_json(&tx, &info_key(info.version), info)?;
                 tx.set(&current_key(), &info.version.to_le_bytes())?;
                 Ok::<_, CommerceError>(())
             })
-            .await
+            .await?;
+        let cleared = self.clear_old_recommendations().await?;
+        Ok(Published {
+            set: info.clone(),
+            cleared,
+        })
     }
 
     /// Clears every set but the current one (a bounded number of range
@@ -389,6 +632,35 @@ async fn next_version(tx: &db::Transaction) -> Result<u64> {
     Ok(from_info.max(current) + 1)
 }
 
+async fn running_job(tx: &db::Transaction) -> Result<Option<RunningJob>> {
+    get_json::<RunningJob>(tx, &run_key(), "recommendation job").await
+}
+
+/// `job` is writing set `version` (its lease may have run out: it still
+/// writes until another job begins, which takes the lease over).
+async fn lease_holds(tx: &db::Transaction, job: &str, version: u64) -> Result<()> {
+    match running_job(tx).await? {
+        Some(running) if running.version == version && running.job == job => Ok(()),
+        _ => Err(CommerceError::SetNotWritable {
+            version,
+            reason: "this job is not writing it (begin a set first; another job may have taken over)",
+        }),
+    }
+}
+
+/// A job id: 1 to 64 letters, digits, `-` or `_`.
+pub fn validate_job(job: &str) -> Result<()> {
+    if job.is_empty()
+        || job.len() > MAX_JOB_LEN
+        || !job
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(invalid("job", "1 to 64 letters, digits, '-' or '_'"));
+    }
+    Ok(())
+}
+
 async fn current_version(tx: &db::Transaction) -> Result<Option<u64>> {
     Ok(tx
         .get(&current_key())
@@ -422,4 +694,40 @@ fn check_page(records: usize, items: impl Iterator<Item = usize>) -> Result<()> 
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use utoipa::PartialSchema;
+
+    fn json<T: PartialSchema>() -> serde_json::Value {
+        serde_json::to_value(T::schema()).expect("a schema")
+    }
+
+    /// The documented bounds of a set's page are the ones enforced.
+    #[test]
+    fn the_pages_schema_states_the_limits() {
+        let page = json::<SetPage>();
+        for list in ["together", "popular"] {
+            assert_eq!(
+                page["properties"][list]["maxItems"], MAX_WRITE_PAGE as u64,
+                "{page}"
+            );
+        }
+        for record in [json::<TogetherRecord>(), json::<PopularRecord>()] {
+            assert_eq!(
+                record["properties"]["items"]["maxItems"], MAX_ITEMS as u64,
+                "{record}"
+            );
+        }
+        let begin = json::<BeginSet>();
+        assert_eq!(
+            begin["properties"]["lease_ms"]["maximum"],
+            MAX_LEASE_MS as f64
+        );
+        assert_eq!(begin["properties"]["job"]["pattern"], JOB_PATTERN);
+        assert!(validate_job(&"j".repeat(MAX_JOB_LEN)).is_ok());
+        assert!(validate_job(&"j".repeat(MAX_JOB_LEN + 1)).is_err());
+    }
 }

@@ -545,12 +545,12 @@ fn parse_review_id(id: &str) -> Result<ShardedId> {
 /// hex of its tuple `(a, b, id)`. Any even run of hex digits is a
 /// position in the listing (a cursor no page gave starts wherever it
 /// falls), so the cursor stays opaque.
-fn encode_after(space: &db::Subspace, key: &[u8]) -> Option<String> {
+pub(crate) fn encode_after(space: &db::Subspace, key: &[u8]) -> Option<String> {
     let rest = key.strip_prefix(space.bytes())?;
     Some(rest.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-fn decode_after(space: &db::Subspace, text: &str) -> Result<Vec<u8>> {
+pub(crate) fn decode_after(space: &db::Subspace, text: &str) -> Result<Vec<u8>> {
     let bad = || invalid("after", "is not a cursor this listing gave");
     if text.len() > 256 || !text.len().is_multiple_of(2) {
         return Err(bad());

@@ -13,12 +13,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use commerce::Commerce;
 use datafusion::arrow::array::{ArrayRef, Int64Array, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::ArrowWriter;
 use serde::{Deserialize, Serialize};
+
+use crate::store::Store;
 
 /// Lines one Parquet row group (and one read of the log) holds.
 const PAGE: usize = 5_000;
@@ -28,7 +29,7 @@ const PAGE: usize = 5_000;
 struct Cursors {
     /// The next run's number (names the files it writes).
     run: u64,
-    /// Per shard: hex of the first key after the last line exported.
+    /// Per shard: the sales log's cursor after the last line exported.
     after: BTreeMap<String, String>,
 }
 
@@ -52,22 +53,10 @@ pub fn schema() -> Arc<Schema> {
     ]))
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str) -> anyhow::Result<Vec<u8>> {
-    anyhow::ensure!(text.len().is_multiple_of(2), "odd hex");
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).context("hex"))
-        .collect()
-}
-
 /// Exports every shard's sales (all of them when `full`, else those after
 /// the last export) into `dir`; `progress` is told the lines as they go.
 pub async fn export(
-    commerce: &Commerce,
+    store: &impl Store,
     dir: &Path,
     full: bool,
     progress: &(dyn Fn(u64) + Sync),
@@ -90,32 +79,24 @@ pub async fn export(
     };
     // The catalog's categories, read once (a page at a time).
     let mut category = BTreeMap::new();
-    commerce
-        .for_each_product(1_000, |products| {
-            for p in products {
-                category.insert(p.sku, p.category);
-            }
-            Ok(())
-        })
-        .await?;
-    let topology = commerce.topology();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.categories(after.as_deref()).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.sku.clone());
+        category.extend(page.into_iter().map(|p| (p.sku, p.category)));
+    }
     let schema = schema();
     let mut exported = Exported::default();
-    for shard in commerce.warehouses() {
-        let region = topology
-            .shard(&shard)
-            .map(|s| s.home().to_string())
-            .unwrap_or_default();
+    for (shard, region) in store.shards().await? {
+        let region = region.to_string();
         let path = dir.join(format!("sales-{shard}-{:06}.parquet", cursors.run));
         let file = std::fs::File::create(&path)?;
         let mut writer = ArrowWriter::try_new(file, schema.clone(), None)?;
-        let mut from = match cursors.after.get(shard.as_str()) {
-            Some(text) => Some(unhex(text)?),
-            None => None,
-        };
+        let mut from = cursors.after.get(shard.as_str()).cloned();
         let mut wrote = 0u64;
         loop {
-            let page = commerce.sales_page(&shard, from.as_deref(), PAGE).await?;
+            let page = store.sales_page(&shard, from.as_deref(), PAGE).await?;
             if !page.sales.is_empty() {
                 let n = page.sales.len();
                 let column = |f: &dyn Fn(&commerce::recommend::SaleLine) -> String| -> ArrayRef {
@@ -167,7 +148,7 @@ pub async fn export(
         }
         exported.lines += wrote;
         if let Some(next) = from {
-            cursors.after.insert(shard.to_string(), hex(&next));
+            cursors.after.insert(shard.to_string(), next);
         }
     }
     cursors.run += 1;

@@ -1,6 +1,8 @@
 //! The batch job, written once against DataFusion's SQL: the same plan
 //! runs in this process or on a Ballista cluster, whichever
-//! `SessionContext` it is given.
+//! `SessionContext` it is given. The SQL keeps to what PostgreSQL reads
+//! too (`DOUBLE PRECISION`, standard window functions), so the benchmark
+//! runs the very same text there as its reference.
 //!
 //! - **Bought together**: for each product, the products found in the
 //!   same orders, scored by cosine similarity (orders with both over the
@@ -54,7 +56,9 @@ pub struct Computed {
     pub popular: BTreeMap<(String, String), Vec<Recommended>>,
 }
 
-fn together_sql(o: &JobOptions) -> String {
+/// "Bought together": `sku, other, score`, at most [`MAX_ITEMS`] per
+/// `sku`, best first.
+pub fn together_sql(o: &JobOptions) -> String {
     format!(
         "WITH lines AS (
            SELECT DISTINCT order_id, sku FROM sales WHERE at_ms < {until}
@@ -68,8 +72,8 @@ fn together_sql(o: &JobOptions) -> String {
          ),
          scored AS (
            SELECT p.sku, p.other,
-                  CAST(p.together AS DOUBLE)
-                    / sqrt(CAST(ia.c AS DOUBLE) * CAST(ib.c AS DOUBLE)) AS score
+                  CAST(p.together AS DOUBLE PRECISION)
+                    / sqrt(CAST(ia.c AS DOUBLE PRECISION) * CAST(ib.c AS DOUBLE PRECISION)) AS score
            FROM pairs p
            JOIN item ia ON ia.sku = p.sku
            JOIN item ib ON ib.sku = p.other
@@ -86,15 +90,17 @@ fn together_sql(o: &JobOptions) -> String {
     )
 }
 
-fn popular_sql(o: &JobOptions) -> String {
+/// "Popular now": `region, category, sku, score`, at most [`MAX_ITEMS`]
+/// per region and category, best first.
+pub fn popular_sql(o: &JobOptions) -> String {
     let tau_ms = o.half_life_days.max(0.01) * 24.0 * 3600.0 * 1000.0 / std::f64::consts::LN_2;
     format!(
         "WITH kept AS (SELECT * FROM sales WHERE at_ms < {until}),
          newest AS (SELECT MAX(at_ms) AS t FROM kept),
          weighted AS (
            SELECT k.region, k.category, k.sku,
-                  SUM(CAST(k.qty AS DOUBLE)
-                      * exp((CAST(k.at_ms AS DOUBLE) - CAST(n.t AS DOUBLE)) / {tau_ms:.1})) AS score
+                  SUM(CAST(k.qty AS DOUBLE PRECISION)
+                      * exp((CAST(k.at_ms AS DOUBLE PRECISION) - CAST(n.t AS DOUBLE PRECISION)) / {tau_ms:.1})) AS score
            FROM kept k CROSS JOIN newest n
            GROUP BY k.region, k.category, k.sku
          ),
@@ -150,7 +156,7 @@ pub async fn run(
     let until = options.until_ms.min(i64::MAX as u64);
     let totals = ctx
         .sql(&format!(
-            "SELECT CAST(COUNT(*) AS DOUBLE), CAST(COALESCE(MAX(at_ms), 0) AS DOUBLE) FROM sales WHERE at_ms < {until}"
+            "SELECT CAST(COUNT(*) AS DOUBLE PRECISION), CAST(COALESCE(MAX(at_ms), 0) AS DOUBLE PRECISION) FROM sales WHERE at_ms < {until}"
         ))
         .await?
         .collect()

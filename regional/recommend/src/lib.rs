@@ -6,20 +6,27 @@
 //! (`commerce::recommend`). [`history`] generates the demo's order history
 //! with planted structure; [`quality`] measures what the job finds of it.
 //!
+//! A run reads and writes through a [`store::Store`]: a `Commerce` opened
+//! in this process, or the regions' admin API ([`store::Remote`], what the
+//! `meridian-recommend` command uses, and `meridian recommend` and the
+//! schedule run).
+//!
 //! This crate is a leaf: DataFusion and Ballista are linked by its own
-//! tests (and, later, its command) only.
+//! tests and its command only.
 
 use std::path::Path;
 
 use anyhow::Context;
-use commerce::Commerce;
-use commerce::recommend::{MAX_WRITE_PAGE, SetInfo};
+use commerce::recommend::{BeginSet, PopularRecord, PublishSet, SetInfo, SetPage, TogetherRecord};
 use datafusion::prelude::SessionContext;
 
+use crate::store::Store;
+
 pub mod export;
-pub mod history;
+pub use commerce::history;
 pub mod job;
 pub mod quality;
+pub mod store;
 
 pub use job::{Computed, JobOptions};
 
@@ -61,6 +68,12 @@ impl Engine {
     }
 }
 
+/// Records one page of a set carries (a page of 200 records of 20
+/// recommendations is about 250 KB of JSON, inside the regions' bound).
+pub const WRITE_PAGE: usize = 200;
+/// How long a run holds the lease on writing a set unless told.
+pub const DEFAULT_LEASE_MS: u64 = 30 * 60 * 1000;
+
 /// What a run did.
 #[derive(Debug, Clone)]
 pub struct Outcome {
@@ -82,18 +95,20 @@ pub enum Stage {
 }
 
 /// One run: export (all of the log when `full`, else what was added since
-/// the last run), compute on `engine`, write the set, publish it, clear
-/// the older ones.
+/// the last run), compute on `engine`, write the set under a lease of
+/// `lease_ms`, publish it (which clears the older ones).
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
-    commerce: &Commerce,
+    store: &impl Store,
     engine: &Engine,
     dir: &Path,
     full: bool,
     options: &JobOptions,
+    lease_ms: u64,
     progress: &(dyn Fn(Stage) + Sync),
 ) -> anyhow::Result<Outcome> {
     let exported_so_far = std::sync::atomic::AtomicU64::new(0);
-    let exported = export::export(commerce, dir, full, &|n| {
+    let exported = export::export(store, dir, full, &|n| {
         let total = exported_so_far.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
         progress(Stage::Exported(total));
     })
@@ -112,41 +127,63 @@ pub async fn run(
         .to_string_lossy()
         .into_owned();
     let computed = job::run(&ctx, &format!("{path}/"), options).await?;
-    let version = commerce.begin_recommendations().await?;
-    let mut written = 0u64;
-    let together: Vec<(String, Vec<commerce::recommend::Recommended>)> = computed
+    let job = ulid::Ulid::new().to_string();
+    let version = store
+        .begin(&BeginSet {
+            job: job.clone(),
+            lease_ms,
+        })
+        .await
+        .context("starting a set")?;
+    let records: Vec<(Option<TogetherRecord>, Option<PopularRecord>)> = computed
         .bought_together
         .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
+        .map(|(sku, items)| {
+            let record = TogetherRecord {
+                sku: sku.clone(),
+                items: items.clone(),
+            };
+            (Some(record), None)
+        })
+        .chain(computed.popular.iter().map(|((region, category), items)| {
+            let record = PopularRecord {
+                region: region.clone(),
+                category: category.clone(),
+                items: items.clone(),
+            };
+            (None, Some(record))
+        }))
         .collect();
-    for page in together.chunks(MAX_WRITE_PAGE) {
-        commerce.write_bought_together(version, page).await?;
-        written += page.len() as u64;
+    let mut written = 0u64;
+    for chunk in records.chunks(WRITE_PAGE) {
+        let page = SetPage {
+            job: job.clone(),
+            together: chunk.iter().filter_map(|(t, _)| t.clone()).collect(),
+            popular: chunk.iter().filter_map(|(_, p)| p.clone()).collect(),
+        };
+        store
+            .write_page(version, &page)
+            .await
+            .context("writing the set")?;
+        written += chunk.len() as u64;
         progress(Stage::Written(written));
     }
-    let popular: Vec<((String, String), Vec<commerce::recommend::Recommended>)> = computed
-        .popular
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    for page in popular.chunks(MAX_WRITE_PAGE) {
-        commerce.write_popular(version, page).await?;
-        written += page.len() as u64;
-        progress(Stage::Written(written));
-    }
-    let set = SetInfo {
-        version,
-        computed_ms: commerce.now_ms(),
-        sales_through_ms: computed.newest_ms,
-        lines: computed.lines,
-        engine: engine.name(),
-    };
-    commerce.publish_recommendations(&set).await?;
-    commerce.clear_old_recommendations().await?;
+    let published = store
+        .publish(
+            version,
+            &PublishSet {
+                job,
+                sales_through_ms: computed.newest_ms,
+                lines: computed.lines,
+                engine: engine.name(),
+            },
+        )
+        .await
+        .context("publishing the set")?;
     Ok(Outcome {
-        set,
-        products: together.len(),
-        popular_keys: popular.len(),
+        set: published.set,
+        products: computed.bought_together.len(),
+        popular_keys: computed.popular.len(),
         computed,
     })
 }

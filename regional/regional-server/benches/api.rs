@@ -11,8 +11,12 @@
 //!    (`GET /v1/products/{sku}`, random SKUs), search (`GET /v1/search`,
 //!    words of the demo titles), cart write (alternating `POST` of one unit
 //!    and `PUT` back to one unit, over 20 SKUs per cart, so a cart stays
-//!    bounded), and checkout (add one unit of an in-stock SKU, then
-//!    `POST /v1/checkout` with a fresh `Idempotency-Key`). The load
+//!    bounded), checkout (add one unit of an in-stock SKU, then
+//!    `POST /v1/checkout` with a fresh `Idempotency-Key`), review write
+//!    (`PUT /v1/products/{sku}/reviews/mine`, each client cycling over 20
+//!    SKUs: a new review, then edits) and review read (a page of the most
+//!    helpful reviews or the summary of a SKU the writers reviewed, in
+//!    turn; the projection runs in the region's workers meanwhile). The load
 //!    generator shares the machine's cores with the server, as `wrk` would.
 //! 2. Hot-SKU reservations at the library level (no HTTP): one SKU with
 //!    10,000,000 units in one warehouse, `--clients` tasks calling
@@ -37,11 +41,6 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
-use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -99,9 +98,6 @@ const SEED_TIMEOUT: Duration = Duration::from_secs(900);
 const CHECK_TIMEOUT: Duration = Duration::from_secs(300);
 /// The region's server and workers stopping.
 const STOP_TIMEOUT: Duration = Duration::from_secs(20);
-const PG_INITDB_TIMEOUT: Duration = Duration::from_secs(120);
-const PG_START_TIMEOUT: Duration = Duration::from_secs(30);
-const PG_STOP_TIMEOUT: Duration = Duration::from_secs(15);
 /// Largest latency recorded, in µs.
 const MAX_LATENCY_US: u64 = 60_000_000;
 /// The diagnostic run with retries off, at most.
@@ -594,6 +590,11 @@ impl Api {
     /// Sends `request` and reads the whole body (so the connection is
     /// reused): ok when the status is `expect`.
     async fn call(request: reqwest::RequestBuilder, expect: StatusCode) -> Step {
+        Self::call_in(request, &[expect]).await
+    }
+
+    /// As [`Api::call`], ok when the status is any of `expect`.
+    async fn call_in(request: reqwest::RequestBuilder, expect: &[StatusCode]) -> Step {
         match request.send().await {
             Err(e) => Step::failed(
                 if e.is_timeout() {
@@ -609,7 +610,7 @@ impl Api {
                 let kind = Cow::Owned(status.as_str().to_owned());
                 match body {
                     Err(e) => Step::failed("body", format!("{status}: {e:#}")),
-                    Ok(_) if status == expect => Step::ok(kind),
+                    Ok(_) if expect.contains(&status) => Step::ok(kind),
                     Ok(body) => Step::failed(
                         kind,
                         format!("{status}: {}", excerpt(&String::from_utf8_lossy(&body))),
@@ -845,6 +846,49 @@ async fn checkout(mut c: Shopper) -> (Shopper, Step) {
     (c, step)
 }
 
+/// Writes this shopper's review of the next SKU of its list (a new one,
+/// 201, or an edit, 200), each with a fresh `Idempotency-Key`: acknowledged
+/// by the shopper's shard, projected for readers in the background.
+async fn review_write(mut c: Shopper) -> (Shopper, Step) {
+    let sku = c.cart_skus[c.n as usize % c.cart_skus.len()].clone();
+    c.n += 1;
+    let key = format!("bench-review-{}-{}-{}", c.catalog.run_id, c.index, c.n);
+    let rating = c.rng.random_range(1..=5);
+    let body = json!({
+        "rating": rating,
+        "title": "Does what it says",
+        "body": "Written by the benchmark: arrived quickly, works well.",
+        "lang": "en",
+    });
+    let request = c
+        .api
+        .signed(
+            &mut c.rng,
+            Method::PUT,
+            &format!("/v1/products/{sku}/reviews/mine"),
+            Some(&body),
+            Some(&c.token),
+        )
+        .header("idempotency-key", key);
+    let step = Api::call_in(request, &[StatusCode::CREATED, StatusCode::OK]).await;
+    (c, step)
+}
+
+/// Reads a page of the reviews (most helpful first) or the summary of a
+/// SKU the review writers wrote about, in turn.
+async fn review_read(mut c: Shopper) -> (Shopper, Step) {
+    let sku = c.cart_skus[c.rng.random_range(0..c.cart_skus.len())].clone();
+    let path = if c.n.is_multiple_of(2) {
+        format!("/v1/products/{sku}/reviews?sort=helpful&limit=10")
+    } else {
+        format!("/v1/products/{sku}/reviews/summary")
+    };
+    c.n += 1;
+    let request = c.api.signed(&mut c.rng, Method::GET, &path, None, None);
+    let step = Api::call(request, StatusCode::OK).await;
+    (c, step)
+}
+
 /// The HTTP scenarios against one seeded region.
 async fn http_scenarios(options: &Options) -> anyhow::Result<Vec<Row>> {
     let stores = Stores::open()?;
@@ -874,18 +918,28 @@ async fn http_scenarios(options: &Options) -> anyhow::Result<Vec<Row>> {
     let duration = Duration::from_secs(options.secs);
     let mut rows = Vec::new();
     type StepFn = fn(Shopper) -> std::pin::Pin<Box<dyn Future<Output = (Shopper, Step)> + Send>>;
-    let scenarios: [(&str, StepFn); 4] = [
-        ("GET /v1/products/{sku}", |c| Box::pin(catalog_read(c))),
-        ("GET /v1/search?q=…&limit=20", |c| Box::pin(search(c))),
-        ("cart write (POST/PUT items)", |c| Box::pin(cart_write(c))),
-        ("checkout (add 1 + checkout)", |c| Box::pin(checkout(c))),
+    // Each with the seed of its clients' random streams: the review
+    // readers read the SKUs the writers wrote about.
+    let scenarios: [(&str, u64, StepFn); 6] = [
+        ("GET /v1/products/{sku}", 0, |c| Box::pin(catalog_read(c))),
+        ("GET /v1/search?q=…&limit=20", 1, |c| Box::pin(search(c))),
+        ("cart write (POST/PUT items)", 2, |c| {
+            Box::pin(cart_write(c))
+        }),
+        ("checkout (add 1 + checkout)", 3, |c| Box::pin(checkout(c))),
+        ("review write (PUT …/reviews/mine)", 4, |c| {
+            Box::pin(review_write(c))
+        }),
+        ("review read (page or summary)", 4, |c| {
+            Box::pin(review_read(c))
+        }),
     ];
-    for (i, (name, step)) in scenarios.into_iter().enumerate() {
+    for (name, seed, step) in scenarios {
         eprintln!(
             "bench: HTTP {name}, {} clients, {} s",
             options.clients, options.secs
         );
-        let setup = shopper_setup(&api, &catalog, i as u64);
+        let setup = shopper_setup(&api, &catalog, seed);
         let run = closed_loop(options.clients, duration, setup, step).await?;
         let checkout_part = (!run.tally.part_us.is_empty()).then(|| {
             let mut tally = Tally::new();
@@ -1296,215 +1350,10 @@ async fn hot_sku(options: &Options) -> anyhow::Result<HotResults> {
 
 // ---- the PostgreSQL baseline ----
 
-/// The newest PostgreSQL under Debian's `/usr/lib/postgresql/<version>/bin`.
-fn postgres_bin() -> anyhow::Result<(u32, PathBuf)> {
-    let root = Path::new("/usr/lib/postgresql");
-    let mut best: Option<(u32, PathBuf)> = None;
-    for entry in std::fs::read_dir(root).with_context(|| {
-        format!(
-            "no {} (Debian's postgresql; `cargo xtask bench-regional` installs it)",
-            root.display()
-        )
-    })? {
-        let entry = entry?;
-        let Some(version) = entry
-            .file_name()
-            .to_str()
-            .and_then(|v| v.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let bin = entry.path().join("bin");
-        if bin.join("postgres").exists()
-            && bin.join("initdb").exists()
-            && best.as_ref().is_none_or(|(v, _)| version > *v)
-        {
-            best = Some((version, bin));
-        }
-    }
-    best.with_context(|| format!("no postgres and initdb under {}/*/bin", root.display()))
-}
-
-fn output_of(program: &str, args: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("running {program}"))?;
-    ensure!(
-        out.status.success(),
-        "`{program} {}` failed",
-        args.join(" ")
-    );
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-}
-
-/// The user to run PostgreSQL as: `postgres` when we are root (PostgreSQL
-/// refuses to run as root), else ourselves.
-fn postgres_user() -> anyhow::Result<Option<(u32, u32)>> {
-    if output_of("id", &["-u"])? != "0" {
-        return Ok(None);
-    }
-    let uid = output_of("id", &["-u", "postgres"])
-        .context("running as root needs the postgres user (Debian's postgresql creates it)")?;
-    let gid = output_of("id", &["-g", "postgres"])?;
-    Ok(Some((uid.parse()?, gid.parse()?)))
-}
-
-fn log_tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(20)..].join("\n")
-}
-
-/// A private PostgreSQL cluster, stopped and deleted when dropped.
-#[derive(Debug)]
-struct PgCluster {
-    child: Child,
-    port: u16,
-    version: u32,
-    log: PathBuf,
-    // Dropped after `drop` has stopped the server.
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for PgCluster {
-    fn drop(&mut self) {
-        // A fast shutdown (SIGINT): roll back, checkpoint, exit. Then kill
-        // if it has not gone in time.
-        let _ = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        let deadline = Instant::now() + PG_STOP_TIMEOUT;
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-impl PgCluster {
-    /// initdb in a tempdir, then `postgres` on a free 127.0.0.1 port
-    /// (durable: fsync and synchronous commit on), waiting until it
-    /// accepts connections.
-    async fn start(max_connections: usize) -> anyhow::Result<PgCluster> {
-        let (version, bin) = postgres_bin()?;
-        let user = postgres_user()?;
-        let dir = tempfile::tempdir().context("creating the cluster's tempdir")?;
-        let data = dir.path().join("data");
-        std::fs::create_dir(&data)?;
-        if let Some((uid, gid)) = user {
-            // The postgres user must reach its data directory, which it owns.
-            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
-            std::os::unix::fs::chown(&data, Some(uid), Some(gid))?;
-        }
-        let command = |program: &str| {
-            let mut cmd = Command::new(bin.join(program));
-            // Its own working directory: it must be readable as postgres.
-            cmd.current_dir(dir.path()).stdin(Stdio::null());
-            if let Some((uid, gid)) = user {
-                cmd.uid(uid).gid(gid);
-            }
-            cmd
-        };
-        let init_log = dir.path().join("initdb.log");
-        let mut initdb = command("initdb")
-            .arg("-D")
-            .arg(&data)
-            .args(["-U", "bench", "--auth=trust", "-E", "UTF8", "--locale=C"])
-            .stdout(File::create(&init_log)?)
-            .stderr(File::create(dir.path().join("initdb.err"))?)
-            .spawn()
-            .context("running initdb")?;
-        let deadline = Instant::now() + PG_INITDB_TIMEOUT;
-        let status = loop {
-            if let Some(status) = initdb.try_wait()? {
-                break status;
-            }
-            if Instant::now() >= deadline {
-                let _ = initdb.kill();
-                let _ = initdb.wait();
-                bail!("initdb did not finish within {PG_INITDB_TIMEOUT:?}");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        ensure!(
-            status.success(),
-            "initdb failed with {status}: {}",
-            log_tail(&dir.path().join("initdb.err"))
-        );
-
-        let port = free_port()?;
-        let log = dir.path().join("postgres.log");
-        let log_file = File::create(&log)?;
-        let child = command("postgres")
-            .arg("-D")
-            .arg(&data)
-            .args(["-p", &port.to_string()])
-            .args(["-c", "listen_addresses=127.0.0.1"])
-            // TCP on loopback only: no Unix socket anywhere.
-            .args(["-c", "unix_socket_directories="])
-            .args(["-c", "fsync=on", "-c", "synchronous_commit=on"])
-            .args(["-c", &format!("max_connections={max_connections}")])
-            .stdout(log_file.try_clone()?)
-            .stderr(log_file)
-            .spawn()
-            .context("running postgres")?;
-        let mut cluster = PgCluster {
-            child,
-            port,
-            version,
-            log,
-            _dir: dir,
-        };
-        // `cluster` stops the server when dropped, on every early return.
-        let deadline = Instant::now() + PG_START_TIMEOUT;
-        loop {
-            if let Some(status) = cluster.child.try_wait()? {
-                bail!("postgres exited with {status}:\n{}", log_tail(&cluster.log));
-            }
-            if cluster.connect().await.is_ok() {
-                break;
-            }
-            if Instant::now() >= deadline {
-                bail!(
-                    "postgres did not accept connections within {PG_START_TIMEOUT:?}:\n{}",
-                    log_tail(&cluster.log)
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Ok(cluster)
-    }
-
-    async fn connect(&self) -> anyhow::Result<tokio_postgres::Client> {
-        let config = format!(
-            "host=127.0.0.1 port={} user=bench dbname=postgres connect_timeout=5",
-            self.port
-        );
-        let (client, connection) = tokio::time::timeout(
-            REQUEST_TIMEOUT,
-            tokio_postgres::connect(&config, tokio_postgres::NoTls),
-        )
-        .await
-        .context("connecting to postgres timed out")??;
-        tokio::spawn(connection);
-        Ok(client)
-    }
-}
+// The private cluster (shared with the recommendations' benchmark).
+#[path = "pg/mod.rs"]
+mod pg;
+use pg::{PgCluster, output_of};
 
 /// One PostgreSQL client's state.
 #[derive(Debug)]
@@ -1562,7 +1411,7 @@ struct PgResults {
 }
 
 async fn postgres_baseline(options: &Options) -> anyhow::Result<PgResults> {
-    let cluster = Arc::new(PgCluster::start(options.clients + 10).await?);
+    let cluster = Arc::new(PgCluster::start(options.clients + 10, &[]).await?);
     let admin = cluster.connect().await?;
     let mut settings = Vec::new();
     for name in [

@@ -152,6 +152,15 @@ impl From<CommerceError> for ApiError {
                 format!("{what} not found"),
             ),
             E::OwnReview => Self::new(StatusCode::CONFLICT, "own-review", "Own review", detail),
+            E::JobRunning { .. } => {
+                Self::new(StatusCode::CONFLICT, "job-running", "Job running", detail)
+            }
+            E::SetNotWritable { .. } => Self::new(
+                StatusCode::CONFLICT,
+                "set-not-writable",
+                "Set not writable",
+                detail,
+            ),
             E::IdempotencyKeyReused => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "idempotency-key-reused",

@@ -206,6 +206,38 @@ const scenarios = {
     });
   },
 
+  // The recommendations, computed in batch (the harness runs `meridian
+  // recommend` over the seeded order history), on the storefront: the
+  // home page lists what sells near the shopper, and a product page what
+  // is bought with it; both are links to the products, reached by
+  // keyboard.
+  async recommendations() {
+    await step('recommend');
+    await atPop('sfo', async (browser) => {
+      const { page } = await shopper(browser);
+      await open(page);
+      await servedBy(page, 'sfo');
+      await expectText(page, '#popular-title', /^Popular near you$/, 'the popular products');
+      const popular = page.locator('#popular ul.grid > li');
+      if ((await popular.count()) !== 8) throw new Error(`${await popular.count()} popular products, not 8`);
+      await accessible(page, 'home with popular products');
+      const first = page.locator('#popular a').first();
+      const title = (await first.innerText()).trim();
+      await next(page, () => press(page, first));
+      await expectText(page, 'main h1', /./, 'the popular product’s page');
+      if ((await text(page, 'main h1')) !== title) throw new Error(`opened ${await text(page, 'main h1')}, not ${title}`);
+      await expectText(page, '#together-title', /^Customers also bought$/, 'the products bought with it');
+      const together = page.locator('#together a');
+      if ((await together.count()) < 1) throw new Error('no product bought with a best-seller');
+      await accessible(page, 'product with recommendations');
+      const other = (await together.first().innerText()).trim();
+      await next(page, () => press(page, together.first()));
+      await expectText(page, 'main h1', /./, 'the recommended product’s page');
+      if ((await text(page, 'main h1')) !== other) throw new Error(`opened ${await text(page, 'main h1')}, not ${other}`);
+      log('recommendations: popular near sfo, then', title, '→', other);
+    });
+  },
+
   // A shopper buys a product and reviews it, keyboard only: their home
   // region saves it at once, as a verified purchase. Once every region
   // holds it (the harness waits on the platform), a shopper at another

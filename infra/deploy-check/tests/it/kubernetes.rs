@@ -47,6 +47,7 @@ fn check(object: &Value) -> Result<(), String> {
         ("v1", "Service") => round_trip::<Service>(object),
         ("v1", "ConfigMap") => round_trip::<ConfigMap>(object),
         ("apps/v1", "Deployment") => round_trip::<Deployment>(object),
+        ("batch/v1", "CronJob") => round_trip::<k8s_openapi::api::batch::v1::CronJob>(object),
         ("autoscaling/v2", "HorizontalPodAutoscaler") => {
             round_trip::<HorizontalPodAutoscaler>(object)
         }
@@ -189,7 +190,7 @@ fn routing_serves_dns_on_udp_and_tcp() {
 }
 
 #[test]
-fn only_the_edges_routing_ingress_and_prometheus_reach_the_regions() {
+fn only_the_edges_routing_the_recommendations_job_ingress_and_prometheus_reach_the_regions() {
     for region in regions() {
         let policy = region.find("NetworkPolicy", "meridian-regional-ingress");
         let regional = pod_labels(region.find("Deployment", "meridian-regional"));
@@ -199,13 +200,37 @@ fn only_the_edges_routing_ingress_and_prometheus_reach_the_regions() {
             .unwrap()
             .clone();
         let routing = pod_labels(region.find("Deployment", "meridian-routing"));
+        let job =
+            region.find("CronJob", "meridian-recommend")["spec"]["jobTemplate"]["spec"]["template"]
+                ["metadata"]["labels"]
+                .as_object()
+                .unwrap()
+                .clone();
         let rules = policy["spec"]["ingress"].as_array().unwrap();
         assert_eq!(rules.len(), 1, "one rule, one port");
         let from = rules[0]["from"].as_array().unwrap();
         let pods: Vec<&Value> = from.iter().filter_map(|p| p.get("podSelector")).collect();
-        assert_eq!(pods.len(), 2);
+        assert_eq!(pods.len(), 3);
         assert!(pods.iter().any(|s| selects(s, &edge_labels)), "the edge");
         assert!(pods.iter().any(|s| selects(s, routing)), "routing");
+        assert!(pods.iter().any(|s| selects(s, &job)), "the job");
+        // The job finds the regions through the routing API.
+        let routing_policy = region.find("NetworkPolicy", "meridian-routing-ingress");
+        let api_rule = routing_policy["spec"]["ingress"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["ports"][0]["port"] == 7000)
+            .expect("the routing API's rule");
+        assert!(
+            api_rule["from"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|p| p.get("podSelector"))
+                .any(|s| selects(s, &job)),
+            "the job reaches the routing API"
+        );
         let namespaces: Vec<&str> = from
             .iter()
             .filter_map(|p| {
@@ -292,9 +317,16 @@ fn walk(value: &Value, found: &mut Vec<Value>) {
 #[test]
 fn meridians_pods_meet_the_restricted_pod_security_standard() {
     for region in regions() {
-        for deployment in region.of_kind("Deployment") {
-            let spec = &deployment["spec"]["template"]["spec"];
-            let name = &deployment["metadata"]["name"];
+        let deployments = region
+            .of_kind("Deployment")
+            .map(|d| (&d["metadata"]["name"], &d["spec"]["template"]["spec"]));
+        let jobs = region.of_kind("CronJob").map(|j| {
+            (
+                &j["metadata"]["name"],
+                &j["spec"]["jobTemplate"]["spec"]["template"]["spec"],
+            )
+        });
+        for (name, spec) in deployments.chain(jobs) {
             assert_eq!(spec["securityContext"]["runAsNonRoot"], true, "{name}");
             assert_eq!(
                 spec["securityContext"]["seccompProfile"]["type"], "RuntimeDefault",

@@ -39,8 +39,10 @@ proptest! {
         lang in generates(LANG_PATTERN),
         title in generates(TITLE_PATTERN).prop_filter("length", |t| t.chars().count() <= commerce::reviews::MAX_TITLE_LEN),
         name in generates(NAME_PATTERN).prop_filter("length", |t| t.chars().count() <= commerce::reviews::MAX_NAME_LEN),
+        job in generates(commerce::recommend::JOB_PATTERN),
     ) {
         prop_assert!(commerce::reviews::validate_lang(&lang).is_ok(), "{:?}", lang);
+        prop_assert!(commerce::recommend::validate_job(&job).is_ok(), "{:?}", job);
         prop_assert!(commerce::reviews::validate_title(&title).is_ok(), "{:?}", title);
         prop_assert!(commerce::reviews::validate_name(&name).is_ok(), "{:?}", name);
         prop_assert!(catalog::validate_sku(&sku).is_ok(), "{:?}", sku);
@@ -67,6 +69,7 @@ proptest! {
         prop_assert_eq!(commerce::reviews::validate_title(&text).is_ok(), matches(TITLE_PATTERN, &text), "{:?}", text);
         prop_assert_eq!(commerce::reviews::validate_name(&text).is_ok(), matches(NAME_PATTERN, &text), "{:?}", text);
         prop_assert_eq!(commerce::reviews::validate_lang(&name).is_ok(), matches(LANG_PATTERN, &name), "{:?}", name);
+        prop_assert_eq!(commerce::recommend::validate_job(&name).is_ok(), matches(commerce::recommend::JOB_PATTERN, &name), "{:?}", name);
         prop_assert_eq!(Cursor::parse(&ascii).is_ok(), matches(Cursor::PATTERN, &ascii), "{:?}", ascii);
         prop_assert_eq!(idempotency::validate(&ascii).is_ok(), matches(idempotency::KEY_PATTERN, &ascii), "{:?}", ascii);
     }
@@ -80,6 +83,9 @@ fn long_names_are_refused_by_both() {
     let long_slug = "a".repeat(catalog::MAX_SLUG_LEN + 1);
     assert!(catalog::validate_slug(&long_slug).is_err());
     assert!(!matches(SLUG_PATTERN, &long_slug));
+    let long_job = "j".repeat(commerce::recommend::MAX_JOB_LEN + 1);
+    assert!(commerce::recommend::validate_job(&long_job).is_err());
+    assert!(!matches(commerce::recommend::JOB_PATTERN, &long_job));
     let long_key = "k".repeat(idempotency::MAX_KEY_LEN + 1);
     assert!(idempotency::validate(&long_key).is_err());
     assert!(!matches(idempotency::KEY_PATTERN, &long_key));

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use commerce::recommend::SaleLine;
+use commerce::recommend::{PublishSet, Recommended, SaleLine, SetPage, TogetherRecord};
 use commerce::seed::SeedOptions;
 use commerce::{Commerce, CommerceParts, ManualClock, SimulatedGateway};
 use recommend::history::{self, Item};
@@ -18,6 +18,7 @@ const NOW_MS: u64 = 1_800_000_000_000;
 
 struct World {
     commerce: Commerce,
+    clock: Arc<ManualClock>,
     topology: Arc<Topology>,
     dir: tempfile::TempDir,
 }
@@ -36,6 +37,7 @@ async fn world(products: usize) -> World {
         db::RetryPolicy::default(),
     )
     .expect("stores");
+    let clock = Arc::new(ManualClock::new(NOW_MS));
     let gateway = Arc::new(SimulatedGateway::new(
         Default::default(),
         db_embedded::EmbeddedDatabase::open_database(
@@ -52,7 +54,7 @@ async fn world(products: usize) -> World {
         served: topology.shards().iter().map(|s| s.id().clone()).collect(),
         catalog_shard: "us".parse().expect("shard"),
         settings: Default::default(),
-        clock: Arc::new(ManualClock::new(NOW_MS)),
+        clock: clock.clone(),
         gateway,
         search: Arc::new(search::SearchIndex::open_or_create(None).expect("index")),
     })
@@ -70,6 +72,7 @@ async fn world(products: usize) -> World {
         .expect("seed");
     World {
         commerce,
+        clock,
         topology,
         dir,
     }
@@ -121,6 +124,25 @@ impl World {
 
 fn quiet(_: Stage) {}
 
+/// One run on DataFusion in this process over `w`'s stores.
+async fn run_embedded(
+    w: &World,
+    export: &std::path::Path,
+    full: bool,
+    options: &JobOptions,
+) -> anyhow::Result<recommend::Outcome> {
+    recommend::run(
+        &w.commerce,
+        &Engine::Embedded,
+        export,
+        full,
+        options,
+        recommend::DEFAULT_LEASE_MS,
+        &quiet,
+    )
+    .await
+}
+
 /// DataFusion's and Ballista's plans recurse deeply, and a debug build's
 /// frames are large: the tests run on worker threads with 16 MiB stacks
 /// (what `meridian-recommend` will use too), not tokio's default 2 MiB.
@@ -147,16 +169,9 @@ fn the_job_finds_the_planted_pairs_far_better_than_popularity_and_ballista_agree
             ..JobOptions::default()
         };
         let export = w.dir.path().join("export");
-        let outcome = recommend::run(
-            &w.commerce,
-            &Engine::Embedded,
-            &export,
-            true,
-            &options,
-            &quiet,
-        )
-        .await
-        .expect("the job runs embedded");
+        let outcome = run_embedded(&w, &export, true, &options)
+            .await
+            .expect("the job runs embedded");
         assert!(
             outcome.set.lines > 40_000 && outcome.set.lines < 60_000,
             "{:?}",
@@ -240,16 +255,9 @@ fn runs_export_what_is_new_and_readers_switch_to_a_set_whole() {
         w.write(&history).await;
         let export = w.dir.path().join("export");
         let options = JobOptions::default();
-        let first = recommend::run(
-            &w.commerce,
-            &Engine::Embedded,
-            &export,
-            true,
-            &options,
-            &quiet,
-        )
-        .await
-        .expect("a full run");
+        let first = run_embedded(&w, &export, true, &options)
+            .await
+            .expect("a full run");
         assert_eq!(first.set.lines as usize, history.line_count());
         // Nothing new: an incremental run exports nothing and reads the same.
         let exported = recommend::export::export(&w.commerce, &export, false, &|_| {})
@@ -271,46 +279,87 @@ fn runs_export_what_is_new_and_readers_switch_to_a_set_whole() {
             .record_sales(&"eu".parse().unwrap(), &order)
             .await
             .unwrap();
-        // A set being written is not seen until it is published.
+        // A set being written is not seen until it is published, and
+        // while its job's lease runs no other job starts one.
         let sku = &items[0].sku;
         let before = w.commerce.bought_together(sku, 10).await.unwrap();
-        let next = w.commerce.next_recommendation_version().await.unwrap();
-        assert_eq!(next, first.set.version + 1);
-        w.commerce
-            .write_bought_together(
-                next,
-                &[(
-                    sku.clone(),
-                    vec![commerce::recommend::Recommended {
-                        sku: "HALF-WRITTEN".into(),
-                        score: 1.0,
-                    }],
-                )],
-            )
+        let stale = w
+            .commerce
+            .begin_recommendations("stale-job", 60_000)
             .await
             .unwrap();
+        assert_eq!(stale, first.set.version + 1);
+        let half = SetPage {
+            job: "stale-job".into(),
+            together: vec![TogetherRecord {
+                sku: sku.clone(),
+                items: vec![Recommended {
+                    sku: "HALF-WRITTEN".into(),
+                    score: 1.0,
+                }],
+            }],
+            popular: Vec::new(),
+        };
+        w.commerce.write_set_page(stale, &half).await.unwrap();
         assert_eq!(w.commerce.bought_together(sku, 10).await.unwrap(), before);
-        let second = recommend::run(
-            &w.commerce,
-            &Engine::Embedded,
-            &export,
-            false,
-            &options,
-            &quiet,
-        )
-        .await
-        .expect("an incremental run");
+        let refused = run_embedded(&w, &export, false, &options)
+            .await
+            .expect_err("another job holds the lease");
+        assert!(
+            format!("{refused:#}").contains("stale-job is writing set"),
+            "{refused:#}"
+        );
+        let status = w.commerce.recommendation_status().await.unwrap();
+        assert_eq!(status.running.map(|r| r.job), Some("stale-job".into()));
+        // The lease runs out (the job died): another job takes the set
+        // over, and the stale job, back, writes nothing into it.
+        w.clock.advance_ms(60_001);
+        let taken = w
+            .commerce
+            .begin_recommendations("new-job", 60_000)
+            .await
+            .unwrap();
+        assert_eq!(taken, stale);
+        assert!(w.commerce.write_set_page(stale, &half).await.is_err());
+        // That one dies too: the next run takes over.
+        w.clock.advance_ms(60_001);
+        let second = run_embedded(&w, &export, false, &options)
+            .await
+            .expect("an incremental run");
         assert_eq!(second.set.lines as usize, history.line_count() + 2);
         assert!(second.set.version > first.set.version);
+        // It took the dead job's version over, cleared.
+        assert_eq!(second.set.version, stale);
         let now = w.commerce.bought_together(sku, 10).await.unwrap();
         assert_eq!(now.set.map(|s| s.version), Some(second.set.version));
         assert!(now.items.iter().all(|r| r.sku != "HALF-WRITTEN"));
+        let status = w.commerce.recommendation_status().await.unwrap();
+        assert_eq!(status.current, Some(second.set.clone()));
+        assert_eq!(status.running, None);
+        // The stale job, back, writes and publishes nothing.
+        assert!(w.commerce.write_set_page(stale, &half).await.is_err());
+        let publish = PublishSet {
+            job: "stale-job".into(),
+            sales_through_ms: 0,
+            lines: 0,
+            engine: "embedded".into(),
+        };
+        assert!(
+            w.commerce
+                .publish_recommendations(stale + 1, &publish)
+                .await
+                .is_err()
+        );
         // A set older than the current one is refused.
         assert!(
             w.commerce
-                .publish_recommendations(&first.set)
+                .publish_recommendations(first.set.version, &publish)
                 .await
                 .is_err()
+        );
+        assert_eq!(
+            w.commerce.recommendation_status().await.unwrap().current,
+            Some(second.set.clone())
         );
         // Bad reads are refused, not served.
         assert!(w.commerce.bought_together("bad sku", 10).await.is_err());

@@ -129,6 +129,11 @@ fn routers(state: AppState) -> (Router, Value) {
         .routes(routes!(admin::put_product, admin::delete_product))
         .routes(routes!(admin::restock, admin::audit_stock))
         .routes(routes!(reviews::moderate_review))
+        .routes(routes!(recommend::recommendation_status))
+        .routes(routes!(recommend::sales_page))
+        .routes(routes!(recommend::product_categories))
+        .routes(routes!(recommend::begin_set))
+        .routes(routes!(recommend::publish_set))
         .split_for_parts();
     // Region to region, with the admin token: larger bodies than the rest.
     let (internal, internal_doc) = OpenApiRouter::<AppState>::new()
@@ -136,6 +141,8 @@ fn routers(state: AppState) -> (Router, Value) {
             replica::replica_standing,
             replica::apply_replica_batch
         ))
+        // A set's pages: up to 500 records of 20 recommendations each.
+        .routes(routes!(recommend::write_set_page))
         .split_for_parts();
     let (ops, ops_doc) = OpenApiRouter::<AppState>::new()
         .routes(routes!(ops::healthz))

@@ -194,6 +194,14 @@ fn typed(doc: &Value, schema: &Value, kind: &str, known: &Known) -> BoxedStrateg
                 .boxed()
         }
         "object" => object(doc, schema, known),
+        // Any finite number (a score): JSON has no NaN or infinity.
+        "number" => prop_oneof![
+            1 => Just(0.0),
+            4 => -1e12f64..1e12,
+            1 => any::<f64>().prop_filter("finite", |f| f.is_finite()),
+        ]
+        .prop_map(Value::from)
+        .boxed(),
         other => panic!("unsupported type {other}"),
     }
 }

@@ -123,6 +123,25 @@ async fn run_script(
                     meridian::drill::report::markdown(&outcome)
                 );
             }
+            ["STEP", "recommend"] => {
+                // The job, as an operator runs it: `meridian recommend`
+                // (its own process) against this platform's routing table.
+                let routing = platform.routing_api.expect("routing API");
+                let export = tempfile::tempdir().expect("tempdir");
+                let (ok, stdout, stderr) = support::cli(&[
+                    "recommend",
+                    "--routing",
+                    &format!("http://{routing}"),
+                    "--token",
+                    support::ADMIN,
+                    "--dir",
+                    &export.path().display().to_string(),
+                ])
+                .await;
+                assert!(ok, "meridian recommend: {stderr}");
+                assert!(stdout.contains("published recommendation set"), "{stdout}");
+                writeln!(stdin, "ok").expect("answer the script");
+            }
             ["STEP", "reviews", sku, n] => {
                 // Every region's copy counts `n` reviews of `sku`: woken by
                 // the catalog feed (which every projected review extends),
@@ -191,6 +210,8 @@ async fn run_script(
 async fn the_dashboard_and_the_storefront_in_chromium() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut platform = support::local_platform_with(&dir, 200, |loaded| {
+        // What the recommendations are computed from.
+        loaded.seed.order_lines = 20_000;
         // Declines come only when the test asks for one.
         loaded.payments.decline_rate = 0.0;
         loaded.payments.timeout_rate = 0.0;
@@ -271,6 +292,8 @@ async fn the_dashboard_and_the_storefront_in_chromium() {
         worker.url.trim_start_matches("http://").into(),
     );
     let scenarios = [
+        // First: no POP has cached the (empty) lists before the job runs.
+        "recommendations",
         "measure",
         "purchase",
         "worker_purchase",

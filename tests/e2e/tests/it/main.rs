@@ -9,6 +9,7 @@ mod drill;
 mod faults;
 mod geography;
 mod journey;
+mod recommend;
 mod reviews;
 mod sigkill;
 mod stack;

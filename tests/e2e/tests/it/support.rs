@@ -115,6 +115,7 @@ pub(crate) async fn local_platform_with(
         *durability = db_embedded::Durability::Buffer;
     }
     loaded.seed.products = products;
+    loaded.seed.order_lines = 0;
     change(&mut loaded);
     let component = tokio::task::spawn_blocking(meridian::build::edge_component)
         .await
@@ -317,6 +318,10 @@ durability = "sync"
 products = {PRODUCTS}
 seed = 42
 max_stock = 1000
+order_lines = 0
+
+[recommend]
+every_s = 0
 
 [payments]
 latency_ms = 40

@@ -16,7 +16,7 @@
 
 use std::collections::BTreeMap;
 
-use commerce::recommend::SaleLine;
+use crate::recommend::SaleLine;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use topology::ShardId;
@@ -143,7 +143,7 @@ pub fn generate(
     let mut order_no = 0u64;
     while written < lines {
         let shard = &shards[rng.random_range(0..shards.len())];
-        let at_ms = now_ms - span_ms + rng.random_range(0..span_ms);
+        let at_ms = now_ms.saturating_sub(span_ms) + rng.random_range(0..span_ms);
         let mut basket = vec![pick(&mut rng, &cumulative[shard])];
         if partner[basket[0]] != usize::MAX && rng.random_bool(PARTNER_RATE) {
             basket.push(partner[basket[0]]);
@@ -175,6 +175,48 @@ pub fn generate(
         lines: out,
         partners,
         tastes,
+    }
+}
+
+impl crate::Commerce {
+    /// Writes a generated history of about `lines` order lines over the
+    /// catalog into the sales logs, ending now, when every sales log is
+    /// empty (a restarted stack keeps the history it has). Returns the
+    /// lines written.
+    pub async fn seed_history(
+        &self,
+        lines: usize,
+        seed: u64,
+        progress: impl Fn(usize),
+    ) -> crate::error::Result<usize> {
+        let shards = self.warehouses();
+        for shard in &shards {
+            if !self.sales_page(shard, None, 1).await?.sales.is_empty() {
+                return Ok(0);
+            }
+        }
+        let mut items = Vec::new();
+        self.for_each_product(1_000, |products| {
+            items.extend(products.into_iter().map(|p| Item {
+                sku: p.sku,
+                category: p.category,
+            }));
+            Ok(())
+        })
+        .await?;
+        if items.len() < 2 || lines == 0 {
+            return Ok(0);
+        }
+        let history = generate(&items, &shards, lines, seed, self.now_ms());
+        let mut written = 0;
+        for (shard, shard_lines) in &history.lines {
+            for page in shard_lines.chunks(crate::recommend::MAX_WRITE_PAGE) {
+                self.record_sales(shard, page).await?;
+                written += page.len();
+                progress(written);
+            }
+        }
+        Ok(written)
     }
 }
 
