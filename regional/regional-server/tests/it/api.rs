@@ -293,4 +293,6 @@ fn concrete(path: &str) -> String {
         .replace("{review_id}", "us.01ARZ3NDEKTSV4RRFFQ69G5FAV")
         .replace("{slug}", "nosuch")
         .replace("{warehouse}", "us")
+        .replace("{shard}", "us")
+        .replace("{version}", "1")
 }
