@@ -7,18 +7,16 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::Arc;
-use std::time::Instant;
 
 use db::backend::CommitInfo;
 use db::keys::{key_after, versionstamp_bytes};
 use db::{Error, MutationType, Result, atomic, versionstamp_placeholder};
 
-use crate::engine::Durability;
-use fjall::PersistMode;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
+use tokio::time::Instant;
 
 use crate::conflicts::{History, KeyRange, Verdict};
-use crate::engine::{Shared, VERSION_KEY, engine_error};
+use crate::engine::{Shared, engine_error};
 use crate::watches::{Reservation, WatchSender};
 
 /// A buffered mutation, replayed in order at commit.
@@ -138,11 +136,7 @@ fn latest(
     if let Some(v) = overlay.get(key) {
         return Ok(v.clone());
     }
-    shared
-        .data
-        .get(key)
-        .map(|v| v.map(|v| v.to_vec()))
-        .map_err(|e| engine_error(e, false))
+    shared.store.latest(key).map_err(|e| engine_error(e, false))
 }
 
 /// Replays one transaction's mutations over the group's overlay, into
@@ -178,9 +172,12 @@ fn replay(
                 );
                 // The store has no range tombstone: clear each key it holds
                 // in the range, plus what this group wrote there.
-                for guard in shared.data.range::<&[u8], _>(range) {
-                    let key = guard.key().map_err(|e| engine_error(e, false))?;
-                    changes.insert(key.to_vec(), None);
+                let stored = shared
+                    .store
+                    .keys_in(begin, end)
+                    .map_err(|e| engine_error(e, false))?;
+                for key in stored {
+                    changes.insert(key, None);
                 }
                 for key in overlay.range::<[u8], _>(range).map(|(k, _)| k) {
                     changes.insert(key.clone(), None);
@@ -220,7 +217,8 @@ struct Accepted {
     watches: Vec<(PendingWatch, Option<Vec<u8>>)>,
 }
 
-fn commit_group(
+/// Resolves, applies and writes one group; answers each transaction.
+pub(crate) fn commit_group(
     shared: &Shared,
     history: &mut History,
     version: &mut u64,
@@ -294,19 +292,10 @@ fn commit_group(
         return;
     }
 
-    let mode = match shared.options.durability {
-        Durability::Sync => PersistMode::SyncData,
-        Durability::Buffer => PersistMode::Buffer,
-    };
-    let mut batch = shared.store.batch().durability(Some(mode));
-    for (key, value) in &overlay {
-        match value {
-            Some(value) => batch.insert(&shared.data, key.as_slice(), value.as_slice()),
-            None => batch.remove(&shared.data, key.as_slice()),
-        }
-    }
-    batch.insert(&shared.meta, VERSION_KEY, commit_version.to_be_bytes());
-    if let Err(e) = batch.commit() {
+    let written = shared
+        .store
+        .write(&overlay, commit_version, shared.options.durability);
+    if let Err(e) = written {
         // The journal may hold part of the group: every commit's outcome is
         // unknown, and fjall refuses further writes (it poisons itself).
         tracing::error!(error = %e, commit_version, "group commit failed");

@@ -5,7 +5,10 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Bound;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// Tokio's clock: the real one, or the simulator's when it drives time.
+use tokio::time::Instant;
 
 /// A half-open key range `[begin, end)`.
 pub(crate) type KeyRange = (Vec<u8>, Vec<u8>);

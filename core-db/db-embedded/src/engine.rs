@@ -9,11 +9,13 @@ use std::time::Duration;
 
 use db::backend::{RawDatabase, RawTransaction};
 use db::{Database, Error, RetryPolicy};
-use fjall::{Keyspace, KeyspaceCreateOptions};
+use fjall::KeyspaceCreateOptions;
 use parking_lot::Mutex;
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::committer::{self, CommitRequest};
+use crate::conflicts::History;
+use crate::store::{CrashReport, Store};
 use crate::tx::EmbeddedTx;
 use crate::watches::Registry;
 
@@ -111,9 +113,7 @@ pub(crate) fn engine_error(e: fjall::Error, maybe_committed: bool) -> Error {
 
 /// State shared by the database handle, its transactions and the committer.
 pub(crate) struct Shared {
-    pub(crate) store: fjall::Database,
-    pub(crate) data: Keyspace,
-    pub(crate) meta: Keyspace,
+    pub(crate) store: Store,
     /// The last published commit version. Stored after the group is
     /// visible, so a read version taken before a snapshot never claims more
     /// than the snapshot holds.
@@ -124,6 +124,25 @@ pub(crate) struct Shared {
     pub(crate) transactions_committed: AtomicU64,
     /// [`EmbeddedOptions::commit_queue_bytes`] as permits, one per byte.
     pub(crate) commit_bytes: Arc<Semaphore>,
+    /// The memory store's committer, run in the committing task: no thread,
+    /// so the simulator's one thread decides every interleaving.
+    pub(crate) inline: Option<Mutex<Inline>>,
+}
+
+/// The committer's state when it runs in the committing task.
+#[derive(Debug)]
+pub(crate) struct Inline {
+    pub(crate) history: History,
+    pub(crate) version: u64,
+}
+
+/// How transactions reach the committer.
+#[derive(Debug, Clone)]
+pub(crate) enum Committer {
+    /// The committer thread's queue.
+    Thread(mpsc::Sender<CommitRequest>),
+    /// [`Shared::inline`].
+    Inline,
 }
 
 /// The commit queue's byte budget as semaphore permits: at least 1, at most
@@ -144,6 +163,26 @@ pub struct EmbeddedStats {
     pub transactions_committed: u64,
 }
 
+impl Shared {
+    fn new(
+        store: Store,
+        version: u64,
+        options: &EmbeddedOptions,
+        inline: Option<Mutex<Inline>>,
+    ) -> Self {
+        Shared {
+            store,
+            version: AtomicU64::new(version),
+            watches: Mutex::new(Registry::new(options.max_watches)),
+            options: options.clone(),
+            groups_committed: AtomicU64::new(0),
+            transactions_committed: AtomicU64::new(0),
+            commit_bytes: Arc::new(Semaphore::new(commit_budget(options))),
+            inline,
+        }
+    }
+}
+
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Shared")
@@ -157,7 +196,7 @@ impl std::fmt::Debug for Shared {
 #[derive(Debug)]
 pub struct EmbeddedDatabase {
     shared: Arc<Shared>,
-    commits: mpsc::Sender<CommitRequest>,
+    commits: Committer,
     committer: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -188,25 +227,86 @@ impl EmbeddedDatabase {
                     .map_err(|_| OpenError::CorruptVersion { path: path.clone() })?,
             ),
         };
-        let shared = Arc::new(Shared {
-            store,
-            data,
-            meta,
-            version: AtomicU64::new(version),
-            watches: Mutex::new(Registry::new(options.max_watches)),
-            options: options.clone(),
-            groups_committed: AtomicU64::new(0),
-            transactions_committed: AtomicU64::new(0),
-            commit_bytes: Arc::new(Semaphore::new(commit_budget(&options))),
-        });
+        let shared = Arc::new(Shared::new(
+            Store::Disk {
+                db: store,
+                data,
+                meta,
+            },
+            version,
+            &options,
+            None,
+        ));
         let (commits, queue) = mpsc::channel(options.commit_queue.max(1));
         let committer =
             committer::spawn(shared.clone(), queue, version).map_err(OpenError::Thread)?;
         Ok(EmbeddedDatabase {
             shared,
-            commits,
+            commits: Committer::Thread(commits),
             committer: Mutex::new(Some(committer)),
         })
+    }
+
+    /// A store in memory, for the deterministic simulator: the same
+    /// transaction model as on disk, with no thread and no disk, so a
+    /// single-threaded runtime decides every interleaving and the MVCC
+    /// window runs on tokio's clock (the simulator's). Each commit is
+    /// applied in the committing task, alone in its group. With
+    /// [`Durability::Buffer`], commits are durable only once
+    /// [`EmbeddedDatabase::sync`] ran, and [`EmbeddedDatabase::crash`]
+    /// loses the rest.
+    pub fn open_memory(options: EmbeddedOptions) -> Self {
+        let inline = Inline {
+            history: History::new(0, options.mvcc_window, options.max_history_ranges),
+            version: 0,
+        };
+        let shared = Arc::new(Shared::new(
+            Store::Memory(Arc::default()),
+            0,
+            &options,
+            Some(Mutex::new(inline)),
+        ));
+        EmbeddedDatabase {
+            shared,
+            commits: Committer::Inline,
+            committer: Mutex::new(None),
+        }
+    }
+
+    /// A memory store (see [`EmbeddedDatabase::open_memory`]) as a
+    /// [`Database`] with `retry`.
+    pub fn open_memory_database(options: EmbeddedOptions, retry: RetryPolicy) -> Database {
+        Database::new(Arc::new(Self::open_memory(options))).with_retry_policy(retry)
+    }
+
+    /// Makes every commit of a memory store durable, as the page cache's
+    /// write-back does. Does nothing on disk (fjall writes back by itself).
+    pub fn sync(&self) {
+        if let Store::Memory(memory) = &self.shared.store {
+            memory.sync();
+        }
+    }
+
+    /// A crash of a memory store's host: every commit that was not durable
+    /// is lost (with [`Durability::Sync`], none), every transaction begun
+    /// before fails as too old (retryable, certainly not committed), and
+    /// watches on keys whose value went back fire. The handle stays usable,
+    /// as a FoundationDB client's does across a cluster's recovery. `None`
+    /// on a disk store, whose crash is a killed process.
+    pub fn crash(&self) -> Option<CrashReport> {
+        let Store::Memory(memory) = &self.shared.store else {
+            return None;
+        };
+        // Under the committer's lock: no commit is half applied.
+        let _committer = self.shared.inline.as_ref().map(|inline| inline.lock());
+        let (report, changed) = memory.crash();
+        let mut registry = self.shared.watches.lock();
+        for (key, value) in &changed {
+            if registry.watches(key) {
+                registry.changed(key, value.as_deref());
+            }
+        }
+        Some(report)
     }
 
     /// Opens the store in `path` as a [`Database`] with `retry`.
@@ -247,13 +347,17 @@ impl RawDatabase for EmbeddedDatabase {
 
 impl Drop for EmbeddedDatabase {
     fn drop(&mut self) {
+        let Committer::Thread(commits) = &self.commits else {
+            self.shared.watches.lock().close();
+            return;
+        };
         // Open transactions hold clones of the sender, so ask the committer
         // to stop: it finishes what was queued before the request and
         // answers `Closed` to what comes after. Bounded: the committer
         // drains a full queue in milliseconds.
         let mut request = CommitRequest::Shutdown;
         for _ in 0..10_000 {
-            match self.commits.try_send(request) {
+            match commits.try_send(request) {
                 Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => break,
                 Err(mpsc::error::TrySendError::Full(back)) => {
                     request = back;

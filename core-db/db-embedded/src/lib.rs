@@ -6,10 +6,18 @@
 //! Reads run at a fjall snapshot; writes are buffered in the transaction;
 //! one committer thread resolves conflicts and writes each group of
 //! transactions as one atomic fjall batch with one fsync.
+//!
+//! The same engine also keeps its data in memory
+//! ([`EmbeddedDatabase::open_memory`]) for the deterministic simulator: no
+//! thread (each commit resolved and applied in the committing task), no
+//! disk, the MVCC window on tokio's clock, and crashes of the store's host
+//! that lose what was not durable ([`EmbeddedDatabase::crash`]). It runs
+//! the same conformance battery as the disk store and FoundationDB.
 
 mod committer;
 mod conflicts;
 mod engine;
+mod store;
 mod tx;
 mod watches;
 
@@ -17,6 +25,7 @@ use std::path::Path;
 
 use db::{RetryPolicy, ShardMap, ShardMapError};
 pub use engine::{Durability, EmbeddedDatabase, EmbeddedOptions, EmbeddedStats, OpenError};
+pub use store::CrashReport;
 use topology::Topology;
 
 /// Opens one store per shard of `topology`, each in `<dir>/<shard>`.

@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::Arc;
-use std::time::Instant;
 
 use db::MutationType;
 use db::backend::{
@@ -13,15 +12,17 @@ use db::backend::{
 };
 use db::keys::key_after;
 use db::{Error, Result, atomic};
-use fjall::Readable;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
+// Tokio's clock: the real one, or the simulator's when it drives time.
+use tokio::time::Instant;
 
-use crate::committer::{CommitRequest, Mutation, PendingWatch, TxCommit, commit_bytes};
+use crate::committer::{self, CommitRequest, Mutation, PendingWatch, TxCommit, commit_bytes};
 use crate::conflicts::{KeyRange, RangeSet};
-use crate::engine::{self, Shared, engine_error};
+use crate::engine::{self, Committer, Shared, engine_error};
+use crate::store::Snapshot;
 use crate::watches::{Reservation, WatchSender};
 
 /// What this transaction knows of a key it wrote.
@@ -51,10 +52,10 @@ struct Local {
 
 pub(crate) struct EmbeddedTx {
     shared: Arc<Shared>,
-    commits: mpsc::Sender<CommitRequest>,
+    commits: Committer,
     read_version: u64,
     started: Instant,
-    snapshot: fjall::Snapshot,
+    snapshot: Snapshot,
     local: Mutex<Local>,
 }
 
@@ -65,12 +66,8 @@ fn unreadable() -> Error {
 }
 
 impl EmbeddedTx {
-    pub(crate) fn begin(shared: Arc<Shared>, commits: mpsc::Sender<CommitRequest>) -> Self {
-        // Version first, snapshot second: the snapshot then holds at least
-        // every group up to the read version, so conflict checks can only
-        // err towards a spurious retry, never a missed conflict.
-        let read_version = shared.version.load(std::sync::atomic::Ordering::Acquire);
-        let snapshot = shared.store.snapshot();
+    pub(crate) fn begin(shared: Arc<Shared>, commits: Committer) -> Self {
+        let (read_version, snapshot) = shared.store.snapshot(&shared.version);
         EmbeddedTx {
             shared,
             commits,
@@ -81,20 +78,23 @@ impl EmbeddedTx {
         }
     }
 
+    fn too_old(&self) -> Error {
+        Error::TransactionTooOld {
+            window_ms: self.shared.options.mvcc_window.as_millis() as u64,
+        }
+    }
+
+    /// Refuses to go on past the MVCC window, or across a crash of the
+    /// memory store (what this transaction read may be gone).
     fn check_age(&self) -> Result<()> {
-        if self.started.elapsed() > self.shared.options.mvcc_window {
-            return Err(Error::TransactionTooOld {
-                window_ms: self.shared.options.mvcc_window.as_millis() as u64,
-            });
+        if self.started.elapsed() > self.shared.options.mvcc_window || self.snapshot.is_stale() {
+            return Err(self.too_old());
         }
         Ok(())
     }
 
     fn snapshot_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.snapshot
-            .get(&self.shared.data, key)
-            .map(|v| v.map(|v| v.to_vec()))
-            .map_err(|e| engine_error(e, false))
+        self.snapshot.get(key).map_err(|e| engine_error(e, false))
     }
 
     /// The value this transaction sees for a key it wrote, given the
@@ -163,13 +163,7 @@ impl EmbeddedTx {
             Bound::Included(req.begin.as_slice()),
             Bound::Excluded(req.end.as_slice()),
         );
-        let stored = self.snapshot.range::<&[u8], _>(&self.shared.data, range);
-        let stored: Box<dyn Iterator<Item = fjall::Guard>> = if req.reverse {
-            Box::new(stored.rev())
-        } else {
-            Box::new(stored)
-        };
-        let mut stored = stored.peekable();
+        let mut stored = self.snapshot.range(&req.begin, &req.end, req.reverse);
         let written = local.keys.range::<[u8], _>(range);
         let written: Box<dyn Iterator<Item = (&Vec<u8>, &KeyState)>> = if req.reverse {
             Box::new(written.rev())
@@ -183,10 +177,9 @@ impl EmbeddedTx {
         let mut next = || -> Result<Option<KeyValue>> {
             loop {
                 if pending_stored.is_none()
-                    && let Some(guard) = stored.next()
+                    && let Some(pair) = stored.next()
                 {
-                    let (k, v) = guard.into_inner().map_err(|e| engine_error(e, false))?;
-                    pending_stored = Some((k.to_vec(), v.to_vec()));
+                    pending_stored = Some(pair.map_err(|e| engine_error(e, false))?);
                 }
                 let before = |a: &[u8], b: &[u8]| if req.reverse { a > b } else { a < b };
                 let take_written = match (&pending_stored, written.peek()) {
@@ -261,8 +254,8 @@ impl EmbeddedTx {
                 let mut registry = self.shared.watches.lock();
                 let current = self
                     .shared
-                    .data
-                    .get(&key)
+                    .store
+                    .latest(&key)
                     .map_err(|e| engine_error(e, false))?;
                 registry.register(reservation, key, expected, current.as_deref(), notify);
             }
@@ -279,7 +272,7 @@ impl EmbeddedTx {
             .await
             .map_err(|_| Error::Closed)?;
         let (reply, answer) = oneshot::channel();
-        let request = CommitRequest::Commit(Box::new(TxCommit {
+        let commit = TxCommit {
             read_version: self.read_version,
             reads: local.reads,
             writes: local.writes,
@@ -295,11 +288,25 @@ impl EmbeddedTx {
                 .collect(),
             reply,
             budget: held,
-        }));
-        self.commits
-            .send(request)
-            .await
-            .map_err(|_| Error::Closed)?;
+        };
+        match &self.commits {
+            Committer::Thread(commits) => commits
+                .send(CommitRequest::Commit(Box::new(commit)))
+                .await
+                .map_err(|_| Error::Closed)?,
+            Committer::Inline => {
+                let Some(inline) = &self.shared.inline else {
+                    return Err(Error::Closed);
+                };
+                let mut state = inline.lock();
+                // Checked under the lock a crash takes too.
+                if self.snapshot.is_stale() {
+                    return Err(self.too_old());
+                }
+                let engine::Inline { history, version } = &mut *state;
+                committer::commit_group(&self.shared, history, version, &mut vec![commit]);
+            }
+        }
         match answer.await {
             Ok(result) => result,
             // The committer died holding our request: it may have written it.

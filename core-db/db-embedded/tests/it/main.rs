@@ -1,10 +1,12 @@
-//! The embedded engine's integration tests: the shared conformance battery,
-//! then what only an embedded store must prove (durability across kill -9,
-//! group commit, reopen, one store per shard).
+//! The embedded engine's integration tests: the shared conformance battery
+//! on disk and in memory (the simulator's store), then what only an
+//! embedded store must prove (durability across kill -9 and across a crash
+//! of the memory store's host, group commit, reopen, one store per shard).
 
 mod durability;
 mod engine;
 mod link;
+mod memory;
 mod regressions;
 
 use std::sync::Arc;
@@ -34,4 +36,17 @@ async fn fixture() -> Option<Fixture> {
 
 mod battery {
     db_testkit::battery!(super::fixture);
+}
+
+async fn memory_fixture() -> Option<Fixture> {
+    let engine = EmbeddedDatabase::open_memory(EmbeddedOptions::default());
+    Some(Fixture::new(
+        Database::new(Arc::new(engine)),
+        Subspace::from_bytes(b"t".to_vec()),
+        Box::new(()),
+    ))
+}
+
+mod memory_battery {
+    db_testkit::battery!(super::memory_fixture);
 }
