@@ -271,7 +271,7 @@ impl Commerce {
         let key = &key;
         let op = match op_id {
             Some(op) => format!("k:{op}"),
-            None => format!("r:{:032x}", rand::random::<u128>()),
+            None => format!("r:{:016x}{:016x}", self.random_u64(), self.random_u64()),
         };
         let op = &op;
         self.owned_db(id)?

@@ -176,6 +176,12 @@ fn log_n(tx: &Transaction, sku: &str, n: u16, at_ms: u64, event: InventoryEvent)
 }
 
 impl Commerce {
+    /// A stock slot of `slots`, at random: where a restock starts spreading
+    /// units and where a reservation first looks.
+    fn random_slot(&self, slots: u32) -> u32 {
+        u32::try_from(self.random_u64() % u64::from(slots.max(1))).unwrap_or(0)
+    }
+
     /// Adds `qty` units of `sku` to `warehouse`, spread over its slots.
     pub async fn restock(&self, warehouse: &ShardId, sku: &str, qty: i64) -> Result<StockLevel> {
         validate_sku(sku)?;
@@ -202,6 +208,7 @@ impl Commerce {
         }
         let slots = self.settings().stock_slots;
         let now_ms = self.now_ms();
+        let this = self;
         self.warehouse_db(warehouse)?
             .run(|tx, _| async move {
                 for (n, (sku, qty)) in items.iter().enumerate() {
@@ -209,7 +216,7 @@ impl Commerce {
                     let n = u16::try_from(n).unwrap_or(u16::MAX);
                     // Spread evenly from a random slot: atomic adds, so a
                     // restock never conflicts with reservations.
-                    let start = rand::random::<u32>() % slots;
+                    let start = this.random_slot(slots);
                     let per_slot = qty / i64::from(slots);
                     let extra = qty % i64::from(slots);
                     for i in 0..slots {
@@ -244,12 +251,13 @@ impl Commerce {
         let slots = self.settings().stock_slots;
         let now_ms = self.now_ms();
         let expires_ms = now_ms.saturating_add(ttl_ms);
+        let this = self;
         self.warehouse_db(warehouse)?
             .run(|tx, _| async move {
                 // Start at a random slot so concurrent buyers spread out.
                 // That slot and an existing reservation are read at once:
                 // one round trip to a remote warehouse, not two.
-                let start = rand::random::<u32>() % slots;
+                let start = this.random_slot(slots);
                 let first_key = keys::stock_slot(sku, start);
                 let reservation_key = keys::reservation(id);
                 let (existing, first) = futures::try_join!(

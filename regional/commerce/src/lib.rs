@@ -41,7 +41,7 @@ use topology::{RegionId, ShardId, ShardedId, Topology};
 
 pub use cache::ProductCache;
 pub use checkout::Faults;
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, Entropy, ManualClock, OsEntropy, SeededEntropy, SystemClock};
 pub use error::{CommerceError, Result};
 pub use payments::{GatewayError, PaymentGateway, SimulatedGateway, SimulatedGatewayConfig};
 
@@ -145,6 +145,8 @@ pub struct CommerceParts {
     pub catalog_shard: ShardId,
     pub settings: Settings,
     pub clock: Arc<dyn Clock>,
+    /// Where random choices come from ([`OsEntropy`] in production).
+    pub entropy: Arc<dyn Entropy>,
     pub gateway: Arc<dyn PaymentGateway>,
     pub search: Arc<search::SearchIndex>,
 }
@@ -164,6 +166,7 @@ struct Inner {
     catalog_shard: ShardId,
     settings: Settings,
     clock: Arc<dyn Clock>,
+    entropy: Arc<dyn Entropy>,
     gateway: Arc<dyn PaymentGateway>,
     search: Arc<search::SearchIndex>,
     cache: ProductCache,
@@ -199,6 +202,7 @@ impl Commerce {
                 catalog_shard: parts.catalog_shard,
                 settings: parts.settings,
                 clock: parts.clock,
+                entropy: parts.entropy,
                 gateway: parts.gateway,
                 search: parts.search,
                 cache: ProductCache::new(cache::DEFAULT_CAPACITY),
@@ -246,6 +250,11 @@ impl Commerce {
         self.inner.clock.now_ms()
     }
 
+    /// A random draw from the service's [`Entropy`].
+    pub fn random_u64(&self) -> u64 {
+        self.inner.entropy.next_u64()
+    }
+
     pub fn gateway(&self) -> &Arc<dyn PaymentGateway> {
         &self.inner.gateway
     }
@@ -274,7 +283,7 @@ impl Commerce {
     pub fn new_id(&self, shard: &ShardId) -> ShardedId {
         ShardedId::new(
             shard.clone(),
-            ulid::Ulid::from_parts(self.now_ms(), rand::random()),
+            ulid::Ulid::from_parts(self.now_ms(), self.inner.entropy.next_u128()),
         )
     }
 

@@ -6,6 +6,7 @@
 //! never charges again. That is what makes a timed-out call (outcome
 //! unknown) safe to retry.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -237,6 +238,8 @@ struct Dice {
 pub struct SimulatedGateway {
     config: SimulatedGatewayConfig,
     db: db::Database,
+    /// The provider's own clock (when its idempotency keys expire).
+    clock: Arc<dyn crate::Clock>,
     dice: Mutex<Dice>,
     stats: Mutex<GatewayStats>,
     calls: std::sync::atomic::AtomicU64,
@@ -258,6 +261,7 @@ impl SimulatedGateway {
         SimulatedGateway {
             config,
             db,
+            clock: Arc::new(crate::SystemClock),
             dice: Mutex::new(Dice {
                 rng,
                 forced_timeouts: 0,
@@ -269,6 +273,12 @@ impl SimulatedGateway {
             paused: tokio::sync::watch::Sender::new(false),
             held: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// The provider on `clock` instead of the system's (a simulator's).
+    pub fn with_clock(mut self, clock: Arc<dyn crate::Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Test hook: calls from now on wait, before taking effect, until
@@ -342,12 +352,6 @@ impl SimulatedGateway {
         }
     }
 
-    fn now_ms() -> u64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64)
-    }
-
     /// Runs `effect` once per idempotency key, in one transaction of the
     /// provider's store with the key's record; replays return the stored
     /// outcome. Then decides whether the answer is lost.
@@ -369,7 +373,7 @@ impl SimulatedGateway {
             }
             Draw {
                 decline: forced || roll < decline_rate,
-                now_ms: Self::now_ms(),
+                now_ms: self.clock.now_ms(),
             }
         };
         let ttl_ms = self.config.key_ttl_s.saturating_mul(1000);
@@ -496,7 +500,11 @@ impl PaymentGateway for SimulatedGateway {
         }
         self.delay().await;
         // Chosen once, outside the transaction (which may run again).
-        let id = format!("auth_{}", ulid::Ulid::new());
+        // From the provider's seeded dice, so a seed replays its ids too.
+        let id = {
+            let draw: u128 = self.dice.lock().rng.random();
+            format!("auth_{}", ulid::Ulid::from_parts(self.clock.now_ms(), draw))
+        };
         let outcome = self
             .call(Call::Authorize, &request.idempotency_key, |tx, draw| {
                 let id = id.clone();

@@ -149,6 +149,7 @@ async fn open(dir: &Path) -> anyhow::Result<Commerce> {
         catalog_shard: "us".parse()?,
         settings: Default::default(),
         clock: Arc::new(SystemClock),
+        entropy: Arc::new(commerce::OsEntropy),
         gateway,
         search: Arc::new(search::SearchIndex::open_or_create(None)?),
     })?)

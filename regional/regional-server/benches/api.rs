@@ -444,6 +444,7 @@ impl Stores {
             catalog_shard: shard(WAREHOUSE)?,
             settings: Settings::default(),
             clock: Arc::new(SystemClock),
+            entropy: Arc::new(commerce::OsEntropy),
             gateway: self.gateway()?,
             search,
         })?)
@@ -477,6 +478,7 @@ impl Stores {
             search: Arc::new(search),
             settings: Settings::default(),
             clock: Arc::new(SystemClock),
+            entropy: Arc::new(commerce::OsEntropy),
             gateway: self.gateway()?,
             secrets: Secrets {
                 edge_key: EDGE_KEY.into(),

@@ -19,7 +19,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use anyhow::Context;
-use commerce::{Clock, Commerce, CommerceParts, PaymentGateway, Settings};
+use commerce::{Clock, Commerce, CommerceParts, Entropy, PaymentGateway, Settings};
 use db::ShardMap;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -40,6 +40,7 @@ pub struct RegionParts {
     pub search: Arc<search::SearchIndex>,
     pub settings: Settings,
     pub clock: Arc<dyn Clock>,
+    pub entropy: Arc<dyn Entropy>,
     pub gateway: Arc<dyn PaymentGateway>,
     pub secrets: Secrets,
     pub http: HttpConfig,
@@ -69,6 +70,7 @@ impl Region {
             catalog_shard: parts.catalog_shard,
             settings: parts.settings,
             clock: parts.clock,
+            entropy: parts.entropy,
             gateway: parts.gateway,
             search: parts.search,
         })
@@ -128,6 +130,7 @@ impl Region {
             search: Arc::new(search),
             settings: c.commerce.clone(),
             clock: Arc::new(commerce::SystemClock),
+            entropy: Arc::new(commerce::OsEntropy),
             gateway,
             secrets: c.secrets.clone(),
             http: c.http.clone(),

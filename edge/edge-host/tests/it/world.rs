@@ -177,6 +177,7 @@ impl World {
                 search: Arc::new(search::SearchIndex::open_or_create(None).expect("index")),
                 settings: commerce::Settings::default(),
                 clock: Arc::new(commerce::SystemClock),
+                entropy: Arc::new(commerce::OsEntropy),
                 gateway: gateway.clone(),
                 secrets: Secrets {
                     edge_key: EDGE_KEY.into(),

@@ -198,8 +198,8 @@ enum Next {
     Retry(Saga),
 }
 
-fn runner_token() -> u64 {
-    rand::random::<u64>() | 1
+fn runner_token(commerce: &crate::Commerce) -> u64 {
+    commerce.random_u64() | 1
 }
 
 fn write_payment(tx: &Transaction, order: &Order, saga: &Saga) -> Result<()> {

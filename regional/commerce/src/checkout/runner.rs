@@ -64,7 +64,7 @@ impl Commerce {
         };
         let now_ms = self.now_ms();
         let order_id = self.new_id(owner.shard()).to_string();
-        let token = runner_token();
+        let token = runner_token(self);
         let order = Order {
             id: order_id.clone(),
             owner: owner_text.clone(),
@@ -176,7 +176,7 @@ impl Commerce {
     /// to settle, bounded by `checkout_wait_ms`, so the retry gets the
     /// outcome as soon as it exists.
     pub(super) async fn drive(&self, db: &Database, order_id: &str, wait: bool) -> Result<Order> {
-        let token = runner_token();
+        let token = runner_token(self);
         let now_ms = self.now_ms();
         let lease_ms = self.settings().saga_lease_ms;
         let acquired = db

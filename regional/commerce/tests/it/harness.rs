@@ -193,6 +193,7 @@ fn region_over(
         catalog_shard: shard("us"),
         settings,
         clock,
+        entropy: Arc::new(commerce::OsEntropy),
         gateway,
         search: Arc::new(search::SearchIndex::open_or_create(None).expect("index")),
     })

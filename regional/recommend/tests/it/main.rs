@@ -55,6 +55,7 @@ async fn world(products: usize) -> World {
         catalog_shard: "us".parse().expect("shard"),
         settings: Default::default(),
         clock: clock.clone(),
+        entropy: Arc::new(commerce::OsEntropy),
         gateway,
         search: Arc::new(search::SearchIndex::open_or_create(None).expect("index")),
     })

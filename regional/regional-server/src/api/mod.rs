@@ -292,17 +292,12 @@ async fn verify_edge(
         path,
         &parts.headers,
         &bytes,
-        unix_s(),
+        // The region's clock (the simulator's, when it runs one).
+        state.commerce.now_ms() / 1000,
     )?;
     Ok(next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await)
-}
-
-fn unix_s() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 async fn require_admin(

@@ -530,6 +530,7 @@ async fn serve(
         search: Arc::new(search),
         settings,
         clock,
+        entropy: Arc::new(commerce::OsEntropy),
         gateway,
         secrets,
         http: HttpConfig {
