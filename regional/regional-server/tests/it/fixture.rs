@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use commerce::catalog::{Money, ProductInput};
-use commerce::{ManualClock, Settings, SimulatedGateway, SimulatedGatewayConfig};
+use commerce::{Clock, ManualClock, Settings, SimulatedGateway, SimulatedGatewayConfig};
 use regional_server::config::{HttpConfig, Secrets, WorkerConfig};
 use regional_server::{Region, RegionParts, auth};
 use reqwest::{Method, StatusCode};
@@ -241,10 +241,9 @@ impl Fixture {
         session: Option<&str>,
         content_type: &str,
     ) -> reqwest::RequestBuilder {
-        let now_s = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock")
-            .as_secs();
+        // The region checks the signature's time on its own clock (the
+        // test's manual one), as a simulated edge shares the simulator's.
+        let now_s = self.clock.now_ms() / 1000;
         let nonce = nonce();
         let signature = auth::sign_edge_request(
             self.edge_key.as_bytes(),
