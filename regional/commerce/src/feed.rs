@@ -429,7 +429,7 @@ impl Commerce {
         }
         let applied = page.events.len();
         let cursor = format!("{INDEX_CURSOR_PREFIX}{}", page.cursor);
-        tokio::task::spawn_blocking(move || index.apply(upserts, deletes, &cursor))
+        crate::off_task(index, move |index| index.apply(upserts, deletes, &cursor))
             .await
             .map_err(|_| invalid("search index", "indexing task panicked"))??;
         for sku in &skus {
@@ -449,7 +449,7 @@ impl Commerce {
         .await?;
         let index = self.search_index().clone();
         let cursor = format!("{INDEX_CURSOR_PREFIX}{tail}");
-        let n = tokio::task::spawn_blocking(move || index.rebuild(docs, &cursor))
+        let n = crate::off_task(index, move |index| index.rebuild(docs, &cursor))
             .await
             .map_err(|_| invalid("search index", "indexing task panicked"))??;
         self.cache().clear();

@@ -151,6 +151,19 @@ pub struct CommerceParts {
     pub search: Arc<search::SearchIndex>,
 }
 
+/// Runs `work` on the search index on tokio's blocking pool, or in this
+/// task when the index is marked [`search::SearchIndex::inline`] (the
+/// simulator's). `Err` when the work panicked.
+pub async fn off_task<T: Send + 'static>(
+    index: Arc<search::SearchIndex>,
+    work: impl FnOnce(&search::SearchIndex) -> T + Send + 'static,
+) -> std::result::Result<T, tokio::task::JoinError> {
+    if index.runs_inline() {
+        return Ok(work(&index));
+    }
+    tokio::task::spawn_blocking(move || work(&index)).await
+}
+
 /// The commerce domain of one region. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Commerce {

@@ -21,7 +21,6 @@ use std::sync::Arc;
 use anyhow::Context;
 use commerce::{Clock, Commerce, CommerceParts, Entropy, PaymentGateway, Settings};
 use db::ShardMap;
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use topology::{RegionId, ShardId, Topology};
 
@@ -151,11 +150,17 @@ impl Region {
 
 /// Serves `region` on `listener` with its workers until `shutdown` turns
 /// true; then stops accepting, lets requests finish and stops the workers.
-pub async fn run(
+/// Any [`axum::serve::Listener`]: a tokio `TcpListener` in production, a
+/// simulated network's listener under the deterministic simulator.
+pub async fn run<L>(
     region: Region,
-    listener: TcpListener,
+    listener: L,
     mut shutdown: watch::Receiver<bool>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     let mut workers = workers::spawn(
         &region.commerce,
         &region.workers,

@@ -52,6 +52,9 @@ pub struct SearchIndex {
     fields: Fields,
     analyzer: TextAnalyzer,
     location: Location,
+    /// Whether callers run index work in their own task rather than on a
+    /// blocking pool (see [`SearchIndex::inline`]).
+    inline: bool,
 }
 
 #[derive(Debug)]
@@ -118,7 +121,23 @@ impl SearchIndex {
             fields,
             analyzer,
             location,
+            inline: false,
         })
+    }
+
+    /// Marks the index for the deterministic simulator: its callers run
+    /// index work (writes, searches) in their own task, not on a blocking
+    /// pool, whose threads finish at moments no seed decides. The index
+    /// itself is the same; only who waits for it changes.
+    #[must_use]
+    pub fn inline(mut self) -> Self {
+        self.inline = true;
+        self
+    }
+
+    /// See [`SearchIndex::inline`].
+    pub fn runs_inline(&self) -> bool {
+        self.inline
     }
 
     /// Applies one change-feed batch in one commit whose payload is `cursor`.

@@ -58,7 +58,11 @@ async fn region(seed: u64) -> (Commerce, Arc<SimulatedGateway>) {
         clock,
         entropy: Arc::new(SeededEntropy::new(seed)),
         gateway: gateway.clone(),
-        search: Arc::new(search::SearchIndex::open_or_create(None).expect("index")),
+        search: Arc::new(
+            search::SearchIndex::open_or_create(None)
+                .expect("index")
+                .inline(),
+        ),
     })
     .expect("commerce");
     commerce
@@ -146,6 +150,19 @@ async fn shopper(commerce: Commerce, seed: u64, n: usize) -> String {
 
 async fn run(seed: u64) -> Vec<String> {
     let (commerce, gateway) = region(seed).await;
+    // The catalog feed applied to the search index meanwhile, as the
+    // region's worker does, inline.
+    let feed = {
+        let commerce = commerce.clone();
+        tokio::spawn(async move {
+            let mut applied = 0;
+            for _ in 0..4 {
+                applied += commerce.apply_feed(0).await.expect("apply the feed");
+                tokio::task::yield_now().await;
+            }
+            applied
+        })
+    };
     let shoppers: Vec<_> = (0..SHOPPERS)
         .map(|n| tokio::spawn(shopper(commerce.clone(), seed, n)))
         .collect();
@@ -158,6 +175,10 @@ async fn run(seed: u64) -> Vec<String> {
         trace.push(format!("{sku}: {level:?}"));
     }
     trace.push(format!("provider: {:?}", gateway.stats()));
+    trace.push(format!(
+        "feed events applied: {}",
+        feed.await.expect("feed")
+    ));
     // Everything stored, shard by shard: ids, stock slots, logs, sagas.
     for (id, db) in commerce.shards().iter() {
         trace.push(format!("{id}: {}", digest(db).await));
@@ -194,4 +215,24 @@ async fn one_seed_gives_one_trace() {
     let text = first.join("\n");
     assert!(text.contains("order "), "{text}");
     assert_ne!(run(8).await, first, "another seed gave the same trace");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn inline_index_work_runs_in_the_calling_task() {
+    let here = std::thread::current().id();
+    let thread = |_: &search::SearchIndex| std::thread::current().id();
+    let inline = Arc::new(
+        search::SearchIndex::open_or_create(None)
+            .expect("index")
+            .inline(),
+    );
+    assert_eq!(
+        commerce::off_task(inline, thread).await.expect("work"),
+        here
+    );
+    let pooled = Arc::new(search::SearchIndex::open_or_create(None).expect("index"));
+    assert_ne!(
+        commerce::off_task(pooled, thread).await.expect("work"),
+        here
+    );
 }

@@ -199,7 +199,7 @@ pub(super) async fn search(
         .await
         .map_err(|_| ApiError::unavailable("search is shutting down"))?;
     let index = state.commerce.search_index().clone();
-    let page = tokio::task::spawn_blocking(move || {
+    let page = commerce::off_task(index, move |index| {
         let _running = running;
         index.search(&query)
     })
