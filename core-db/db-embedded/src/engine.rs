@@ -124,9 +124,6 @@ pub(crate) struct Shared {
     pub(crate) transactions_committed: AtomicU64,
     /// [`EmbeddedOptions::commit_queue_bytes`] as permits, one per byte.
     pub(crate) commit_bytes: Arc<Semaphore>,
-    /// The memory store's committer, run in the committing task: no thread,
-    /// so the simulator's one thread decides every interleaving.
-    pub(crate) inline: Option<Mutex<Inline>>,
 }
 
 /// The committer's state when it runs in the committing task.
@@ -141,8 +138,9 @@ pub(crate) struct Inline {
 pub(crate) enum Committer {
     /// The committer thread's queue.
     Thread(mpsc::Sender<CommitRequest>),
-    /// [`Shared::inline`].
-    Inline,
+    /// The memory store's committer, run in the committing task: no thread,
+    /// so the simulator's one thread decides every interleaving.
+    Inline(Arc<Mutex<Inline>>),
 }
 
 /// The commit queue's byte budget as semaphore permits: at least 1, at most
@@ -164,12 +162,7 @@ pub struct EmbeddedStats {
 }
 
 impl Shared {
-    fn new(
-        store: Store,
-        version: u64,
-        options: &EmbeddedOptions,
-        inline: Option<Mutex<Inline>>,
-    ) -> Self {
+    fn new(store: Store, version: u64, options: &EmbeddedOptions) -> Self {
         Shared {
             store,
             version: AtomicU64::new(version),
@@ -178,7 +171,6 @@ impl Shared {
             groups_committed: AtomicU64::new(0),
             transactions_committed: AtomicU64::new(0),
             commit_bytes: Arc::new(Semaphore::new(commit_budget(options))),
-            inline,
         }
     }
 }
@@ -235,7 +227,6 @@ impl EmbeddedDatabase {
             },
             version,
             &options,
-            None,
         ));
         let (commits, queue) = mpsc::channel(options.commit_queue.max(1));
         let committer =
@@ -260,15 +251,10 @@ impl EmbeddedDatabase {
             history: History::new(0, options.mvcc_window, options.max_history_ranges),
             version: 0,
         };
-        let shared = Arc::new(Shared::new(
-            Store::Memory(Arc::default()),
-            0,
-            &options,
-            Some(Mutex::new(inline)),
-        ));
+        let shared = Arc::new(Shared::new(Store::Memory(Arc::default()), 0, &options));
         EmbeddedDatabase {
             shared,
-            commits: Committer::Inline,
+            commits: Committer::Inline(Arc::new(Mutex::new(inline))),
             committer: Mutex::new(None),
         }
     }
@@ -298,7 +284,10 @@ impl EmbeddedDatabase {
             return None;
         };
         // Under the committer's lock: no commit is half applied.
-        let _committer = self.shared.inline.as_ref().map(|inline| inline.lock());
+        let _committer = match &self.commits {
+            Committer::Inline(inline) => Some(inline.lock()),
+            Committer::Thread(_) => None,
+        };
         let (report, changed) = memory.crash();
         let mut registry = self.shared.watches.lock();
         for (key, value) in &changed {

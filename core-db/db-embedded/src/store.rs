@@ -9,8 +9,8 @@
 //! fjall snapshot does. A version older than every open snapshot keeps only
 //! its newest value. What is durable follows the engine's
 //! [`Durability`]: with `Sync` each commit is durable when acknowledged;
-//! with `Buffer` only what [`Store::sync`] reached, and a crash
-//! ([`Store::crash`]) loses the rest, as a power loss loses the page cache.
+//! with `Buffer` only what [`Memory::sync`] reached, and a crash
+//! ([`Memory::crash`]) loses the rest, as a power loss loses the page cache.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;

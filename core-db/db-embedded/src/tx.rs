@@ -294,10 +294,7 @@ impl EmbeddedTx {
                 .send(CommitRequest::Commit(Box::new(commit)))
                 .await
                 .map_err(|_| Error::Closed)?,
-            Committer::Inline => {
-                let Some(inline) = &self.shared.inline else {
-                    return Err(Error::Closed);
-                };
+            Committer::Inline(inline) => {
                 let mut state = inline.lock();
                 // Checked under the lock a crash takes too.
                 if self.snapshot.is_stale() {
