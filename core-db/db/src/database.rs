@@ -3,6 +3,8 @@
 //! FoundationDB and on the embedded engine.
 
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -47,6 +49,34 @@ pub struct MaybeCommitted(pub bool);
 pub struct Database {
     raw: SharedRawDatabase,
     policy: RetryPolicy,
+    jitter: Arc<Jitter>,
+}
+
+/// Where the retry loop's back-off jitter comes from: a splitmix64 sequence,
+/// seeded from the process's random state in production, or from a seed the
+/// deterministic simulator gives ([`Database::with_jitter_seed`]), so that
+/// one seed replays the same back-offs.
+#[derive(Debug)]
+struct Jitter(AtomicU64);
+
+impl Jitter {
+    fn random() -> Jitter {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(0x6a09_e667_f3bc_c908);
+        Jitter(AtomicU64::new(h.finish()))
+    }
+
+    /// The next value of the sequence.
+    fn next(&self) -> u64 {
+        let mut z = self
+            .0
+            .fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed)
+            .wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
 }
 
 impl Database {
@@ -54,7 +84,15 @@ impl Database {
         Database {
             raw,
             policy: RetryPolicy::default(),
+            jitter: Arc::new(Jitter::random()),
         }
+    }
+
+    /// This database with its back-off jitter drawn from `seed` (the
+    /// deterministic simulator); shared by every clone made after.
+    pub fn with_jitter_seed(mut self, seed: u64) -> Self {
+        self.jitter = Arc::new(Jitter(AtomicU64::new(seed)));
+        self
     }
 
     pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
@@ -72,6 +110,7 @@ impl Database {
         Database {
             raw: faults.wrap(self.raw.clone()),
             policy: self.policy,
+            jitter: self.jitter.clone(),
         }
     }
 
@@ -82,6 +121,7 @@ impl Database {
         Database {
             raw: link.wrap(self.raw.clone()),
             policy: self.policy,
+            jitter: self.jitter.clone(),
         }
     }
 
@@ -157,7 +197,7 @@ impl Database {
             if attempt > self.policy.max_retries {
                 return Err(gave_up(err, attempt, maybe_committed));
             }
-            let wake = Instant::now() + jitter(backoff_ms, attempt);
+            let wake = Instant::now() + jitter(backoff_ms, self.jitter.next());
             if wake >= deadline {
                 return Err(timed_out(started, maybe_committed).into());
             }
@@ -189,13 +229,8 @@ fn timed_out(started: Instant, maybe_committed: bool) -> Error {
 
 /// A back-off in `[ceiling/2, ceiling]`, spread so that transactions that
 /// conflicted together do not retry together.
-fn jitter(ceiling_ms: u64, attempt: u32) -> Duration {
-    use std::hash::{BuildHasher, Hasher};
-    // RandomState is seeded per process and per instance: cheap entropy
-    // without a PRNG dependency in the hot retry path.
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u32(attempt);
+fn jitter(ceiling_ms: u64, draw: u64) -> Duration {
     let ceiling_us = ceiling_ms.saturating_mul(1000);
     let half = ceiling_us / 2;
-    Duration::from_micros(half + h.finish() % (ceiling_us - half + 1))
+    Duration::from_micros(half + draw % (ceiling_us - half + 1))
 }
