@@ -14,7 +14,6 @@ pub mod live;
 pub mod load;
 pub mod report;
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -147,14 +146,8 @@ pub struct Moment {
     pub what: String,
 }
 
-/// An invariant and whether it held.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Check {
-    pub name: String,
-    pub expected: String,
-    pub found: String,
-    pub holds: bool,
-}
+/// An invariant and whether it held (one definition, in commerce).
+pub use commerce::invariants::Check;
 
 /// What a drill found.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -570,117 +563,15 @@ async fn skus(platform: &Platform, n: usize) -> anyhow::Result<Vec<String>> {
     Ok(page.hits.into_iter().map(|h| h.id).collect())
 }
 
-/// The business invariants, checked against the data (the regions'
-/// records and the payment provider's ledger), not the load's counters.
+/// The business invariants (`commerce::invariants`, the one definition the
+/// simulator runs too), over what the load was told.
 async fn invariants(platform: &Platform, records: &[Record]) -> anyhow::Result<Vec<Check>> {
-    let commerce = &platform.operator;
-    let mut checks = Vec::new();
-
-    // Orders: every checkout answered with an order is there, and settles
-    // (a pending one is driven by recovery; give it its passes).
-    let mut acknowledged: BTreeMap<String, (String, String)> = BTreeMap::new();
+    let mut acknowledged = commerce::invariants::Acknowledged::default();
     for r in records.iter().filter(|r| r.action == Action::Checkout) {
         if let (Some(order), Some(owner), true) = (&r.order_id, &r.shopper_id, r.ok()) {
-            acknowledged.insert(
-                order.clone(),
-                (owner.clone(), r.order_status.clone().unwrap_or_default()),
-            );
+            acknowledged.orders.insert(order.clone(), owner.clone());
         }
     }
-    let mut lost = 0;
-    let mut open = 0;
-    let mut confirmed = BTreeMap::new();
-    for (order, (owner, _)) in &acknowledged {
-        let (Ok(order_id), Ok(owner_id)) = (order.parse(), owner.parse()) else {
-            lost += 1;
-            continue;
-        };
-        match settled_order(commerce, &owner_id, &order_id).await {
-            Some(order) => match order.status {
-                commerce::orders::OrderStatus::Confirmed => {
-                    confirmed.insert(order.id.clone(), order.total.amount_minor);
-                }
-                commerce::orders::OrderStatus::Pending => open += 1,
-                commerce::orders::OrderStatus::Failed => {}
-            },
-            None => lost += 1,
-        }
-    }
-    checks.push(Check {
-        name: "acknowledged orders found".into(),
-        expected: format!("{}", acknowledged.len()),
-        found: format!("{}", acknowledged.len() - lost),
-        holds: lost == 0,
-    });
-    checks.push(Check {
-        name: "sagas left open after recovery".into(),
-        expected: "0".into(),
-        found: open.to_string(),
-        holds: open == 0,
-    });
-
-    // Charges: the provider captured exactly the confirmed orders, once.
-    let ledger = platform
-        .payments
-        .ledger(100_000)
-        .await
-        .context("reading the provider's ledger")?;
-    let mut charged: BTreeMap<String, usize> = BTreeMap::new();
-    for entry in ledger.captured() {
-        *charged.entry(entry.reference.clone()).or_default() += 1;
-    }
-    let doubled = charged.values().filter(|n| **n > 1).count();
-    let unconfirmed_charges = charged
-        .keys()
-        .filter(|k| acknowledged.contains_key(*k) && !confirmed.contains_key(*k))
-        .count();
-    let uncharged = confirmed
-        .keys()
-        .filter(|k| !charged.contains_key(*k))
-        .count();
-    checks.push(Check {
-        name: "charges == confirmed orders (no double charge)".into(),
-        expected: format!("{} charged once each", confirmed.len()),
-        found: format!(
-            "{} doubled, {} charged but not confirmed, {} confirmed but not charged",
-            doubled, unconfirmed_charges, uncharged
-        ),
-        holds: doubled == 0 && unconfirmed_charges == 0 && uncharged == 0,
-    });
-
-    // Stock: every SKU the load shopped for audits clean in every
-    // warehouse (live == rebuilt from its event log, nothing negative): no
-    // unit oversold.
-    let skus = skus(platform, 50).await?;
-    let mut dirty = 0;
-    let mut oversold = 0;
-    for sku in &skus {
-        for warehouse in commerce.warehouses() {
-            let live = commerce.stock(&warehouse, sku).await;
-            let rebuilt = commerce.rebuild_stock(&warehouse, sku).await;
-            if let Ok(live) = &live {
-                // Units promised (reserved or sold) beyond those received.
-                oversold += (live.reserved + live.sold - live.received).max(0);
-            }
-            match (live, rebuilt) {
-                (Ok(live), Ok(rebuilt)) if live == rebuilt && live.is_consistent() => {}
-                _ => dirty += 1,
-            }
-        }
-    }
-    checks.push(Check {
-        name: "stock audits clean (no unit oversold)".into(),
-        expected: format!(
-            "{} SKU×warehouse audits clean",
-            skus.len() * commerce.warehouses().len()
-        ),
-        found: format!("{dirty} not clean, {oversold} units oversold"),
-        holds: dirty == 0 && oversold == 0,
-    });
-
-    // Cart writes: each cart is at least at the version its last
-    // acknowledged write returned.
-    let mut acked: BTreeMap<(String, String), u64> = BTreeMap::new();
     for r in records
         .iter()
         .filter(|r| r.ok() && r.action == Action::AddToCart)
@@ -688,62 +579,17 @@ async fn invariants(platform: &Platform, records: &[Record]) -> anyhow::Result<V
         if let (Some(cart), Some(owner), Some(version)) =
             (&r.cart_id, &r.shopper_id, r.cart_version)
         {
-            let entry = acked.entry((cart.clone(), owner.clone())).or_default();
-            *entry = (*entry).max(version);
+            acknowledged.cart_write(cart, owner, version);
         }
     }
-    let mut behind = 0;
-    for ((cart, owner), version) in &acked {
-        let (Ok(cart_id), Ok(owner_id)) = (cart.parse(), owner.parse()) else {
-            behind += 1;
-            continue;
-        };
-        match commerce.cart(&owner_id, &cart_id).await {
-            Ok(found) if found.version >= *version => {}
-            // A checked-out or expired cart is gone by design; it was seen
-            // at its version by the checkout that consumed it.
-            Err(commerce::CommerceError::NotFound { .. }) => {}
-            _ => behind += 1,
-        }
-    }
-    checks.push(Check {
-        name: "acknowledged cart writes present".into(),
-        expected: format!(
-            "{} carts at or past their acknowledged version",
-            acked.len()
-        ),
-        found: format!("{behind} behind"),
-        holds: behind == 0,
-    });
-    Ok(checks)
+    let ledger = platform
+        .payments
+        .ledger(100_000)
+        .await
+        .context("reading the provider's ledger")?;
+    let skus = skus(platform, 50).await?;
+    Ok(commerce::invariants::check(&platform.operator, &ledger, &acknowledged, &skus).await)
 }
-
-/// The order, once its saga has settled: a pending one is finished by a
-/// recovery pass after its lease expires, so this waits (polling, bounded)
-/// up to the lease and a few passes.
-async fn settled_order(
-    commerce: &commerce::Commerce,
-    owner: &topology::ShardedId,
-    id: &topology::ShardedId,
-) -> Option<commerce::orders::Order> {
-    let patience = Duration::from_millis(commerce.settings().saga_lease_ms) + SETTLE_SLACK;
-    let deadline = Instant::now() + patience;
-    loop {
-        match commerce.order(owner, id).await {
-            Ok(order) if order.status != commerce::orders::OrderStatus::Pending => {
-                return Some(order);
-            }
-            Ok(order) if Instant::now() >= deadline => return Some(order),
-            Err(commerce::CommerceError::NotFound { .. }) => return None,
-            Err(_) if Instant::now() >= deadline => return None,
-            _ => {}
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// Past a saga's lease, how long recovery may take to settle it.
-const SETTLE_SLACK: Duration = Duration::from_secs(10);
 
 #[cfg(test)]
 pub(crate) mod tests {
