@@ -172,6 +172,15 @@ impl Checker {
 }
 
 /// Probes `url` every `interval` until `observe` refuses an outcome.
+///
+/// A probe starts on every tick whether or not the one before has
+/// answered (at most [`max_in_flight`] at once), and outcomes are observed
+/// in the order their probes started, each within `timeout` of its start.
+/// So a region that stops answering is seen failing `fall` times within
+/// `fall × interval + timeout` of its end, the bound the routing table
+/// promises (and the deterministic simulator checks): waiting for each hung
+/// probe before starting the next would stretch every failed probe to
+/// `timeout` and the detection to `fall × timeout`.
 async fn probe_loop(
     prober: Arc<dyn Prober>,
     url: String,
@@ -179,14 +188,122 @@ async fn probe_loop(
     timeout: Duration,
     observe: impl Fn(ProbeOutcome) -> Result<(), crate::table::TableError>,
 ) {
+    use futures::StreamExt;
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let most = max_in_flight(interval, timeout);
+    let mut in_flight = futures::stream::FuturesOrdered::new();
     loop {
-        ticks.tick().await;
-        let outcome = prober.probe(&url, timeout).await;
-        if let Err(e) = observe(outcome) {
-            tracing::error!(error = %e, url, "probe of an endpoint the table lacks");
-            return;
+        tokio::select! {
+            biased;
+            Some(outcome) = in_flight.next(), if !in_flight.is_empty() => {
+                if let Err(e) = observe(outcome) {
+                    tracing::error!(error = %e, url, "probe of an endpoint the table lacks");
+                    return;
+                }
+            }
+            _ = ticks.tick(), if in_flight.len() < most => {
+                let probe = prober.probe(&url, timeout);
+                in_flight.push_back(async move {
+                    tokio::time::timeout(timeout, probe)
+                        .await
+                        .unwrap_or(ProbeOutcome::Failed)
+                });
+            }
         }
+    }
+}
+
+/// Probes of one endpoint in flight at once: enough for a probe to start on
+/// every tick while each waits out its timeout.
+pub fn max_in_flight(interval: Duration, timeout: Duration) -> usize {
+    let per_timeout = timeout.as_millis() / interval.as_millis().max(1);
+    usize::try_from(per_timeout)
+        .unwrap_or(usize::MAX)
+        .saturating_add(2)
+        .min(64)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+    use crate::health::HealthPolicy;
+    use crate::table::RegionEndpoint;
+
+    /// Ready until `dead`, then never answers (a host gone without a reset).
+    struct Hangs {
+        dead: AtomicBool,
+    }
+
+    impl Prober for Hangs {
+        fn probe<'a>(&'a self, url: &'a str, _timeout: Duration) -> BoxFuture<'a, ProbeOutcome> {
+            let hang = self.dead.load(Ordering::SeqCst) && url.contains("us-east");
+            async move {
+                if hang {
+                    std::future::pending::<()>().await;
+                }
+                ProbeOutcome::Ready {
+                    latency: Duration::from_millis(1),
+                }
+            }
+            .boxed()
+        }
+    }
+
+    /// A region whose probes hang is out of the table within
+    /// fall × interval + timeout of its end, though each probe takes the
+    /// whole timeout (the bound the deterministic simulator found broken
+    /// when each probe waited for the one before).
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn a_hung_region_is_out_within_fall_intervals_and_a_timeout() {
+        let topology =
+            topology::Topology::from_toml_str(topology::LOCAL_TOPOLOGY).expect("topology");
+        let endpoints = topology
+            .regions()
+            .iter()
+            .map(|r| RegionEndpoint {
+                name: r.name().clone(),
+                base_url: format!("http://{}", r.name()),
+                readyz_url: format!("http://{}/readyz", r.name()),
+                addresses: Vec::new(),
+                baseline_ms: 0.0,
+            })
+            .collect();
+        let policy = HealthPolicy {
+            interval_ms: 250,
+            timeout_ms: 500,
+            fall: 3,
+            rise: 2,
+            ..HealthPolicy::default()
+        };
+        let bound = Duration::from_millis(3 * 250 + 500);
+        let table = RegionTable::new(&topology, endpoints, policy).expect("table");
+        let prober = Arc::new(Hangs {
+            dead: AtomicBool::new(false),
+        });
+        let _checker = Checker::spawn(table.clone(), prober.clone());
+        let us_east: topology::RegionId = "us-east".parse().expect("region");
+        let serves = |t: &RegionTable| {
+            t.snapshot()
+                .region(&us_east)
+                .is_some_and(|r| r.health.serves())
+        };
+        while !serves(&table) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        // Mid-way between two probes.
+        tokio::time::sleep(Duration::from_millis(125)).await;
+        prober.dead.store(true, Ordering::SeqCst);
+        let died = tokio::time::Instant::now();
+        while serves(&table) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let detected = died.elapsed();
+        assert!(
+            detected <= bound,
+            "out after {detected:?}, past fall × interval + timeout = {bound:?}"
+        );
     }
 }
