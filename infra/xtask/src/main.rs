@@ -18,6 +18,9 @@
 //!   component and a hello-world WASI HTTP component, then the edge
 //!   benchmark (`infra/meridian/benches/edge.rs`; ARGS: `--secs N
 //!   --connections N --threads N --only hits,varnish,misses,serve,proxy`).
+//! - `cargo xtask sim [--release] [--seeds N] [--seed S]`: the
+//!   deterministic simulation (`tests/sim`): N seeds with a progress bar
+//!   and a summary, or one seed replayed with its trace.
 //! - `cargo xtask build-worker`: builds the edge Worker
 //!   (`edge/edge-worker/build/`) with worker-build, installing what it
 //!   needs where missing: wrangler and esbuild from npm (pinned by the
@@ -78,10 +81,35 @@ fn main() -> anyhow::Result<()> {
         "bench-recommend" => bench_recommend(),
         "build-worker" => build_worker(),
         "bench-edge" => bench_edge(),
+        "sim" => sim(),
         _ => bail!(
-            "usage: cargo xtask <test|build-worker|bench|bench-dns|bench-regional|bench-recommend|bench-edge>"
+            "usage: cargo xtask <test|sim|build-worker|bench|bench-dns|bench-regional|bench-recommend|bench-edge>"
         ),
     }
+}
+
+/// `cargo xtask sim [--release] [--seeds N] [--first S] [--seed S]
+/// [--shoppers N]`: the deterministic simulation's seeds with a progress
+/// bar and a summary (`tests/sim`, binary `meridian-sim`); `--seed S`
+/// replays one seed and prints its trace. The test profile's build by
+/// default (what CI has built already); `--release` for long runs.
+fn sim() -> anyhow::Result<()> {
+    let mut release = false;
+    let mut rest = Vec::new();
+    for arg in bench_args() {
+        if arg == "--release" {
+            release = true;
+        } else {
+            rest.push(arg);
+        }
+    }
+    let mut args = vec!["run", "--quiet", "-p", "sim", "--bin", "meridian-sim"];
+    if release {
+        args.push("--release");
+    }
+    args.push("--");
+    args.extend(rest.iter().map(String::as_str));
+    cargo(&args)
 }
 
 fn run(program: &str, args: &[&str]) -> anyhow::Result<()> {

@@ -1,0 +1,95 @@
+//! `meridian-sim`: runs seeds of the deterministic simulation with a
+//! progress bar and a summary; a failing seed prints its trace and the
+//! command that replays it. `cargo xtask sim` runs it.
+
+use std::time::Instant;
+
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(Debug, Parser)]
+#[command(about = "Runs seeds of Meridian's deterministic simulation")]
+struct Args {
+    /// How many seeds to run (from --first).
+    #[arg(long, default_value_t = 100)]
+    seeds: u64,
+    /// The first seed of the range.
+    #[arg(long, default_value_t = 1)]
+    first: u64,
+    /// Run this one seed and print its whole trace.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Shoppers per run.
+    #[arg(long, default_value_t = 6)]
+    shoppers: usize,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if let Some(seed) = args.seed {
+        let mut options = sim::Options::new(seed);
+        options.shoppers = args.shoppers;
+        let outcome = sim::run(&options)?;
+        for line in &outcome.trace {
+            println!("{line}");
+        }
+        println!(
+            "seed {seed}: {} ({} faults, {} ms simulated, {} steps)",
+            if outcome.passed() { "passed" } else { "FAILED" },
+            outcome.faults.len(),
+            outcome.simulated.as_millis(),
+            outcome.steps
+        );
+        anyhow::ensure!(outcome.passed(), "seed {seed} broke an invariant");
+        return Ok(());
+    }
+    let bar = ProgressBar::new(args.seeds);
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} seeds, {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let started = Instant::now();
+    let mut failed = Vec::new();
+    let mut faults = 0usize;
+    let mut simulated_ms = 0u128;
+    for seed in args.first..args.first + args.seeds {
+        let mut options = sim::Options::new(seed);
+        options.shoppers = args.shoppers;
+        match sim::run(&options) {
+            Ok(outcome) => {
+                faults += outcome.faults.len();
+                simulated_ms += outcome.simulated.as_millis();
+                if !outcome.passed() {
+                    bar.println(format!("FAILED {}", outcome.failure_report()));
+                    failed.push(seed);
+                }
+            }
+            Err(e) => {
+                bar.println(format!(
+                    "seed {seed} could not run: {e:#}\n  replay: {}",
+                    sim::replay_command(seed)
+                ));
+                failed.push(seed);
+            }
+        }
+        bar.inc(1);
+        bar.set_message(format!("{} failed", failed.len()));
+    }
+    bar.finish();
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "{} seeds in {secs:.1} s ({:.2} seeds/s), {faults} faults injected ({:.1} per run), {:.0} s simulated; {} failed{}",
+        args.seeds,
+        args.seeds as f64 / secs.max(1e-9),
+        faults as f64 / args.seeds.max(1) as f64,
+        simulated_ms as f64 / 1000.0,
+        failed.len(),
+        if failed.is_empty() {
+            String::new()
+        } else {
+            format!(": {failed:?}")
+        }
+    );
+    anyhow::ensure!(failed.is_empty(), "{} seeds failed", failed.len());
+    Ok(())
+}

@@ -1,0 +1,162 @@
+//! HTTP over turmoil's simulated TCP: a listener axum serves on, and a
+//! client call with a bound on everything (time, body).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::rt::TokioIo;
+
+/// A turmoil listener as axum's [`axum::serve::Listener`].
+pub struct Listener(pub turmoil::net::TcpListener);
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Listener")
+            .field(&self.0.local_addr().ok())
+            .finish()
+    }
+}
+
+/// The peer of a connection a [`Listener`] accepted (axum's `ConnectInfo`).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Listener>> for Peer {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, Listener>) -> Self {
+        Peer(*stream.remote_addr())
+    }
+}
+
+impl Listener {
+    pub async fn bind(port: u16) -> std::io::Result<Listener> {
+        Ok(Listener(
+            turmoil::net::TcpListener::bind(("0.0.0.0", port)).await?,
+        ))
+    }
+}
+
+impl axum::serve::Listener for Listener {
+    type Io = turmoil::net::TcpStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            match self.0.accept().await {
+                Ok((stream, addr)) => return (stream, addr),
+                // A failed accept (the peer gone): wait a tick, take the next.
+                Err(_) => tokio::time::sleep(Duration::from_millis(1)).await,
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.0.local_addr()
+    }
+}
+
+/// The largest answer body a simulated client reads.
+pub const MAX_BODY: usize = 8 * 1024 * 1024;
+
+/// How a call failed, as a client can tell: before anything was sent, or
+/// after (the request may have been applied).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallError {
+    /// No connection: nothing was sent.
+    NotSent,
+    /// Sent, and no whole answer came back in time.
+    Lost,
+}
+
+/// An answer.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// One request on a connection of its own to `host:port` (turmoil's names),
+/// within `timeout` overall.
+pub async fn call(
+    host: &str,
+    port: u16,
+    method: &str,
+    path_and_query: &str,
+    headers: &[(String, String)],
+    body: Vec<u8>,
+    timeout: Duration,
+) -> Result<Answer, CallError> {
+    let connect = tokio::time::timeout(timeout, turmoil::net::TcpStream::connect((host, port)));
+    let stream = match connect.await {
+        Ok(Ok(stream)) => stream,
+        _ => return Err(CallError::NotSent),
+    };
+    let exchange = async move {
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|_| CallError::NotSent)?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let mut request = hyper::Request::builder()
+            .method(method)
+            .uri(path_and_query)
+            .header("host", format!("{host}:{port}"));
+        for (name, value) in headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        let request = request
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|_| CallError::NotSent)?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|_| CallError::Lost)?;
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .collect();
+        let body = Limited::new(response.into_body(), MAX_BODY)
+            .collect()
+            .await
+            .map_err(|_| CallError::Lost)?
+            .to_bytes()
+            .to_vec();
+        Ok(Answer {
+            status,
+            headers,
+            body,
+        })
+    };
+    tokio::time::timeout(timeout, exchange)
+        .await
+        .unwrap_or(Err(CallError::Lost))
+}
+
+/// `http://host:port/rest` split into host, port and the rest (`/` if none).
+pub fn split_url(url: &str) -> Option<(String, u16, String)> {
+    let rest = url.strip_prefix("http://")?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let (host, port) = authority.rsplit_once(':')?;
+    Some((host.to_owned(), port.parse().ok()?, path.to_owned()))
+}
