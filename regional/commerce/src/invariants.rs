@@ -3,13 +3,13 @@
 //! counters: one definition that `meridian drill` and the deterministic
 //! simulator (`tests/sim`) both run after their faults.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use crate::orders::{Order, OrderStatus};
-use crate::payments::Ledger;
+use crate::payments::SimulatedGateway;
 use crate::{Commerce, CommerceError};
 
 /// An invariant and whether it held.
@@ -29,6 +29,12 @@ pub struct Acknowledged {
     /// Carts: (cart id, owner id) → the highest version an acknowledged
     /// write of it returned.
     pub carts: BTreeMap<(String, String), u64>,
+    /// Units of each SKU asked to be added to each cart, acknowledged or
+    /// not, every send of one logical write counted once: (cart id, owner
+    /// id) → SKU → units. No cart or order may hold more.
+    pub sent: BTreeMap<(String, String), BTreeMap<String, i64>>,
+    /// The cart each acknowledged order was checked out from.
+    pub order_carts: BTreeMap<String, String>,
 }
 
 impl Acknowledged {
@@ -40,7 +46,21 @@ impl Acknowledged {
             .or_default();
         *entry = (*entry).max(version);
     }
+
+    /// Records one logical add of `qty` units of `sku` to a cart, before
+    /// it is sent (whatever its answer, and however often it is resent).
+    pub fn add_sent(&mut self, cart: &str, owner: &str, sku: &str, qty: i64) {
+        *self
+            .sent
+            .entry((cart.to_owned(), owner.to_owned()))
+            .or_default()
+            .entry(sku.to_owned())
+            .or_default() += qty;
+    }
 }
+
+/// Authorizations of the provider's ledger read at most.
+pub const MAX_LEDGER: usize = 100_000;
 
 /// Past a saga's lease, how long recovery may take to settle it.
 pub const SETTLE_SLACK: Duration = Duration::from_secs(10);
@@ -48,34 +68,41 @@ pub const SETTLE_SLACK: Duration = Duration::from_secs(10);
 /// Checks every invariant: acknowledged orders present and settled, no
 /// saga left open, charges == confirmed orders with no double charge,
 /// stock of `skus` audited clean in every warehouse (live == rebuilt from
-/// the event log, nothing oversold), acknowledged cart writes present.
-/// `ledger` is the provider's, read after the run.
+/// the event log, nothing oversold), acknowledged cart writes present, and
+/// no write applied twice (no cart or order holds more of a SKU than was
+/// asked for).
+/// The provider's ledger is read once every acknowledged order has
+/// settled (a pending one is captured as it settles).
 pub async fn check(
     commerce: &Commerce,
-    ledger: &Ledger,
+    payments: &SimulatedGateway,
     acknowledged: &Acknowledged,
     skus: &[String],
-) -> Vec<Check> {
+) -> Result<Vec<Check>, db::Error> {
     let mut checks = Vec::new();
 
     // Orders: every checkout answered with an order is there, and settles
     // (a pending one is driven by recovery; give it its passes).
     let mut lost = 0;
     let mut open = 0;
-    let mut confirmed = BTreeMap::new();
+    let mut confirmed = BTreeSet::new();
+    let mut settled: BTreeMap<String, Order> = BTreeMap::new();
     for (order, owner) in &acknowledged.orders {
         let (Ok(order_id), Ok(owner_id)) = (order.parse(), owner.parse()) else {
             lost += 1;
             continue;
         };
         match settled_order(commerce, &owner_id, &order_id).await {
-            Some(order) => match order.status {
-                OrderStatus::Confirmed => {
-                    confirmed.insert(order.id.clone(), order.total.amount_minor);
+            Some(found) => {
+                match found.status {
+                    OrderStatus::Confirmed => {
+                        confirmed.insert(found.id.clone());
+                    }
+                    OrderStatus::Pending => open += 1,
+                    OrderStatus::Failed => {}
                 }
-                OrderStatus::Pending => open += 1,
-                OrderStatus::Failed => {}
-            },
+                settled.insert(order.clone(), found);
+            }
             None => lost += 1,
         }
     }
@@ -93,6 +120,7 @@ pub async fn check(
     });
 
     // Charges: the provider captured exactly the confirmed orders, once.
+    let ledger = payments.ledger(MAX_LEDGER).await?;
     let mut charged: BTreeMap<String, usize> = BTreeMap::new();
     for entry in ledger.captured() {
         *charged.entry(entry.reference.clone()).or_default() += 1;
@@ -100,10 +128,10 @@ pub async fn check(
     let doubled = charged.values().filter(|n| **n > 1).count();
     let unconfirmed_charges = charged
         .keys()
-        .filter(|k| acknowledged.orders.contains_key(*k) && !confirmed.contains_key(*k))
+        .filter(|k| acknowledged.orders.contains_key(*k) && !confirmed.contains(*k))
         .count();
     let uncharged = confirmed
-        .keys()
+        .iter()
         .filter(|k| !charged.contains_key(*k))
         .count();
     checks.push(Check {
@@ -168,7 +196,56 @@ pub async fn check(
         found: format!("{behind} behind"),
         holds: behind == 0,
     });
-    checks
+
+    // Writes applied once: no cart, nor the order made of it, holds more
+    // units of a SKU than its shopper asked to add (checked where the
+    // caller recorded what it sent).
+    if acknowledged.sent.is_empty() {
+        return Ok(checks);
+    }
+    let mut doubled_writes = Vec::new();
+    let mut over =
+        |what: &str, id: &str, lines: Vec<(String, i64)>, sent: &BTreeMap<String, i64>| {
+            for (sku, qty) in lines {
+                let asked = sent.get(&sku).copied().unwrap_or(0);
+                if qty > asked {
+                    doubled_writes.push(format!("{what} {id}: {qty} × {sku}, {asked} asked"));
+                }
+            }
+        };
+    for ((cart, owner), sent) in &acknowledged.sent {
+        let (Ok(cart_id), Ok(owner_id)) = (cart.parse(), owner.parse()) else {
+            continue;
+        };
+        if let Ok(found) = commerce.cart(&owner_id, &cart_id).await {
+            let lines = found.lines.into_iter().map(|l| (l.sku, l.qty)).collect();
+            over("cart", cart, lines, sent);
+        }
+    }
+    for (order, cart) in &acknowledged.order_carts {
+        let (Some(found), Some(owner)) = (settled.get(order), acknowledged.orders.get(order))
+        else {
+            continue;
+        };
+        if let Some(sent) = acknowledged.sent.get(&(cart.clone(), owner.clone())) {
+            let lines = found.lines.iter().map(|l| (l.sku.clone(), l.qty)).collect();
+            over("order", order, lines, sent);
+        }
+    }
+    checks.push(Check {
+        name: "no write applied twice".into(),
+        expected: format!(
+            "{} carts and their orders within what was asked",
+            acknowledged.sent.len()
+        ),
+        found: if doubled_writes.is_empty() {
+            "none over".into()
+        } else {
+            doubled_writes.join("; ")
+        },
+        holds: doubled_writes.is_empty(),
+    });
+    Ok(checks)
 }
 
 /// The order, once its saga has settled: a pending one is finished by a
