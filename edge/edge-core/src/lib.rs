@@ -21,6 +21,7 @@ pub mod edge;
 pub mod entry;
 pub mod http;
 pub mod origin;
+pub mod planted;
 pub mod policy;
 pub mod ratelimit;
 #[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]

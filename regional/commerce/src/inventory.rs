@@ -452,8 +452,15 @@ impl Commerce {
                         }
                     }
                 };
+                let times = if return_sold
+                    && crate::planted::planted(crate::planted::Bug::DoubleReleaseOnCompensation)
+                {
+                    2
+                } else {
+                    1
+                };
                 for (slot, units) in &r.takes {
-                    tx.add_i64(&keys::stock_slot(&r.sku, *slot), *units)?;
+                    tx.add_i64(&keys::stock_slot(&r.sku, *slot), *units * times)?;
                 }
                 r.state = ReservationState::Released;
                 r.release_reason = Some(reason.to_owned());

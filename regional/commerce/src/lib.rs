@@ -27,6 +27,7 @@ pub mod openapi;
 pub mod orders;
 pub mod outbox;
 pub mod payments;
+pub mod planted;
 pub mod recommend;
 pub mod replica;
 pub mod reviews;

@@ -40,6 +40,23 @@ impl<H: Host> Edge<H> {
             if i > 0 && !origin::may_resend(origin::delivery(&outcome), safe_to_repeat) {
                 break;
             }
+            if i > 0
+                && crate::planted::resend_as_new()
+                && origin::delivery(&outcome) == Delivery::MaybeApplied
+            {
+                // The planted bug: the repeat goes out as a new write.
+                let mut fresh = req.clone();
+                fresh.headers.retain(|(n, _)| n != IDEMPOTENCY_KEY);
+                fresh.headers.push((
+                    IDEMPOTENCY_KEY.into(),
+                    regional_api::idempotency::edge_key(&self.host.nonce()),
+                ));
+                outcome = self.host.fetch(self.signed(&fresh, base)).await;
+                if origin::delivery(&outcome) == Delivery::Answered {
+                    break;
+                }
+                continue;
+            }
             outcome = self.host.fetch(self.signed(req, base)).await;
             if origin::delivery(&outcome) == Delivery::Answered {
                 break;
