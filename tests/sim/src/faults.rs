@@ -9,7 +9,7 @@ use rand::rngs::StdRng;
 use topology::Topology;
 use topology::routing::RoutingTable;
 
-use crate::world::{Hooks, Trace, all_hosts, region_host};
+use crate::world::{Hooks, POPS, Trace, all_hosts, edge_host, region_host, store_host};
 
 /// One fault: what, on what, from when, until when (simulated time).
 #[derive(Debug, Clone, PartialEq)]
@@ -61,6 +61,17 @@ pub enum Kind {
     Drain {
         region: String,
     },
+    /// The region's answers to the POPs are lost (requests still arrive and
+    /// are applied).
+    Unanswered {
+        region: String,
+    },
+    /// Every commit the regions send the storage host reports an unknown
+    /// outcome, applied or not (a cluster losing its answers).
+    UnknownCommits {
+        store: String,
+        applied: bool,
+    },
 }
 
 impl std::fmt::Display for Fault {
@@ -89,8 +100,46 @@ impl std::fmt::Display for Fault {
                 )
             }
             Kind::Drain { region } => write!(f, "drain {region}, {span}"),
+            Kind::Unanswered { region } => {
+                write!(f, "answers of {region} to the POPs lost, {span}")
+            }
+            Kind::UnknownCommits { store, applied } => write!(
+                f,
+                "commits to {store} with unknown outcome ({}), {span}",
+                if *applied { "applied" } else { "not applied" }
+            ),
         }
     }
+}
+
+/// The links that carry traffic: edge–region, edge–routing,
+/// routing–region, region–storage host.
+fn links(topology: &Topology) -> Vec<(String, String)> {
+    let regions: Vec<String> = topology
+        .regions()
+        .iter()
+        .map(|r| region_host(r.name().as_str()))
+        .collect();
+    let mut stores: Vec<String> = topology
+        .shards()
+        .iter()
+        .map(|s| store_host(s.id().as_str()))
+        .collect();
+    stores.push(store_host("pay"));
+    let mut links = Vec::new();
+    for (pop, _, _) in POPS {
+        links.push((edge_host(pop), "routing".to_owned()));
+        for region in &regions {
+            links.push((edge_host(pop), region.clone()));
+        }
+    }
+    for region in &regions {
+        links.push(("routing".to_owned(), region.clone()));
+        for store in &stores {
+            links.push((region.clone(), store.clone()));
+        }
+    }
+    links
 }
 
 /// The seed's faults: two to five, each starting in the first 20 s of the
@@ -102,22 +151,21 @@ pub fn plan(rng: &mut StdRng, topology: &Topology, start: Duration) -> Vec<Fault
         .iter()
         .map(|r| r.name().to_string())
         .collect();
+    let links = links(topology);
     let pick = |rng: &mut StdRng, from: &[String]| from[rng.random_range(0..from.len())].clone();
+    // A link that carries traffic, either way round.
     let pair = |rng: &mut StdRng| {
-        let a = pick(rng, &hosts);
-        let mut b = pick(rng, &hosts);
-        while b == a {
-            b = pick(rng, &hosts);
-        }
-        (a, b)
+        let (a, b) = links[rng.random_range(0..links.len())].clone();
+        if rng.random_bool(0.5) { (a, b) } else { (b, a) }
     };
     let n = rng.random_range(2..=5);
     let mut faults = Vec::with_capacity(n);
     for _ in 0..n {
         let from = start + Duration::from_millis(rng.random_range(500..20_000));
         let until = from + Duration::from_millis(rng.random_range(500..8_000));
-        let kind = match rng.random_range(0..9) {
-            0 => {
+        // Weights: partitions and crashes most, then unknown commits.
+        let kind = match rng.random_range(0..16) {
+            0 | 1 => {
                 let (a, b) = pair(rng);
                 Kind::Partition {
                     a,
@@ -125,11 +173,11 @@ pub fn plan(rng: &mut StdRng, topology: &Topology, start: Duration) -> Vec<Fault
                     oneway: false,
                 }
             }
-            1 => {
+            2 | 3 => {
                 let (a, b) = pair(rng);
                 Kind::Partition { a, b, oneway: true }
             }
-            2 => {
+            10 => {
                 let (a, b) = pair(rng);
                 Kind::Loss {
                     a,
@@ -137,7 +185,7 @@ pub fn plan(rng: &mut StdRng, topology: &Topology, start: Duration) -> Vec<Fault
                     rate: rng.random_range(0.05..0.5),
                 }
             }
-            3 => {
+            11 => {
                 let (a, b) = pair(rng);
                 Kind::Latency {
                     a,
@@ -145,7 +193,7 @@ pub fn plan(rng: &mut StdRng, topology: &Topology, start: Duration) -> Vec<Fault
                     extra: Duration::from_millis(rng.random_range(50..2_000)),
                 }
             }
-            4 => {
+            4 | 12 => {
                 // A region or a storage host (or the routing layer).
                 let crashable: Vec<String> = hosts
                     .iter()
@@ -175,9 +223,19 @@ pub fn plan(rng: &mut StdRng, topology: &Topology, start: Duration) -> Vec<Fault
             7 => Kind::GatewayDeclines {
                 calls: rng.random_range(1..4),
             },
-            _ => Kind::Drain {
+            8 => Kind::Drain {
                 region: pick(rng, &regions),
             },
+            14 | 15 => Kind::Unanswered {
+                region: region_host(&pick(rng, &regions)),
+            },
+            _ => {
+                let shard = &topology.shards()[rng.random_range(0..topology.shards().len())];
+                Kind::UnknownCommits {
+                    store: store_host(shard.id().as_str()),
+                    applied: rng.random_bool(0.75),
+                }
+            }
         };
         faults.push(Fault { kind, from, until });
     }
@@ -321,6 +379,21 @@ impl Schedule {
             Kind::GatewayTimeouts { calls } => hooks.gateway.force_timeouts(*calls),
             Kind::GatewayDeclines { calls } => hooks.gateway.decline_authorizations(*calls),
             Kind::Drain { .. } => {}
+            Kind::Unanswered { region } => {
+                for (pop, _, _) in POPS {
+                    sim.partition_oneway(region.as_str(), edge_host(pop).as_str());
+                }
+            }
+            Kind::UnknownCommits { store, applied } => {
+                if let Some(faults) = hooks.commit_faults.get(store) {
+                    // Every commit of the window (the count outlasts it).
+                    if *applied {
+                        faults.unknown_after_apply(u32::MAX);
+                    } else {
+                        faults.unknown_not_applied(u32::MAX);
+                    }
+                }
+            }
         }
     }
 
@@ -344,6 +417,16 @@ impl Schedule {
                 }
             }
             Kind::GatewayTimeouts { .. } | Kind::GatewayDeclines { .. } => {}
+            Kind::Unanswered { region } => {
+                for (pop, _, _) in POPS {
+                    sim.repair_oneway(region.as_str(), edge_host(pop).as_str());
+                }
+            }
+            Kind::UnknownCommits { store, .. } => {
+                if let Some(faults) = hooks.commit_faults.get(store) {
+                    faults.clear();
+                }
+            }
             Kind::Drain { region } => {
                 if let (Some(table), Ok(region)) = (hooks.table.lock().as_ref(), region.parse()) {
                     let _ = table.set_drained(&region, false);
@@ -354,7 +437,7 @@ impl Schedule {
 }
 
 /// What the simulator's stepping adds to a bound on simulated time.
-const STEP_SLACK_MS: u64 = 2;
+const STEP_SLACK_MS: u64 = 2 * crate::world::TICK_MS;
 
 /// Watches the routing table while faults happen: no shard's active region
 /// is a drained one, nor a crashed one later than fall × interval +

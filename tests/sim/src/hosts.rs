@@ -84,6 +84,11 @@ pub struct EdgeHost {
     pub clock: Arc<SimClock>,
     pub store: Arc<Mutex<BTreeMap<String, Vec<u8>>>>,
     pub nonces: Arc<commerce::SeededEntropy>,
+    /// Keep-alive connections to the regions and routing, as edge-host's.
+    pub pool: net::Pool,
+    /// Where the POP notes its writes' calls that failed.
+    pub trace: crate::world::Trace,
+    pub name: String,
 }
 
 impl edge_core::Host for EdgeHost {
@@ -121,20 +126,38 @@ impl edge_core::Host for EdgeHost {
         request: edge_core::Outbound,
     ) -> Result<edge_core::http::Response, edge_core::origin::Failure> {
         use edge_core::origin::Failure;
-        let Some((host, port, path)) = net::split_url(&request.url) else {
-            return Err(Failure::NotSent);
-        };
-        match net::call(
-            &host,
-            port,
-            &request.method,
-            &path,
-            &request.headers,
-            request.body,
-            EDGE_CALL_TIMEOUT,
-        )
-        .await
-        {
+        let write = request.method != "GET";
+        let key = request
+            .headers
+            .iter()
+            .find(|(n, _)| n == regional_api::headers::IDEMPOTENCY_KEY)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        let answer = self
+            .pool
+            .call(
+                &request.method,
+                &request.url,
+                &request.headers,
+                request.body,
+                EDGE_CALL_TIMEOUT,
+            )
+            .await;
+        if write {
+            let at = turmoil::sim_elapsed().unwrap_or_default();
+            let outcome = match &answer {
+                Ok(a) => a.status.to_string(),
+                Err(e) => format!("{e:?}"),
+            };
+            self.trace.push(
+                at,
+                format!(
+                    "{}: {} {} [{key}] → {outcome}",
+                    self.name, request.method, request.url
+                ),
+            );
+        }
+        match answer {
             Ok(answer) => Ok(edge_core::http::Response {
                 status: answer.status,
                 headers: answer

@@ -20,8 +20,28 @@ struct Args {
     #[arg(long)]
     seed: Option<u64>,
     /// Shoppers per run.
-    #[arg(long, default_value_t = 6)]
+    #[arg(long, default_value_t = 12)]
     shoppers: usize,
+    /// Plant a known bug (the simulator must find it).
+    #[arg(long, value_enum)]
+    bug: Option<Bug>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Bug {
+    SkipCartIdempotency,
+    DoubleReleaseOnCompensation,
+    EdgeResendsAsNew,
+}
+
+impl Bug {
+    fn planted(self) -> sim::world::Planted {
+        match self {
+            Bug::SkipCartIdempotency => sim::world::Planted::SkipCartIdempotency,
+            Bug::DoubleReleaseOnCompensation => sim::world::Planted::DoubleReleaseOnCompensation,
+            Bug::EdgeResendsAsNew => sim::world::Planted::EdgeResendsAsNew,
+        }
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -29,6 +49,7 @@ fn main() -> anyhow::Result<()> {
     if let Some(seed) = args.seed {
         let mut options = sim::Options::new(seed);
         options.shoppers = args.shoppers;
+        options.bug = args.bug.map(Bug::planted);
         let outcome = sim::run(&options)?;
         for line in &outcome.trace {
             println!("{line}");
@@ -55,20 +76,23 @@ fn main() -> anyhow::Result<()> {
     for seed in args.first..args.first + args.seeds {
         let mut options = sim::Options::new(seed);
         options.shoppers = args.shoppers;
+        options.bug = args.bug.map(Bug::planted);
         match sim::run(&options) {
             Ok(outcome) => {
                 faults += outcome.faults.len();
                 simulated_ms += outcome.simulated.as_millis();
                 if !outcome.passed() {
-                    bar.println(format!("FAILED {}", outcome.failure_report()));
+                    bar.suspend(|| eprintln!("FAILED {}", outcome.failure_report()));
                     failed.push(seed);
                 }
             }
             Err(e) => {
-                bar.println(format!(
-                    "seed {seed} could not run: {e:#}\n  replay: {}",
-                    sim::replay_command(seed)
-                ));
+                bar.suspend(|| {
+                    eprintln!(
+                        "seed {seed} could not run: {e:#}\n  replay: {}",
+                        sim::replay_command(seed)
+                    )
+                });
                 failed.push(seed);
             }
         }

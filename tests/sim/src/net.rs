@@ -160,3 +160,163 @@ pub fn split_url(url: &str) -> Option<(String, u16, String)> {
     let (host, port) = authority.rsplit_once(':')?;
     Some((host.to_owned(), port.parse().ok()?, path.to_owned()))
 }
+
+/// A keep-alive pool of HTTP/1 connections over the simulated network, as
+/// edge-host's outgoing client keeps (hyper-util's pool, the same bounds):
+/// a request may go out on a connection opened before a fault began, so
+/// a partition can swallow an answer after the request was applied.
+#[derive(Clone)]
+pub struct Pool {
+    client: hyper_util::client::legacy::Client<Connector, Full<Bytes>>,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool").finish_non_exhaustive()
+    }
+}
+
+/// edge-host's bounds on its outgoing calls.
+const POOL_MAX_IDLE_PER_HOST: usize = 64;
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Default for Pool {
+    fn default() -> Self {
+        Pool {
+            client: hyper_util::client::legacy::Client::builder(
+                hyper_util::rt::TokioExecutor::new(),
+            )
+            .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_timer(hyper_util::rt::TokioTimer::new())
+            .build(Connector),
+        }
+    }
+}
+
+impl Pool {
+    /// One request to `url` (`http://host:port/…`), its answer's first
+    /// byte within `timeout` and its body bounded.
+    pub async fn call(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(String, String)],
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Answer, CallError> {
+        let mut request = hyper::Request::builder().method(method).uri(url);
+        for (name, value) in headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        let request = request
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|_| CallError::NotSent)?;
+        let response = match tokio::time::timeout(timeout, self.client.request(request)).await {
+            Ok(Ok(response)) => response,
+            // No connection could be made: nothing was sent.
+            Ok(Err(e)) if e.is_connect() => return Err(CallError::NotSent),
+            Ok(Err(_)) | Err(_) => return Err(CallError::Lost),
+        };
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .collect();
+        let body = tokio::time::timeout(
+            timeout,
+            Limited::new(response.into_body(), MAX_BODY).collect(),
+        )
+        .await
+        .map_err(|_| CallError::Lost)?
+        .map_err(|_| CallError::Lost)?
+        .to_bytes()
+        .to_vec();
+        Ok(Answer {
+            status,
+            headers,
+            body,
+        })
+    }
+}
+
+/// Opens pool connections over turmoil's TCP.
+#[derive(Debug, Clone, Copy)]
+pub struct Connector;
+
+impl tower_service::Service<hyper::Uri> for Connector {
+    type Response = Io;
+    type Error = std::io::Error;
+    type Future = futures::future::BoxFuture<'static, std::io::Result<Io>>;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: hyper::Uri) -> Self::Future {
+        Box::pin(async move {
+            let host = uri
+                .host()
+                .ok_or_else(|| std::io::Error::other("no host"))?
+                .to_owned();
+            let port = uri.port_u16().unwrap_or(80);
+            let connect = turmoil::net::TcpStream::connect((host.as_str(), port));
+            match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+                Ok(stream) => Ok(Io(TokioIo::new(stream?))),
+                Err(_) => Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "connect timed out",
+                )),
+            }
+        })
+    }
+}
+
+/// A pool connection: turmoil's stream as hyper's I/O.
+#[derive(Debug)]
+pub struct Io(TokioIo<turmoil::net::TcpStream>);
+
+impl hyper_util::client::legacy::connect::Connection for Io {
+    fn connected(&self) -> hyper_util::client::legacy::connect::Connected {
+        hyper_util::client::legacy::connect::Connected::new()
+    }
+}
+
+impl hyper::rt::Read for Io {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl hyper::rt::Write for Io {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}

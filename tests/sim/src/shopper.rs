@@ -18,8 +18,9 @@ use crate::world::{EDGE_PORT, SKUS, Trace};
 
 /// Sends of one write at most (the first and the resends).
 const ATTEMPTS: u32 = 6;
-/// One call's bound.
-const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// One call's bound: past the edge's own bound on a call to a region
+/// (35 s), so the edge's failover finishes before the shopper gives up.
+const CALL_TIMEOUT: Duration = Duration::from_secs(40);
 
 #[derive(Debug)]
 pub struct Shopper {
@@ -76,7 +77,12 @@ impl Shopper {
         let home = ["us", "eu", "ap"][self.rng.random_range(0..3)];
         let key = self.key("session");
         let (status, body) = self
-            .write("session", "/v1/sessions", json!({ "shard": home }), &key)
+            .write(
+                "session",
+                "/v1/sessions",
+                json!({ "shard": home }),
+                Some(&key),
+            )
             .await;
         if status != 201 {
             return;
@@ -92,7 +98,9 @@ impl Shopper {
 
     async fn purchase(&mut self) {
         let key = self.key("cart");
-        let (status, body) = self.write("new cart", "/v1/carts", Value::Null, &key).await;
+        let (status, body) = self
+            .write("new cart", "/v1/carts", Value::Null, Some(&key))
+            .await;
         let Some(cart) = body["id"]
             .as_str()
             .map(str::to_owned)
@@ -103,13 +111,18 @@ impl Shopper {
         for _ in 0..self.rng.random_range(1..=3) {
             let sku = SKUS[self.rng.random_range(0..SKUS.len())];
             let qty = self.rng.random_range(1..=2);
-            let key = self.key("add");
+            if let Some(owner) = &self.shopper_id {
+                self.acknowledged.lock().add_sent(&cart, owner, sku, qty);
+            }
+            // Half the adds carry no key of the shopper's: the edge gives
+            // them one (as it does a browser's).
+            let key = self.rng.random_bool(0.5).then(|| self.key("add"));
             let (status, body) = self
                 .write(
                     "add",
                     &format!("/v1/carts/{cart}/items"),
                     json!({ "sku": sku, "qty": qty }),
-                    &key,
+                    key.as_deref(),
                 )
                 .await;
             if (200..300).contains(&status)
@@ -122,7 +135,12 @@ impl Shopper {
         }
         let key = self.key("checkout");
         let (status, body) = self
-            .write("checkout", "/v1/checkout", json!({ "cart_id": cart }), &key)
+            .write(
+                "checkout",
+                "/v1/checkout",
+                json!({ "cart_id": cart }),
+                Some(&key),
+            )
             .await;
         if (200..300).contains(&status)
             && let (Some(order), Some(owner)) = (
@@ -130,10 +148,11 @@ impl Shopper {
                 &self.shopper_id,
             )
         {
-            self.acknowledged
-                .lock()
-                .orders
-                .insert(order.to_owned(), owner.clone());
+            let mut acknowledged = self.acknowledged.lock();
+            acknowledged.orders.insert(order.to_owned(), owner.clone());
+            acknowledged
+                .order_carts
+                .insert(order.to_owned(), cart.clone());
         }
     }
 
@@ -163,9 +182,15 @@ impl Shopper {
         self.note(format!("GET {path} → {status}"));
     }
 
-    /// A write, resent with its key while the outcome is unknown or it
-    /// certainly was not applied; the last answer.
-    async fn write(&mut self, what: &str, path: &str, body: Value, key: &str) -> (u16, Value) {
+    /// A write, resent while it certainly was not applied, or while its
+    /// outcome is unknown if it has a key (the same key); the last answer.
+    async fn write(
+        &mut self,
+        what: &str,
+        path: &str,
+        body: Value,
+        key: Option<&str>,
+    ) -> (u16, Value) {
         let payload = if body.is_null() {
             Vec::new()
         } else {
@@ -179,7 +204,7 @@ impl Shopper {
                 EDGE_PORT,
                 "POST",
                 path,
-                &self.headers(Some(key)),
+                &self.headers(key),
                 payload.clone(),
                 CALL_TIMEOUT,
             )
@@ -211,7 +236,7 @@ impl Shopper {
             } else {
                 of_status(status)
             };
-            if !may_resend(delivery, true) {
+            if !may_resend(delivery, key.is_some()) {
                 break;
             }
             tokio::time::sleep(backoff).await;

@@ -34,6 +34,10 @@ use crate::hosts::{self, SimClock};
 use crate::shopper;
 use crate::storage::{self, RemoteDatabase};
 
+/// The simulation's step: every host runs this much simulated time per
+/// step, and a message is delivered at a step's end at the earliest.
+pub const TICK_MS: u64 = 2;
+
 pub const REGION_PORT: u16 = 8100;
 pub const ROUTING_PORT: u16 = 8200;
 pub const EDGE_PORT: u16 = 8300;
@@ -60,6 +64,50 @@ pub fn health_policy() -> routing::health::HealthPolicy {
     }
 }
 
+/// A known bug the simulator must find, planted for one run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Planted {
+    /// A cart change applied again when repeated with its key.
+    SkipCartIdempotency,
+    /// A compensation gives reserved stock back twice.
+    DoubleReleaseOnCompensation,
+    /// The edge resends a write whose outcome is unknown as a new write.
+    EdgeResendsAsNew,
+}
+
+impl Planted {
+    pub const ALL: [Planted; 3] = [
+        Planted::SkipCartIdempotency,
+        Planted::DoubleReleaseOnCompensation,
+        Planted::EdgeResendsAsNew,
+    ];
+
+    /// Plants `bug` (or none) for the process; the returned guard removes
+    /// it. One run at a time while a bug is planted.
+    fn plant(bug: Option<Planted>) -> PlantGuard {
+        commerce::planted::plant(match bug {
+            Some(Planted::SkipCartIdempotency) => Some(commerce::planted::Bug::SkipCartIdempotency),
+            Some(Planted::DoubleReleaseOnCompensation) => {
+                Some(commerce::planted::Bug::DoubleReleaseOnCompensation)
+            }
+            _ => None,
+        });
+        edge_core::planted::plant(bug == Some(Planted::EdgeResendsAsNew));
+        PlantGuard(bug.is_some())
+    }
+}
+
+struct PlantGuard(bool);
+
+impl Drop for PlantGuard {
+    fn drop(&mut self) {
+        if self.0 {
+            commerce::planted::plant(None);
+            edge_core::planted::plant(false);
+        }
+    }
+}
+
 /// What one run is.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -67,14 +115,22 @@ pub struct Options {
     pub shoppers: usize,
     /// Inject the seed's faults (off: the same run with a healthy network).
     pub faults: bool,
+    /// A bug planted for this run (the planted-bug test).
+    pub bug: Option<Planted>,
+    /// These faults instead of the seed's (times from the start of the
+    /// shopping): a regression's scenario, kept whatever the seed's plan
+    /// becomes.
+    pub plan: Option<Vec<Fault>>,
 }
 
 impl Options {
     pub fn new(seed: u64) -> Options {
         Options {
             seed,
-            shoppers: 6,
+            shoppers: 12,
             faults: true,
+            bug: None,
+            plan: None,
         }
     }
 }
@@ -142,6 +198,9 @@ struct World {
     /// Starts of each region, so a restarted region draws fresh ids.
     incarnations: Mutex<BTreeMap<String, u64>>,
     table: Mutex<Option<routing::table::RegionTable>>,
+    /// Per storage host: commits whose outcome the regions' calls to it
+    /// report unknown (the fault of that name).
+    commit_faults: BTreeMap<String, Arc<db::Faults>>,
 }
 
 fn retry() -> db::RetryPolicy {
@@ -153,7 +212,7 @@ fn retry() -> db::RetryPolicy {
     }
 }
 
-fn store_host(shard: &str) -> String {
+pub fn store_host(shard: &str) -> String {
     format!("store-{shard}")
 }
 
@@ -175,27 +234,40 @@ impl World {
     /// A `Commerce` for `region` over the storage hosts: what a region
     /// runs, and (as `operator`) what the setup and the audit read with.
     fn commerce(&self, region: &RegionId, salt: &str) -> anyhow::Result<Commerce> {
-        Ok(Commerce::new(self.commerce_parts(region, salt)?)?)
+        Ok(Commerce::new(self.commerce_parts(region, salt, salt)?)?)
     }
 
-    fn shards(&self, salt: &str) -> db::ShardMap {
+    /// Each shard over its storage host, as `host` reaches it: a region
+    /// with the storage hosts' commit faults in front, the setup and the
+    /// audit without.
+    fn shards(&self, host: &str, salt: &str) -> db::ShardMap {
         let mut shards = db::ShardMap::default();
         for s in self.topology.shards() {
-            shards.insert(
-                s.id().clone(),
-                RemoteDatabase::database(
-                    &store_host(s.id().as_str()),
-                    retry(),
-                    mix(self.seed, &format!("{salt}/{}", s.id())),
-                ),
+            let store = store_host(s.id().as_str());
+            let db = RemoteDatabase::database(
+                &store,
+                retry(),
+                mix(self.seed, &format!("{salt}/{}", s.id())),
             );
+            let db = match self.commit_faults.get(&store) {
+                Some(faults) if host.starts_with("region-") => db.with_faults(faults),
+                _ => db,
+            };
+            shards.insert(s.id().clone(), db);
         }
         shards
     }
 
-    fn commerce_parts(&self, region: &RegionId, salt: &str) -> anyhow::Result<CommerceParts> {
+    /// The parts of a `Commerce` for `region` running on the simulated
+    /// `host` (its clock, its commit faults).
+    fn commerce_parts(
+        &self,
+        region: &RegionId,
+        host: &str,
+        salt: &str,
+    ) -> anyhow::Result<CommerceParts> {
         Ok(CommerceParts {
-            shards: self.shards(salt),
+            shards: self.shards(host, salt),
             topology: self.topology.clone(),
             region: region.clone(),
             served: self
@@ -206,7 +278,7 @@ impl World {
                 .collect(),
             catalog_shard: catalog_shard(),
             settings: settings(),
-            clock: self.clock(&region_host(region.as_str())),
+            clock: self.clock(host),
             entropy: Arc::new(SeededEntropy::new(mix(self.seed, salt))),
             gateway: self.gateway.clone(),
             search: Arc::new(search::SearchIndex::open_or_create(None)?.inline()),
@@ -226,7 +298,7 @@ impl World {
             *n
         };
         let salt = format!("{host}#{incarnation}");
-        let parts = self.commerce_parts(name, &salt)?;
+        let parts = self.commerce_parts(name, &host, &salt)?;
         regional_server::Region::build(regional_server::RegionParts {
             region: name.clone(),
             topology: parts.topology,
@@ -274,6 +346,7 @@ fn settings() -> Settings {
 /// Runs one seed to the end and checks the invariants.
 pub fn run(options: &Options) -> anyhow::Result<Outcome> {
     let seed = options.seed;
+    let _planted = Planted::plant(options.bug);
     let topology = Arc::new(Topology::from_toml_str(topology::LOCAL_TOPOLOGY)?);
     let trace = Trace::default();
     let mut rng = StdRng::seed_from_u64(seed);
@@ -281,7 +354,7 @@ pub fn run(options: &Options) -> anyhow::Result<Outcome> {
     let mut sim = turmoil::Builder::new()
         .rng_seed(seed)
         .simulation_duration(Duration::from_secs(3_600))
-        .tick_duration(Duration::from_millis(1))
+        .tick_duration(Duration::from_millis(TICK_MS))
         .min_message_latency(Duration::from_micros(200))
         .max_message_latency(Duration::from_millis(2))
         .tcp_capacity(4096)
@@ -326,6 +399,11 @@ pub fn run(options: &Options) -> anyhow::Result<Outcome> {
         )
         .with_clock(clocks["pay"].clone()),
     );
+    let commit_faults = topology
+        .shards()
+        .iter()
+        .map(|s| (store_host(s.id().as_str()), db::Faults::new()))
+        .collect();
     let world = Arc::new(World {
         seed,
         topology: topology.clone(),
@@ -333,6 +411,7 @@ pub fn run(options: &Options) -> anyhow::Result<Outcome> {
         clocks,
         incarnations: Mutex::default(),
         table: Mutex::default(),
+        commit_faults,
     });
     let us_east: RegionId = "us-east".parse()?;
 
@@ -411,8 +490,10 @@ pub fn run(options: &Options) -> anyhow::Result<Outcome> {
     }
     for (pop, latitude, longitude) in POPS {
         let world = world.clone();
+        let trace = trace.clone();
         sim.host(edge_host(pop), move || {
             let world = world.clone();
+            let trace = trace.clone();
             async move {
                 let config = edge_core::EdgeConfig::from_lookup(pop, |name| match name {
                     "edge_key" => Some(EDGE_KEY.into()),
@@ -434,6 +515,9 @@ pub fn run(options: &Options) -> anyhow::Result<Outcome> {
                         clock: world.clock(&host),
                         store: Arc::default(),
                         nonces: Arc::new(SeededEntropy::new(mix(world.seed, &host))),
+                        pool: crate::net::Pool::default(),
+                        trace: trace.clone(),
+                        name: host.clone(),
                     },
                     config,
                 ));
@@ -478,10 +562,18 @@ pub fn run(options: &Options) -> anyhow::Result<Outcome> {
             Ok(())
         });
     }
-    let plan = if options.faults {
-        faults::plan(&mut rng, &topology, sim.elapsed())
-    } else {
-        Vec::new()
+    let start = sim.elapsed();
+    let plan = match (&options.plan, options.faults) {
+        (Some(plan), _) => plan
+            .iter()
+            .map(|f| Fault {
+                kind: f.kind.clone(),
+                from: start + f.from,
+                until: start + f.until,
+            })
+            .collect(),
+        (None, true) => faults::plan(&mut rng, &topology, start),
+        (None, false) => Vec::new(),
     };
     let mut schedule = faults::Schedule::new(plan.clone(), base);
     let mut monitor = faults::RoutingMonitor::new(health_policy());
@@ -518,13 +610,11 @@ pub fn run(options: &Options) -> anyhow::Result<Outcome> {
             // recovery passes).
             tokio::time::sleep(Duration::from_secs(1)).await;
             let operator = world.commerce(&region, "auditor").map_err(boxed)?;
-            let ledger = world
-                .gateway
-                .ledger(100_000)
-                .await
-                .map_err(|e| boxed(anyhow::anyhow!("reading the ledger: {e}")))?;
             let skus: Vec<String> = SKUS.iter().map(|s| (*s).to_owned()).collect();
-            let found = commerce::invariants::check(&operator, &ledger, &acknowledged, &skus).await;
+            let found =
+                commerce::invariants::check(&operator, &world.gateway, &acknowledged, &skus)
+                    .await
+                    .map_err(|e| boxed(anyhow::anyhow!("reading the ledger: {e}")))?;
             *checks.lock() = found;
             Ok(())
         });
@@ -564,6 +654,7 @@ pub struct Hooks<'a> {
     pub clocks: &'a BTreeMap<String, Arc<SimClock>>,
     pub gateway: &'a SimulatedGateway,
     pub table: &'a Mutex<Option<routing::table::RegionTable>>,
+    pub commit_faults: &'a BTreeMap<String, Arc<db::Faults>>,
 }
 
 fn world_hooks<'a>(
@@ -575,6 +666,7 @@ fn world_hooks<'a>(
         clocks: &world.clocks,
         gateway: &world.gateway,
         table: &world.table,
+        commit_faults: &world.commit_faults,
     }
 }
 

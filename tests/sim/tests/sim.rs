@@ -69,14 +69,28 @@ fn seeds_keep_every_invariant() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// Seeds that found real bugs, kept as regressions whatever the range
-/// above: 1 and 35 caught the routing layer still sending a shard to a
-/// crashed region past fall × interval + timeout (its checker waited out
-/// each hung probe before starting the next).
+/// The scenarios that found real bugs, kept as regressions whatever the
+/// seeds' plans become: seeds 1 and 35 of the first fault plan crashed a
+/// region (eu-west at 11.8 s, ap-southeast at 3.1 s) and the routing layer
+/// kept sending its shard there past fall × interval + timeout (its checker
+/// waited out each hung probe before starting the next).
 #[test]
-fn regression_seeds() {
-    for seed in [1, 35] {
-        let outcome = sim::run(&sim::Options::new(seed)).expect("run");
+fn regression_scenarios() {
+    use sim::faults::{Fault, Kind};
+    use std::time::Duration;
+    for (seed, region, at_ms) in [
+        (1, "region-eu-west", 10_000),
+        (35, "region-ap-southeast", 1_000),
+    ] {
+        let mut options = sim::Options::new(seed);
+        options.plan = Some(vec![Fault {
+            kind: Kind::Crash {
+                host: region.into(),
+            },
+            from: Duration::from_millis(at_ms),
+            until: Duration::from_millis(at_ms + 6_000),
+        }]);
+        let outcome = sim::run(&options).expect("run");
         assert!(outcome.passed(), "{}", outcome.failure_report());
     }
 }
