@@ -452,7 +452,7 @@ pub struct RoutingMonitor {
 impl RoutingMonitor {
     pub fn new(policy: routing::health::HealthPolicy) -> RoutingMonitor {
         RoutingMonitor {
-            // Plus the simulator's step: a timer fires in the 1 ms tick that
+            // Plus the simulator's step: a timer fires in the step that
             // passes it, and the table is read after the step.
             bound: Duration::from_millis(
                 u64::from(policy.fall) * policy.interval_ms + policy.timeout_ms + STEP_SLACK_MS,

@@ -36,7 +36,7 @@ use crate::storage::{self, RemoteDatabase};
 
 /// The simulation's step: every host runs this much simulated time per
 /// step, and a message is delivered at a step's end at the earliest.
-pub const TICK_MS: u64 = 2;
+pub const TICK_MS: u64 = 5;
 
 pub const REGION_PORT: u16 = 8100;
 pub const ROUTING_PORT: u16 = 8200;
