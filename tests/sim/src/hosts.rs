@@ -47,18 +47,18 @@ impl commerce::Clock for SimClock {
     }
 }
 
-/// The routing layer's probes of `/readyz`, over the simulated network.
-#[derive(Debug)]
-pub struct SimProber;
+/// The routing layer's probes of `/readyz`, over the simulated network on
+/// keep-alive connections (as `HttpProber`'s client keeps them).
+#[derive(Debug, Default)]
+pub struct SimProber {
+    pool: net::Pool,
+}
 
 impl routing::checker::Prober for SimProber {
     fn probe<'a>(&'a self, url: &'a str, timeout: Duration) -> BoxFuture<'a, ProbeOutcome> {
         async move {
-            let Some((host, port, path)) = net::split_url(url) else {
-                return ProbeOutcome::Failed;
-            };
             let started = tokio::time::Instant::now();
-            match net::call(&host, port, "GET", &path, &[], Vec::new(), timeout).await {
+            match self.pool.call("GET", url, &[], Vec::new(), timeout).await {
                 Ok(answer) if (200..300).contains(&answer.status) => ProbeOutcome::Ready {
                     latency: started.elapsed(),
                 },

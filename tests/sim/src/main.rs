@@ -2,6 +2,8 @@
 //! progress bar and a summary; a failing seed prints its trace and the
 //! command that replays it. `cargo xtask sim` runs it.
 
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use clap::Parser;
@@ -22,6 +24,9 @@ struct Args {
     /// Shoppers per run.
     #[arg(long, default_value_t = 12)]
     shoppers: usize,
+    /// Seeds run at once, one per thread (default: one per core).
+    #[arg(long)]
+    jobs: Option<usize>,
     /// Plant a known bug (the simulator must find it).
     #[arg(long, value_enum)]
     bug: Option<Bug>,
@@ -42,6 +47,14 @@ impl Bug {
             Bug::EdgeResendsAsNew => sim::world::Planted::EdgeResendsAsNew,
         }
     }
+}
+
+/// What the runs found, added up.
+#[derive(Debug, Default)]
+struct Totals {
+    faults: usize,
+    simulated_ms: u128,
+    failed: Vec<u64>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -70,39 +83,63 @@ fn main() -> anyhow::Result<()> {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let started = Instant::now();
-    let mut failed = Vec::new();
-    let mut faults = 0usize;
-    let mut simulated_ms = 0u128;
-    for seed in args.first..args.first + args.seeds {
-        let mut options = sim::Options::new(seed);
-        options.shoppers = args.shoppers;
-        options.bug = args.bug.map(Bug::planted);
-        match sim::run(&options) {
-            Ok(outcome) => {
-                faults += outcome.faults.len();
-                simulated_ms += outcome.simulated.as_millis();
-                if !outcome.passed() {
-                    bar.suspend(|| eprintln!("FAILED {}", outcome.failure_report()));
-                    failed.push(seed);
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .clamp(1, 64);
+    // Seeds are handed out in order; each run is alone on its thread, so
+    // its outcome does not depend on the others.
+    let next = AtomicU64::new(args.first);
+    let end = args.first.saturating_add(args.seeds);
+    let totals = Mutex::new(Totals::default());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| {
+                loop {
+                    let seed = next.fetch_add(1, Ordering::SeqCst);
+                    if seed >= end {
+                        return;
+                    }
+                    let mut options = sim::Options::new(seed);
+                    options.shoppers = args.shoppers;
+                    options.bug = args.bug.map(Bug::planted);
+                    let result = sim::run(&options);
+                    let mut totals = totals.lock().unwrap_or_else(|p| p.into_inner());
+                    match result {
+                        Ok(outcome) => {
+                            totals.faults += outcome.faults.len();
+                            totals.simulated_ms += outcome.simulated.as_millis();
+                            if !outcome.passed() {
+                                bar.suspend(|| eprintln!("FAILED {}", outcome.failure_report()));
+                                totals.failed.push(seed);
+                            }
+                        }
+                        Err(e) => {
+                            bar.suspend(|| {
+                                eprintln!(
+                                    "seed {seed} could not run: {e:#}\n  replay: {}",
+                                    sim::replay_command(seed)
+                                )
+                            });
+                            totals.failed.push(seed);
+                        }
+                    }
+                    bar.inc(1);
+                    bar.set_message(format!("{} failed", totals.failed.len()));
                 }
-            }
-            Err(e) => {
-                bar.suspend(|| {
-                    eprintln!(
-                        "seed {seed} could not run: {e:#}\n  replay: {}",
-                        sim::replay_command(seed)
-                    )
-                });
-                failed.push(seed);
-            }
+            });
         }
-        bar.inc(1);
-        bar.set_message(format!("{} failed", failed.len()));
-    }
+    });
     bar.finish();
+    let Totals {
+        faults,
+        simulated_ms,
+        mut failed,
+    } = totals.into_inner().unwrap_or_else(|p| p.into_inner());
+    failed.sort_unstable();
     let secs = started.elapsed().as_secs_f64();
     println!(
-        "{} seeds in {secs:.1} s ({:.2} seeds/s), {faults} faults injected ({:.1} per run), {:.0} s simulated; {} failed{}",
+        "{} seeds in {secs:.1} s on {jobs} threads ({:.2} seeds/s), {faults} faults injected ({:.1} per run), {:.0} s simulated; {} failed{}",
         args.seeds,
         args.seeds as f64 / secs.max(1e-9),
         faults as f64 / args.seeds.max(1) as f64,

@@ -471,8 +471,10 @@ pub fn run(options: &Options) -> anyhow::Result<Outcome> {
                     routing::table::RegionTable::new(&world.topology, endpoints, health_policy())
                         .map_err(|e| boxed(anyhow::anyhow!("{e}")))?;
                 *world.table.lock() = Some(table.clone());
-                let _checker =
-                    routing::checker::Checker::spawn(table.clone(), Arc::new(hosts::SimProber));
+                let _checker = routing::checker::Checker::spawn(
+                    table.clone(),
+                    Arc::new(hosts::SimProber::default()),
+                );
                 let listener = crate::net::Listener::bind(ROUTING_PORT).await?;
                 axum::serve(
                     listener,

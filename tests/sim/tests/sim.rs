@@ -31,7 +31,7 @@ fn a_seed_replays_exactly() {
 
 /// Seeds CI runs (`MERIDIAN_SIM_SEEDS` sets another count; the nightly run
 /// is `cargo xtask sim --seeds 10000`).
-const CI_SEEDS: u64 = 40;
+const CI_SEEDS: u64 = 200;
 
 /// A range of seeds, two at a time (one per core): every invariant holds
 /// in each, and a failing seed is named with the command that replays it.
