@@ -90,6 +90,28 @@ impl Answer {
     }
 }
 
+/// A response read whole, its body bounded: any failure while reading it
+/// leaves the request's outcome unknown.
+async fn answer(response: hyper::Response<hyper::body::Incoming>) -> Result<Answer, CallError> {
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .collect();
+    let body = Limited::new(response.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|_| CallError::Lost)?
+        .to_bytes()
+        .to_vec();
+    Ok(Answer {
+        status,
+        headers,
+        body,
+    })
+}
+
 /// One request on a connection of its own to `host:port` (turmoil's names),
 /// within `timeout` overall.
 pub async fn call(
@@ -127,38 +149,11 @@ pub async fn call(
             .send_request(request)
             .await
             .map_err(|_| CallError::Lost)?;
-        let status = response.status().as_u16();
-        let headers = response
-            .headers()
-            .iter()
-            .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-            .collect();
-        let body = Limited::new(response.into_body(), MAX_BODY)
-            .collect()
-            .await
-            .map_err(|_| CallError::Lost)?
-            .to_bytes()
-            .to_vec();
-        Ok(Answer {
-            status,
-            headers,
-            body,
-        })
+        answer(response).await
     };
     tokio::time::timeout(timeout, exchange)
         .await
         .unwrap_or(Err(CallError::Lost))
-}
-
-/// `http://host:port/rest` split into host, port and the rest (`/` if none).
-pub fn split_url(url: &str) -> Option<(String, u16, String)> {
-    let rest = url.strip_prefix("http://")?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let (host, port) = authority.rsplit_once(':')?;
-    Some((host.to_owned(), port.parse().ok()?, path.to_owned()))
 }
 
 /// A keep-alive pool of HTTP/1 connections over the simulated network, as
@@ -219,26 +214,9 @@ impl Pool {
             Ok(Err(e)) if e.is_connect() => return Err(CallError::NotSent),
             Ok(Err(_)) | Err(_) => return Err(CallError::Lost),
         };
-        let status = response.status().as_u16();
-        let headers = response
-            .headers()
-            .iter()
-            .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-            .collect();
-        let body = tokio::time::timeout(
-            timeout,
-            Limited::new(response.into_body(), MAX_BODY).collect(),
-        )
-        .await
-        .map_err(|_| CallError::Lost)?
-        .map_err(|_| CallError::Lost)?
-        .to_bytes()
-        .to_vec();
-        Ok(Answer {
-            status,
-            headers,
-            body,
-        })
+        tokio::time::timeout(timeout, answer(response))
+            .await
+            .unwrap_or(Err(CallError::Lost))
     }
 }
 
