@@ -21,3 +21,17 @@ function h(tag, attrs, ...children) {
   for (const c of children.flat()) if (c != null) el.append(c instanceof Node ? c : String(c));
   return el;
 }
+
+// Replaces `parent`'s children without taking the keyboard focus away: a
+// live update that rebuilds a table must not drop a keyboard user back to
+// the top of the page. The focused element's `data-focus` key (e.g. the
+// drain button of a region, whether it reads Drain or Undrain) names its
+// successor, which gets the focus back.
+function replaceKeepingFocus(parent, ...children) {
+  const active = document.activeElement;
+  const key = active && parent.contains(active) ? active.getAttribute('data-focus') : null;
+  parent.replaceChildren(...children);
+  if (key == null) return;
+  const next = [...parent.querySelectorAll('[data-focus]')].find((el) => el.getAttribute('data-focus') === key);
+  if (next) next.focus();
+}

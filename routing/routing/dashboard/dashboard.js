@@ -44,15 +44,15 @@ let table = null;
 function renderTable(t) {
   table = t;
   const activeFor = (region) => t.shards.filter((x) => x.active === region).map((x) => x.shard).join(', ') || '–';
-  $('regions').tBodies[0].replaceChildren(...t.regions.map((r) => h('tr', { 'data-region': r.name },
+  replaceKeepingFocus($('regions').tBodies[0], ...t.regions.map((r) => h('tr', { 'data-region': r.name },
     h('th', { scope: 'row', text: r.name }),
     h('td', {}, health(r.health)),
     h('td', { text: latency(r.probe_latency_ms) }),
     h('td', { text: activeFor(r.name) }),
     h('td', {}, token()
       ? (r.health === 'drained'
-        ? h('button', { type: 'button', onclick: () => drain(r.name, false), text: 'Undrain', 'aria-label': `Undrain ${r.name}` })
-        : h('button', { type: 'button', onclick: () => drain(r.name, true), text: 'Drain', 'aria-label': `Drain ${r.name}` }))
+        ? h('button', { type: 'button', onclick: () => drain(r.name, false), 'data-focus': `drain ${r.name}`, text: 'Undrain', 'aria-label': `Undrain ${r.name}` })
+        : h('button', { type: 'button', onclick: () => drain(r.name, true), 'data-focus': `drain ${r.name}`, text: 'Drain', 'aria-label': `Drain ${r.name}` }))
       : h('span.muted', { text: 'token needed' })))));
   $('shards').tBodies[0].replaceChildren(...t.shards.map((x) => h('tr', { 'data-shard': x.shard },
     h('th', { scope: 'row', text: x.shard }),
@@ -137,14 +137,14 @@ async function refreshDrills() {
   drills.sort((a, b) => b.started_ms - a.started_ms);
   if (!drills.length) {
     $('drills').tBodies[0].replaceChildren(h('tr', {}, h('td', { colspan: 5, class: 'muted', text: 'None yet: run one with meridian drill <scenario> --target <control API>.' })));
-  } else $('drills').tBodies[0].replaceChildren(...drills.map((d) => h('tr', { 'data-drill': d.id },
+  } else replaceKeepingFocus($('drills').tBodies[0], ...drills.map((d) => h('tr', { 'data-drill': d.id },
     h('td', {}, h('time', { datetime: new Date(d.started_ms).toISOString(), text: new Date(d.started_ms).toLocaleString('en-GB') })),
     h('td', { text: d.scenario }),
     h('td', { text: d.region }),
     h('td', { class: d.state, text: d.state }),
     h('td', {}, d.state === 'running' ? h('span.muted', { text: 'running' }) : [
-      h('a', { href: `/v1/drills/${encodeURIComponent(d.id)}/report.html`, text: 'HTML' }), ' · ',
-      h('a', { href: `/v1/drills/${encodeURIComponent(d.id)}/report.md`, text: 'Markdown' })]))));
+      h('a', { href: `/v1/drills/${encodeURIComponent(d.id)}/report.html`, 'data-focus': `html ${d.id}`, text: 'HTML' }), ' · ',
+      h('a', { href: `/v1/drills/${encodeURIComponent(d.id)}/report.md`, 'data-focus': `md ${d.id}`, text: 'Markdown' })]))));
   const live = drills.find((d) => d.state === 'running') || drills[0];
   if (live && live.id !== followed) {
     followed = live.id;
@@ -176,7 +176,7 @@ function renderDrill(d) {
   const start = d.start;
   const faultEnd = start.fault_at_s + start.fault_for_s;
   const chart = (title, series, unit) => figure(title, series, unit, start.duration_s, [start.fault_at_s, faultEnd]);
-  $('drill').replaceChildren(
+  replaceKeepingFocus($('drill'),
     h('p', {}, h('strong', { text: `${d.scenario} of ${d.region}` }), ' · ',
       h('span', { id: 'drill-state', class: d.state, text: d.state })),
     h('dl.facts', {},
@@ -190,8 +190,8 @@ function renderDrill(d) {
       chart('Error rate', [['errors', all.map((x) => [x.at_s, x.requests ? (100 * x.errors) / x.requests : 0])]], '%'),
       chart('Latency', [['p50', all.map((x) => [x.at_s, x.p50_ms])], ['p99', all.map((x) => [x.at_s, x.p99_ms])]], ' ms')),
     d.state === 'running' ? null : h('p', {}, 'Report: ',
-      h('a', { href: `/v1/drills/${encodeURIComponent(d.id)}/report.html`, text: 'HTML' }), ' · ',
-      h('a', { href: `/v1/drills/${encodeURIComponent(d.id)}/report.md`, text: 'Markdown' })));
+      h('a', { href: `/v1/drills/${encodeURIComponent(d.id)}/report.html`, 'data-focus': `html ${d.id}`, text: 'HTML' }), ' · ',
+      h('a', { href: `/v1/drills/${encodeURIComponent(d.id)}/report.md`, 'data-focus': `md ${d.id}`, text: 'Markdown' })));
 }
 
 // A line chart of `series` ([name, [[second, value]…]]) over the drill's

@@ -7,7 +7,7 @@
 // MERIDIAN_ADMIN_TOKEN, MERIDIAN_ARTIFACTS, MERIDIAN_SCENARIOS (optional),
 // MERIDIAN_CHROMIUM (default /usr/bin/chromium).
 
-import { accessible, expectText, log, newPage, press, run, step, tabTo, text, withBrowser } from './harness.mjs';
+import { accessible, expectFocus, expectText, log, newPage, press, run, step, tabTo, text, withBrowser } from './harness.mjs';
 
 const ROUTING = process.env.MERIDIAN_ROUTING;
 const TOKEN = process.env.MERIDIAN_ADMIN_TOKEN;
@@ -49,9 +49,13 @@ const scenarios = {
       await expectText(page, health('ap-southeast'), /^drained$/, 'the drain');
       await expectText(page, '#shards tr[data-shard="ap"] td:nth-of-type(2)', /failed over/, 'the shard of a drained region');
       await expectText(page, '#events', /region ap-southeast: healthy → drained/, 'the event timeline');
-      await press(page, page.getByRole('button', { name: 'Undrain ap-southeast' }));
+      // The table was rebuilt under the keyboard: the focus moved to the
+      // button that took the pressed one's place, so Enter undrains.
+      await expectFocus(page, 'Undrain ap-southeast', 'the table rebuilt by the drain');
+      await page.keyboard.press('Enter');
       await expectText(page, health('ap-southeast'), /^healthy$/, 'the undrain');
       await expectText(page, '#shards tr[data-shard="ap"] td:nth-of-type(2)', /^ap-southeast$/, 'the shard back home');
+      await expectFocus(page, 'Drain ap-southeast', 'the table rebuilt by the undrain');
       log('drain: refused with a wrong token, drained and undrained with the right one');
     });
   },

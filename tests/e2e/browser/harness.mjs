@@ -72,6 +72,16 @@ export async function expectText(page, selector, pattern, what) {
   }
 }
 
+// Waits for the keyboard focus to be on the element labelled `label`.
+export async function expectFocus(page, label, what) {
+  try {
+    await page.waitForFunction((label) => document.activeElement?.getAttribute('aria-label') === label, label, { timeout: WAIT_MS });
+  } catch {
+    const got = await page.evaluate(() => { const el = document.activeElement; return el ? `<${el.tagName.toLowerCase()}> ${el.getAttribute('aria-label') ?? el.textContent.trim().slice(0, 40)}` : '(none)'; }).catch(() => '(unknown)');
+    throw new Error(`${what}: the focus should be on ${JSON.stringify(label)}, is on ${got}`);
+  }
+}
+
 export const text = async (page, selector) => (await page.locator(selector).first().innerText({ timeout: WAIT_MS })).trim();
 
 // No serious or critical accessibility violation on the page as it is.
@@ -93,12 +103,14 @@ export function noViolations(page) {
   if (page.errors.length) throw new Error(`page errors: ${page.errors.join('; ')}`);
 }
 
-// Moves the keyboard focus with Tab until `locator`'s element has it.
+// Moves the keyboard focus with Tab until `locator`'s element has it. The
+// locator is resolved again after every key: a live page may rebuild the
+// element meanwhile (the dashboard's table on each routing change).
 export async function tabTo(page, locator) {
-  const target = await locator.elementHandle({ timeout: WAIT_MS });
+  await locator.waitFor({ timeout: WAIT_MS });
   for (let i = 0; i < 100; i++) {
     await page.keyboard.press('Tab');
-    if (await target.evaluate((el) => el === document.activeElement)) return;
+    if (await locator.evaluate((el) => el === document.activeElement, null, { timeout: WAIT_MS })) return;
   }
   throw new Error(`Tab never reached ${locator}`);
 }
