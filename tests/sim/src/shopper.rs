@@ -3,6 +3,7 @@
 //! its outcome is unknown (the delivery rule of `regional-api`).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use commerce::invariants::Acknowledged;
@@ -29,6 +30,8 @@ pub struct Shopper {
     pop: String,
     trace: Trace,
     acknowledged: Arc<Mutex<Acknowledged>>,
+    /// The longest any shopper's call took, in simulated ms.
+    slowest_ms: Arc<AtomicU64>,
     token: Option<String>,
     shopper_id: Option<String>,
     keys: u32,
@@ -41,6 +44,7 @@ impl Shopper {
         pop: String,
         trace: Trace,
         acknowledged: Arc<Mutex<Acknowledged>>,
+        slowest_ms: Arc<AtomicU64>,
     ) -> Shopper {
         Shopper {
             n,
@@ -48,6 +52,7 @@ impl Shopper {
             pop,
             trace,
             acknowledged,
+            slowest_ms,
             token: None,
             shopper_id: None,
             keys: 0,
@@ -167,17 +172,39 @@ impl Shopper {
         headers
     }
 
-    async fn read(&mut self, path: &str) {
+    /// One call to the shopper's POP, its time kept in `slowest_ms`.
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(String, String)],
+        body: Vec<u8>,
+    ) -> Result<net::Answer, net::CallError> {
+        let started = turmoil::sim_elapsed().unwrap_or_default();
         let answer = net::call(
             &self.pop,
             EDGE_PORT,
-            "GET",
+            method,
             path,
-            &self.headers(None),
-            Vec::new(),
+            headers,
+            body,
             CALL_TIMEOUT,
         )
         .await;
+        let took = turmoil::sim_elapsed()
+            .unwrap_or_default()
+            .saturating_sub(started);
+        self.slowest_ms.fetch_max(
+            u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
+            Ordering::SeqCst,
+        );
+        answer
+    }
+
+    async fn read(&mut self, path: &str) {
+        let answer = self
+            .call("GET", path, &self.headers(None), Vec::new())
+            .await;
         let status = answer.map_or(0, |a| a.status);
         self.note(format!("GET {path} → {status}"));
     }
@@ -199,16 +226,9 @@ impl Shopper {
         let mut backoff = Duration::from_millis(200);
         let mut last = (0, Value::Null);
         for attempt in 1..=ATTEMPTS {
-            let answer = net::call(
-                &self.pop,
-                EDGE_PORT,
-                "POST",
-                path,
-                &self.headers(key),
-                payload.clone(),
-                CALL_TIMEOUT,
-            )
-            .await;
+            let answer = self
+                .call("POST", path, &self.headers(key), payload.clone())
+                .await;
             let (status, answer) = match answer {
                 Ok(a) => (a.status, a.json()),
                 // Lost on the way: maybe applied.

@@ -17,7 +17,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -147,6 +147,8 @@ pub struct Outcome {
     pub simulated: Duration,
     /// Steps of the simulation.
     pub steps: u64,
+    /// The longest any shopper's call to a POP took (simulated time).
+    pub slowest_call: Duration,
 }
 
 impl Outcome {
@@ -547,6 +549,7 @@ pub fn run(options: &Options) -> anyhow::Result<Outcome> {
 
     // Phase 3: shoppers, under the seed's faults.
     let acknowledged = Arc::new(Mutex::new(Acknowledged::default()));
+    let slowest_ms = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicUsize::new(0));
     for n in 0..options.shoppers {
         let pop = POPS[n % POPS.len()].0;
@@ -556,6 +559,7 @@ pub fn run(options: &Options) -> anyhow::Result<Outcome> {
             edge_host(pop),
             trace.clone(),
             acknowledged.clone(),
+            slowest_ms.clone(),
         );
         let done = done.clone();
         sim.client(format!("shopper-{n}"), async move {
@@ -645,6 +649,7 @@ pub fn run(options: &Options) -> anyhow::Result<Outcome> {
         checks,
         simulated: sim.elapsed(),
         steps,
+        slowest_call: Duration::from_millis(slowest_ms.load(Ordering::SeqCst)),
     })
 }
 

@@ -94,3 +94,38 @@ fn regression_scenarios() {
         assert!(outcome.passed(), "{}", outcome.failure_report());
     }
 }
+
+/// Seed 4 of the 6-shopper plan: a lossy link between the POPs and the
+/// routing layer held shoppers' writes for the edge's 35 s call bound,
+/// because a POP refetched its stale routing table on the request's path.
+/// A POP now answers from the stale table and refreshes it afterwards, so
+/// with the routing layer cut off from both POPs for most of the run no
+/// shopper's call waits on it (the bound is simulated time: the run is
+/// deterministic).
+#[test]
+fn a_routing_layer_cut_off_from_the_pops_holds_no_shopper() {
+    use sim::faults::{Fault, Kind};
+    use std::time::Duration;
+    let mut options = sim::Options::new(4);
+    options.plan = Some(
+        sim::world::POPS
+            .iter()
+            .map(|(pop, _, _)| Fault {
+                kind: Kind::Partition {
+                    a: sim::world::edge_host(pop),
+                    b: "routing".into(),
+                    oneway: false,
+                },
+                from: Duration::from_millis(500),
+                until: Duration::from_secs(60),
+            })
+            .collect(),
+    );
+    let outcome = sim::run(&options).expect("run");
+    assert!(outcome.passed(), "{}", outcome.failure_report());
+    assert!(
+        outcome.slowest_call < Duration::from_secs(10),
+        "a shopper's call took {:?} (simulated) with the routing layer cut off",
+        outcome.slowest_call
+    );
+}

@@ -12,12 +12,14 @@
 pub const TABLE: &str = "rt1";
 /// The purge feed cursor.
 pub const PURGE_CURSOR: &str = "pc1";
+/// When a refresh of the stale routing table last started (its lease).
+pub const TABLE_REFRESH: &str = "rr1";
 /// Slots for cache entries, rate-limit buckets and tag generations.
 pub const CACHE_SLOTS: u64 = 65_536;
 pub const BUCKET_SLOTS: u64 = 16_384;
 pub const TAG_SLOTS: u64 = 65_536;
 /// Keys the edge ever writes, at most.
-pub const MAX_KEYS: u64 = CACHE_SLOTS + BUCKET_SLOTS + TAG_SLOTS + 2;
+pub const MAX_KEYS: u64 = CACHE_SLOTS + BUCKET_SLOTS + TAG_SLOTS + 3;
 
 /// What a key holds, and whether a store may drop it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +32,8 @@ pub enum Class {
     /// which no entry stored after a purge carries: misses, not stale
     /// hits).
     Tag,
-    /// The routing table or the purge cursor: must be kept.
+    /// The routing table, its refresh lease or the purge cursor: must be
+    /// kept.
     Pinned,
 }
 

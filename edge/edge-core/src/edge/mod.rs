@@ -5,6 +5,8 @@
 //! edge signature, fail over once to the next serving region, and keep
 //! the shopper's cart version token.
 
+use std::sync::atomic::AtomicBool;
+
 use topology::routing::RoutingTable;
 
 use regional_api::Delivery;
@@ -28,6 +30,7 @@ mod tests;
 
 pub use config::{DEFAULT_TABLE_MAX_AGE_MS, EdgeConfig, MissingSetting};
 use forward::read_target;
+pub use sync::TABLE_REFRESH_LEASE_MS;
 
 /// What the platform gives the edge. Implemented by each adapter (Spin's
 /// key-value store and outbound HTTP, a Worker's KV and fetch, the local
@@ -59,6 +62,8 @@ pub struct Outbound {
 pub enum Deferred {
     /// Fetch this read again and store it (stale-while-revalidate).
     Revalidate(Request),
+    /// Fetch the routing table again: the request used a stale one.
+    RefreshTable,
 }
 
 /// A response and what to do after sending it.
@@ -92,11 +97,18 @@ struct StoredTable {
 pub struct Edge<H> {
     pub host: H,
     pub config: EdgeConfig,
+    /// A request used a stale routing table: the next [`Handled`] carries
+    /// [`Deferred::RefreshTable`].
+    refresh_due: AtomicBool,
 }
 
 impl<H: Host> Edge<H> {
     pub fn new(host: H, config: EdgeConfig) -> Self {
-        Edge { host, config }
+        Edge {
+            host,
+            config,
+            refresh_due: AtomicBool::new(false),
+        }
     }
 
     /// Handles one request.
@@ -158,6 +170,9 @@ impl<H: Host> Edge<H> {
         handled
             .response
             .set_header("x-edge-pop", self.config.pop.clone());
+        if self.take_refresh_due() {
+            handled.deferred.push(Deferred::RefreshTable);
+        }
         handled
     }
 
@@ -222,6 +237,7 @@ impl<H: Host> Edge<H> {
                     let _ = self.fill(&req, &route, policy, &key).await;
                 }
             }
+            Deferred::RefreshTable => self.refresh_table().await,
         }
     }
 }

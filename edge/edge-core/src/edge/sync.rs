@@ -1,23 +1,79 @@
 //! Keeping a POP current: the routing table (stored, refetched when old,
 //! long-polled) and the purge feed.
 
+use std::sync::atomic::Ordering;
+
 use super::*;
 
+/// How long a started refresh of a stale routing table keeps another from
+/// starting on the same POP.
+pub const TABLE_REFRESH_LEASE_MS: u64 = 5_000;
+
 impl<H: Host> Edge<H> {
-    /// The routing table: the stored one while young enough, else fetched
-    /// (and stored); a stale one when the routing API does not answer.
+    /// The routing table: the stored one while young enough; an older
+    /// stored one too (stale-while-revalidate: the request is not held
+    /// while a lossy link to the routing layer times out), with a refresh
+    /// due after the response ([`Deferred::RefreshTable`]); fetched on the
+    /// request's path only when the POP has no table at all.
     pub async fn table(&self) -> Option<RoutingTable> {
-        let now_ms = self.host.now_ms();
-        let stored: Option<StoredTable> = self
-            .host
+        match self.stored_table().await {
+            Some(s) if self.fresh(&s) => Some(s.table),
+            Some(s) => {
+                self.refresh_due.store(true, Ordering::Relaxed);
+                Some(s.table)
+            }
+            None => self.fetch_table().await,
+        }
+    }
+
+    async fn stored_table(&self) -> Option<StoredTable> {
+        self.host
             .get(kv::TABLE)
             .await
-            .and_then(|b| serde_json::from_slice(&b).ok());
-        if let Some(s) = &stored
-            && now_ms.saturating_sub(s.fetched_ms) < self.config.table_max_age_ms
-        {
-            return stored.map(|s| s.table);
+            .and_then(|b| serde_json::from_slice(&b).ok())
+    }
+
+    fn fresh(&self, stored: &StoredTable) -> bool {
+        self.host.now_ms().saturating_sub(stored.fetched_ms) < self.config.table_max_age_ms
+    }
+
+    /// Whether a request saw a stale table since the last call (the
+    /// request's [`Handled`] then carries the refresh).
+    pub(super) fn take_refresh_due(&self) -> bool {
+        self.refresh_due.swap(false, Ordering::Relaxed)
+    }
+
+    /// Refreshes a stale table (deferred work): at most one refresh starts
+    /// per [`TABLE_REFRESH_LEASE_MS`] on a POP, however many requests saw
+    /// the stale table, so a routing layer that does not answer holds at
+    /// most the host's call bound ÷ the lease refreshes in flight.
+    pub(super) async fn refresh_table(&self) {
+        if self.stored_table().await.is_some_and(|s| self.fresh(&s)) {
+            return;
         }
+        let now_ms = self.host.now_ms();
+        let started = self
+            .host
+            .get(kv::TABLE_REFRESH)
+            .await
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|t| t.parse::<u64>().ok());
+        // A clock that went back does not stall refreshes for good.
+        if started.is_some_and(|t| t <= now_ms && now_ms - t < TABLE_REFRESH_LEASE_MS) {
+            return;
+        }
+        self.host
+            .set(kv::TABLE_REFRESH, now_ms.to_string().as_bytes())
+            .await;
+        self.fetch_table().await;
+    }
+
+    /// Fetches the table from the routing API and stores it; the stored
+    /// one when the API gives none. (Stored whatever its version: a
+    /// restarted routing layer counts versions from 1 again, and a
+    /// watcher that stored a newer table meanwhile is corrected by its
+    /// next long poll, which answers at once.)
+    async fn fetch_table(&self) -> Option<RoutingTable> {
         let fetched = self
             .host
             .fetch(Outbound {
@@ -33,9 +89,9 @@ impl<H: Host> Edge<H> {
                     self.store_table(&table).await;
                     Some(table)
                 }
-                Err(_) => stored.map(|s| s.table),
+                Err(_) => self.stored_table().await.map(|s| s.table),
             },
-            _ => stored.map(|s| s.table),
+            _ => self.stored_table().await.map(|s| s.table),
         }
     }
 

@@ -15,6 +15,9 @@ struct FakeHost {
     origin: RefCell<Origin>,
     calls: RefCell<Vec<Outbound>>,
     nonces: Cell<u64>,
+    /// What the routing API answers (`None`: it does not answer).
+    routing: RefCell<Option<RoutingTable>>,
+    table_fetches: Cell<u32>,
 }
 
 impl Host for FakeHost {
@@ -33,7 +36,11 @@ impl Host for FakeHost {
     }
     async fn fetch(&self, request: Outbound) -> Result<Response, Failure> {
         if request.url.ends_with("/v1/table") {
-            let body = serde_json::to_vec(&table()).unwrap();
+            self.table_fetches.set(self.table_fetches.get() + 1);
+            let Some(table) = self.routing.borrow().clone() else {
+                return Err(Failure::Lost);
+            };
+            let body = serde_json::to_vec(&table).unwrap();
             return Ok(Response {
                 status: 200,
                 headers: vec![],
@@ -82,6 +89,8 @@ fn edge(origin: Origin) -> Edge<FakeHost> {
             origin: RefCell::new(origin),
             calls: RefCell::default(),
             nonces: Cell::new(0),
+            routing: RefCell::new(Some(table())),
+            table_fetches: Cell::new(0),
         },
         EdgeConfig {
             pop: "test-pop".into(),
@@ -602,8 +611,8 @@ fn the_store_stays_bounded_and_shared_slots_never_mix_entries() {
     assert!(count(kv::Class::Bucket) <= kv::BUCKET_SLOTS);
     assert!(count(kv::Class::Tag) <= kv::TAG_SLOTS);
     assert!(
-        kv.keys()
-            .all(|k| kv::class(k).evictable() || k == kv::TABLE || k == kv::PURGE_CURSOR),
+        kv.keys().all(|k| kv::class(k).evictable()
+            || [kv::TABLE, kv::TABLE_REFRESH, kv::PURGE_CURSOR].contains(&k.as_str())),
         "a key outside the store's classes"
     );
     drop(kv);
@@ -798,4 +807,68 @@ fn purge_feed_sync_applies_tags_and_keeps_the_cursor() {
         .url
         .clone();
     assert!(last.contains("after=c1&"), "{last}");
+}
+
+/// A POP with a stale routing table answers from it at once and refreshes
+/// it after the response, one refresh per lease however many requests saw
+/// it stale; a POP with no table fetches one on the request's path. (A
+/// lossy link to the routing layer held shoppers' writes for the call
+/// bound when the stale table was refetched on the path: the simulator's
+/// finding.)
+#[test]
+fn a_stale_routing_table_is_used_and_refreshed_after_the_response() {
+    let e = edge(Box::new(|_| json(200, "{\"version\":1}")));
+    let mut write = get("/v1/carts/us.01ARZ3NDEKTSV4RRFFQ69G5FAV/items");
+    write.method = "POST".into();
+    write.body = b"{\"sku\":\"A-1\",\"qty\":1}".to_vec();
+
+    // No table yet: fetched on the path; a fresh one asks nothing more.
+    let handled = block_on(e.handle(write.clone()));
+    assert_eq!(handled.response.status, 200);
+    assert_eq!(e.host.table_fetches.get(), 1);
+    assert!(handled.deferred.is_empty());
+    block_on(e.handle(write.clone()));
+    assert_eq!(e.host.table_fetches.get(), 1);
+
+    // The routing layer stops answering and the table ages: the write
+    // still goes out at once, by the stale table, with a refresh deferred.
+    *e.host.routing.borrow_mut() = None;
+    e.host.now_ms.set(e.host.now_ms.get() + 5_000);
+    let handled = block_on(e.handle(write.clone()));
+    assert_eq!(handled.response.status, 200);
+    assert_eq!(
+        e.host.table_fetches.get(),
+        1,
+        "no fetch on the request's path"
+    );
+    assert_eq!(handled.deferred, vec![Deferred::RefreshTable]);
+    // Both requests' refreshes: only the first starts within the lease.
+    let second = block_on(e.handle(write.clone()));
+    assert_eq!(second.deferred, vec![Deferred::RefreshTable]);
+    block_on(e.run_deferred(Deferred::RefreshTable));
+    block_on(e.run_deferred(Deferred::RefreshTable));
+    assert_eq!(e.host.table_fetches.get(), 2);
+    // The refresh failed: the stale table keeps serving.
+    assert_eq!(block_on(e.table()).map(|t| t.version), Some(1));
+    e.host
+        .now_ms
+        .set(e.host.now_ms.get() + TABLE_REFRESH_LEASE_MS);
+    block_on(e.run_deferred(Deferred::RefreshTable));
+    assert_eq!(e.host.table_fetches.get(), 3, "a refresh per lease");
+
+    // The routing layer answers again: the refresh stores its table, and
+    // the requests after it use it fresh.
+    let mut newer = table();
+    newer.version = 7;
+    *e.host.routing.borrow_mut() = Some(newer);
+    e.host
+        .now_ms
+        .set(e.host.now_ms.get() + TABLE_REFRESH_LEASE_MS);
+    let handled = block_on(e.handle(write.clone()));
+    for deferred in handled.deferred {
+        block_on(e.run_deferred(deferred));
+    }
+    assert_eq!(e.host.table_fetches.get(), 4);
+    assert_eq!(block_on(e.table()).map(|t| t.version), Some(7));
+    assert!(block_on(e.handle(write.clone())).deferred.is_empty());
 }
