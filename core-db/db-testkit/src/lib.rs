@@ -14,6 +14,10 @@ use std::any::Any;
 
 use db::{Database, Subspace};
 
+/// One case of the battery run over a fixture (see [`battery!`]'s
+/// `runner:` form).
+pub type Case = std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>;
+
 /// A database and the subspace a case may use; everything outside it is
 /// off limits (a real FoundationDB cluster may hold other data).
 pub struct Fixture {
@@ -62,11 +66,22 @@ impl Fixture {
     }
 }
 
-/// Every case of the battery, by name.
+/// Every case of the battery, by name: `battery!(fixture)` makes each a
+/// tokio test over `fixture()`'s database; `battery!(runner: run)` makes
+/// each a plain test that calls `run(name, case)`, for an engine whose
+/// database only works inside a world the runner builds (the simulator's
+/// storage hosts run inside a turmoil simulation): the runner makes the
+/// [`Fixture`] there and awaits `case(fixture)`.
 #[macro_export]
 macro_rules! battery {
+    (runner: $runner:path) => {
+        $crate::battery!(@each [@run $runner]);
+    };
     ($fixture:path) => {
-        $crate::battery!(@cases $fixture;
+        $crate::battery!(@each [@cases $fixture]);
+    };
+    (@each [$($how:tt)*]) => {
+        $crate::battery!($($how)*;
             lost_update_is_refused,
             concurrent_read_modify_write_loses_nothing,
             write_skew_is_refused,
@@ -94,6 +109,19 @@ macro_rules! battery {
             range_reads_limit_reverse_and_stream,
             clear_range_and_tuple_order
         );
+    };
+    (@run $runner:path; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                $runner(stringify!($case), |fixture: $crate::Fixture| -> $crate::Case {
+                    ::std::boxed::Box::pin(async move {
+                        $crate::cases::$case(&fixture).await;
+                        fixture.cleanup().await;
+                    })
+                });
+            }
+        )*
     };
     (@cases $fixture:path; $($case:ident),* $(,)?) => {
         $(

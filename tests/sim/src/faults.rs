@@ -237,10 +237,55 @@ pub fn plan(rng: &mut StdRng, topology: &Topology, start: Duration) -> Vec<Fault
                 }
             }
         };
-        faults.push(Fault { kind, from, until });
+        let fault = Fault { kind, from, until };
+        // Drawn and dropped (the draws of every other fault stay as they
+        // were): one that acts on what another acts on at the same time.
+        if !faults.iter().any(|f| fault.overlaps(f)) {
+            faults.push(fault);
+        }
     }
     faults.sort_by_key(|f| f.from);
     faults
+}
+
+impl Kind {
+    /// What the fault acts on: two faults on one thing at once would undo
+    /// each other (the first to end would restart a host, repair a link
+    /// or reset a clock that the other still holds).
+    fn acts_on(&self) -> Vec<String> {
+        let link = |a: &str, b: &str| {
+            let (a, b) = if a <= b { (a, b) } else { (b, a) };
+            format!("link {a} {b}")
+        };
+        match self {
+            Kind::Partition { a, b, .. } | Kind::Loss { a, b, .. } | Kind::Latency { a, b, .. } => {
+                vec![link(a, b)]
+            }
+            Kind::Crash { host } => vec![format!("host {host}")],
+            Kind::Skew { host, .. } => vec![format!("clock {host}")],
+            Kind::GatewayTimeouts { .. } | Kind::GatewayDeclines { .. } => Vec::new(),
+            Kind::Drain { region } => vec![format!("drain {region}")],
+            Kind::Unanswered { region } => POPS
+                .iter()
+                .map(|(pop, _, _)| link(region, &edge_host(pop)))
+                .collect(),
+            Kind::UnknownCommits { store, .. } => vec![format!("commits {store}")],
+        }
+    }
+}
+
+impl Fault {
+    /// Whether the two act on one thing at overlapping (or touching)
+    /// times.
+    pub fn overlaps(&self, other: &Fault) -> bool {
+        self.from <= other.until
+            && other.from <= self.until
+            && self
+                .kind
+                .acts_on()
+                .iter()
+                .any(|r| other.kind.acts_on().contains(r))
+    }
 }
 
 /// Where each fault stands.

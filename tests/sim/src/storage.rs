@@ -252,13 +252,12 @@ async fn connection(
                 let Some(key) = r.bytes() else {
                     return Ok(());
                 };
+                // A refused watch is reported when the commit answers.
+                let refused = |e: Error| futures::future::ready(Err(e)).boxed();
                 match tx.watch(&key) {
                     Ok(w) if watches.len() < MAX_WATCHES => watches.push(w),
-                    // Reported when the commit answers.
-                    Ok(_) | Err(_) => watches.push(
-                        futures::future::ready(Err(Error::TooManyWatches { limit: MAX_WATCHES }))
-                            .boxed(),
-                    ),
+                    Ok(_) => watches.push(refused(Error::TooManyWatches { limit: MAX_WATCHES })),
+                    Err(e) => watches.push(refused(e)),
                 }
                 continue;
             }
@@ -383,19 +382,36 @@ impl RawDatabase for RemoteDatabase {
         "simulated-remote"
     }
 
+    /// Starts connecting at once, as db-fdb requests its read version at
+    /// `begin`: the storage host takes the read version when it accepts,
+    /// so a transaction's read conflict ranges cover what committed after
+    /// it began, even before its first read (the battery's
+    /// `explicit_conflict_ranges`).
     fn begin(&self) -> Result<Box<dyn RawTransaction>> {
+        let conn = match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => Conn::Connecting(runtime.spawn(open(self.host.clone()))),
+            Err(_) => Conn::Idle,
+        };
         Ok(Box::new(RemoteTransaction {
             host: self.host.clone(),
             pending: Mutex::new(BytesMut::new()),
-            conn: tokio::sync::Mutex::new(Conn::Idle),
+            conn: tokio::sync::Mutex::new(conn),
             watches: Mutex::new(Vec::new()),
         }))
     }
 }
 
+/// A connection to the storage host `host`, within the call bound.
+async fn open(host: Arc<str>) -> Option<turmoil::net::TcpStream> {
+    let connect = turmoil::net::TcpStream::connect((host.as_ref(), PORT));
+    tokio::time::timeout(CALL_TIMEOUT, connect).await.ok()?.ok()
+}
+
 enum Conn {
-    /// Not connected yet: nothing sent.
+    /// Not connected yet (outside a runtime): nothing sent.
     Idle,
+    /// Connecting since `begin`.
+    Connecting(tokio::task::JoinHandle<Option<turmoil::net::TcpStream>>),
     Open(turmoil::net::TcpStream),
     /// Broken or finished.
     Done,
@@ -423,19 +439,32 @@ impl RemoteTransaction {
     /// Opens the transaction's connection if it has none yet (taking its
     /// read version at the storage host).
     async fn connect(&self, conn: &mut Conn) -> Result<()> {
-        if matches!(*conn, Conn::Idle) {
-            let connect = turmoil::net::TcpStream::connect((self.host.as_ref(), PORT));
-            match tokio::time::timeout(CALL_TIMEOUT, connect).await {
-                Ok(Ok(stream)) => *conn = Conn::Open(stream),
-                _ => {
-                    *conn = Conn::Done;
-                    return Err(unreachable(
-                        "the storage host did not accept the connection",
-                    ));
-                }
+        let opened = match std::mem::replace(conn, Conn::Done) {
+            Conn::Idle => open(self.host.clone()).await,
+            Conn::Connecting(connecting) => connecting.await.ok().flatten(),
+            other => {
+                *conn = other;
+                return Ok(());
+            }
+        };
+        match opened {
+            Some(stream) => {
+                *conn = Conn::Open(stream);
+                Ok(())
+            }
+            None => {
+                self.cancel_watches();
+                Err(unreachable(
+                    "the storage host did not accept the connection",
+                ))
             }
         }
-        Ok(())
+    }
+
+    /// The transaction is over without a commit: its watches are
+    /// cancelled (a failed transaction's watch never fires Ok).
+    fn cancel_watches(&self) {
+        self.watches.lock().clear();
     }
 
     /// Sends the pending writes and `request`, and reads one answer. Any
@@ -458,8 +487,18 @@ impl RemoteTransaction {
             Ok(Ok(body)) => Ok(body),
             _ => {
                 *conn = Conn::Done;
+                self.cancel_watches();
                 Err(unreachable("the storage host did not answer"))
             }
+        }
+    }
+}
+
+impl Drop for RemoteTransaction {
+    fn drop(&mut self) {
+        // A transaction dropped while still connecting connects no more.
+        if let Conn::Connecting(connecting) = self.conn.get_mut() {
+            connecting.abort();
         }
     }
 }
@@ -600,10 +639,16 @@ impl RawTransaction for RemoteTransaction {
     fn commit(&self) -> BoxFuture<'_, Result<CommitInfo>> {
         async move {
             let mut conn = self.conn.lock().await;
-            let nothing_sent = matches!(*conn, Conn::Idle) && self.pending.lock().is_empty();
+            // Taken now: whatever ends the commit short of success drops
+            // them, which cancels each watch.
+            let watches = std::mem::take(&mut *self.watches.lock());
+            let nothing_sent =
+                matches!(*conn, Conn::Idle | Conn::Connecting(_)) && self.pending.lock().is_empty();
             if nothing_sent {
-                // Never connected, nothing to write or watch: read-only.
-                *conn = Conn::Done;
+                // Nothing read, written or watched: read-only.
+                if let Conn::Connecting(connecting) = std::mem::replace(&mut *conn, Conn::Done) {
+                    connecting.abort();
+                }
                 return Ok(CommitInfo::default());
             }
             self.connect(&mut conn).await?;
@@ -642,7 +687,6 @@ impl RawTransaction for RemoteTransaction {
                 Some(FAILED) => return Err(get_error(&mut r)),
                 _ => return Err(Error::CommitUnknownResult),
             };
-            let watches = std::mem::take(&mut *self.watches.lock());
             if !watches.is_empty() {
                 tokio::spawn(follow_watches(stream, watches));
             }

@@ -348,6 +348,13 @@ fn settings() -> Settings {
 /// Runs one seed to the end and checks the invariants.
 pub fn run(options: &Options) -> anyhow::Result<Outcome> {
     let seed = options.seed;
+    if let Some(plan) = &options.plan {
+        for (i, a) in plan.iter().enumerate() {
+            if let Some(b) = plan[i + 1..].iter().find(|b| a.overlaps(b)) {
+                anyhow::bail!("the plan's faults `{a}` and `{b}` act on one thing at once");
+            }
+        }
+    }
     let _planted = Planted::plant(options.bug);
     let topology = Arc::new(Topology::from_toml_str(topology::LOCAL_TOPOLOGY)?);
     let trace = Trace::default();
