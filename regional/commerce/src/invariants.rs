@@ -84,7 +84,7 @@ pub async fn check(
     // Orders: every checkout answered with an order is there, and settles
     // (a pending one is driven by recovery; give it its passes).
     let mut lost = 0;
-    let mut open = 0;
+    let mut open = Vec::new();
     let mut confirmed = BTreeSet::new();
     let mut settled: BTreeMap<String, Order> = BTreeMap::new();
     for (order, owner) in &acknowledged.orders {
@@ -98,7 +98,22 @@ pub async fn check(
                     OrderStatus::Confirmed => {
                         confirmed.insert(found.id.clone());
                     }
-                    OrderStatus::Pending => open += 1,
+                    OrderStatus::Pending => {
+                        // Where the saga stands, for whoever reads the failure.
+                        let saga = match commerce.saga(&order_id).await {
+                            Ok(s) => format!(
+                                "{:?}, {} runs, {} parked, lease until {}, next attempt {}, now {}",
+                                s.state,
+                                s.runs,
+                                s.parked_runs,
+                                s.lease_until_ms,
+                                s.next_attempt_ms,
+                                commerce.now_ms()
+                            ),
+                            Err(e) => format!("saga unreadable: {e}"),
+                        };
+                        open.push(format!("{order}: {saga}"));
+                    }
                     OrderStatus::Failed => {}
                 }
                 settled.insert(order.clone(), found);
@@ -115,8 +130,12 @@ pub async fn check(
     checks.push(Check {
         name: "sagas left open after recovery".into(),
         expected: "0".into(),
-        found: open.to_string(),
-        holds: open == 0,
+        found: if open.is_empty() {
+            "0".into()
+        } else {
+            format!("{} ({})", open.len(), open.join(", "))
+        },
+        holds: open.is_empty(),
     });
 
     // Charges: the provider captured exactly the confirmed orders, once.

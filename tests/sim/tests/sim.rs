@@ -167,3 +167,56 @@ fn no_two_faults_act_on_one_thing_at_once() {
         "{refused}"
     );
 }
+
+/// Seed 1721 of the nightly run, as its plan: ap-southeast's clock ran
+/// 28.7 s ahead while it took a checkout's saga, whose step then failed
+/// with store-ap crashing; the lease it had written read as 31 s long on
+/// every honest clock, and the order stayed pending past the audit's
+/// patience after the faults healed. A lease longer than any runner sets
+/// is no longer honoured (`commerce::checkout::CLOCK_SKEW_TOLERANCE_MS`).
+#[test]
+fn a_lease_written_by_a_clock_running_ahead_holds_no_saga() {
+    use sim::faults::{Fault, Kind};
+    use std::time::Duration;
+    let at = |from_ms: u64, until_ms: u64, kind: Kind| Fault {
+        kind,
+        from: Duration::from_millis(from_ms),
+        until: Duration::from_millis(until_ms),
+    };
+    let mut options = sim::Options::new(1721);
+    options.plan = Some(vec![
+        at(
+            4_860,
+            5_980,
+            Kind::Skew {
+                host: "region-ap-southeast".into(),
+                skew_ms: 28_719,
+            },
+        ),
+        at(
+            11_095,
+            14_031,
+            Kind::Drain {
+                region: "ap-southeast".into(),
+            },
+        ),
+        at(
+            14_793,
+            18_805,
+            Kind::Crash {
+                host: "store-ap".into(),
+            },
+        ),
+        at(18_374, 24_427, Kind::GatewayDeclines { calls: 3 }),
+        at(
+            19_112,
+            25_215,
+            Kind::UnknownCommits {
+                store: "store-us".into(),
+                applied: true,
+            },
+        ),
+    ]);
+    let outcome = sim::run(&options).expect("run");
+    assert!(outcome.passed(), "{}", outcome.failure_report());
+}

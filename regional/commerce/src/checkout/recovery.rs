@@ -55,8 +55,8 @@ impl Commerce {
                 }
             };
             if saga.state.is_terminal()
-                || saga.lease_until_ms > now_ms
-                || saga.next_attempt_ms > now_ms
+                || saga.leased_at(now_ms, self.settings().saga_lease_ms)
+                || saga.parked_at(now_ms)
             {
                 continue;
             }

@@ -192,7 +192,7 @@ impl Commerce {
                     // An earlier attempt of this transaction committed.
                     return Ok(true);
                 }
-                if saga.state.is_terminal() || saga.lease_until_ms > now_ms {
+                if saga.state.is_terminal() || saga.leased_at(now_ms, lease_ms) {
                     return Ok(false);
                 }
                 saga.lease_holder = token;

@@ -91,6 +91,19 @@ impl World {
         )
     }
 
+    /// Another region over the same stores, on a clock of its own (one
+    /// running ahead, say).
+    pub fn region_on(&self, name: &str, clock: Arc<ManualClock>) -> Commerce {
+        region_over(
+            name,
+            self.shards.clone(),
+            &self.topology,
+            self.commerce.settings().clone(),
+            clock,
+            self.gateway.clone(),
+        )
+    }
+
     /// Products `(sku, price)` in one category, with `stock` units each in
     /// warehouse `us`.
     pub async fn catalog(&self, products: &[(&str, i64)], stock: i64) {

@@ -1,11 +1,14 @@
 //! The checkout saga driven directly: multi-line orders, two concurrent
 //! checkouts under one key, a reservation that expires before payment, a
-//! void the provider refuses while compensating, and the outbox's crash
-//! hook with redelivery.
+//! void the provider refuses while compensating, a lease set by a clock
+//! running ahead, and the outbox's crash hook with redelivery.
 
-use commerce::checkout::SagaState;
+use std::sync::Arc;
+
+use commerce::checkout::{CLOCK_SKEW_TOLERANCE_MS, CrashPoint, SagaState};
 use commerce::orders::OrderStatus;
 use commerce::outbox::Topic;
+use commerce::{Clock, ManualClock};
 
 use crate::harness::{World, shard};
 
@@ -173,4 +176,65 @@ async fn a_crash_between_an_outbox_effect_and_its_delete_is_redelivered_once() {
     );
     let analytics = w.commerce.analytics(&us).await.expect("analytics");
     assert_eq!(analytics.get("order_confirmed"), Some(&1), "{analytics:?}");
+}
+
+/// A region whose clock ran 30 s ahead took a saga's lease and crashed: the
+/// lease reads as 33 s long on an honest clock, longer than any runner
+/// sets, so recovery takes the saga over at once instead of waiting out
+/// the other clock's error (the simulator's seed 1721, where such a lease
+/// held an order pending 28.7 s after the faults healed).
+#[tokio::test]
+async fn a_lease_set_by_a_clock_running_ahead_does_not_hold_the_saga() {
+    let w = World::start().await;
+    w.catalog(&[("A-1", 250)], 10).await;
+    let (owner, cart) = w.cart("us", &[("A-1", 1)]).await;
+    let ahead = Arc::new(ManualClock::new(w.clock.now_ms() + 30_000));
+    let fast = w.region_on("eu-west", ahead);
+    fast.faults().arm_crash(CrashPoint {
+        state: SagaState::Reserved,
+        persisted: true,
+    });
+    fast.checkout(&owner, &cart, "skewed")
+        .await
+        .expect_err("the runner crashed");
+    let us = shard("us");
+    let open = w.commerce.open_sagas(&us, 10).await.expect("open sagas");
+    assert_eq!(open.len(), 1);
+    let lease_ms = w.commerce.settings().saga_lease_ms;
+    assert!(open[0].lease_until_ms > w.clock.now_ms() + lease_ms + CLOCK_SKEW_TOLERANCE_MS);
+    assert_eq!(w.commerce.recover_sagas(&us).await.expect("recover"), 1);
+    let id: topology::ShardedId = open[0].order_id.parse().expect("id");
+    let saga = w.commerce.saga(&id).await.expect("saga");
+    assert_eq!(saga.state, SagaState::Completed, "{saga:?}");
+    assert_eq!(
+        w.commerce.order(&owner, &id).await.expect("order").status,
+        OrderStatus::Confirmed
+    );
+
+    // A lease within the tolerance is honoured: a runner whose clock is
+    // only slightly ahead keeps its saga.
+    let (owner, cart) = w.cart("us", &[("A-1", 1)]).await;
+    let near = Arc::new(ManualClock::new(
+        w.clock.now_ms() + CLOCK_SKEW_TOLERANCE_MS / 2,
+    ));
+    let slightly = w.region_on("eu-west", near);
+    slightly.faults().arm_crash(CrashPoint {
+        state: SagaState::Reserved,
+        persisted: true,
+    });
+    slightly
+        .checkout(&owner, &cart, "slightly")
+        .await
+        .expect_err("the runner crashed");
+    assert_eq!(
+        w.commerce.recover_sagas(&us).await.expect("recover"),
+        0,
+        "leased"
+    );
+    w.clock.advance_ms(lease_ms + CLOCK_SKEW_TOLERANCE_MS);
+    assert_eq!(
+        w.commerce.recover_sagas(&us).await.expect("recover"),
+        1,
+        "expired"
+    );
 }
