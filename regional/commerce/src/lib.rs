@@ -188,6 +188,9 @@ struct Inner {
     faults: Faults,
     /// Where each shard's next saga-recovery pass starts.
     recovery_cursors: parking_lot::Mutex<std::collections::BTreeMap<ShardId, Vec<u8>>>,
+    /// Saga leases this region saw ending implausibly far ahead of its
+    /// clock, and when it first saw each (`checkout::LeaseSightings`).
+    lease_sightings: checkout::LeaseSightings,
     /// Purge-feed long polls waiting on a change now.
     feed_waiters: tokio::sync::watch::Sender<usize>,
     /// The shard holding this region's replica of the catalog (its home
@@ -223,6 +226,7 @@ impl Commerce {
                 cache: ProductCache::new(cache::DEFAULT_CAPACITY),
                 faults: Faults::default(),
                 recovery_cursors: Default::default(),
+                lease_sightings: Default::default(),
                 feed_waiters: tokio::sync::watch::Sender::new(0),
                 replica,
                 replica_ready: std::sync::atomic::AtomicBool::new(false),

@@ -16,6 +16,7 @@
 //! leaving tombstones so a late retry cannot take stock again. Every saga
 //! ends completed or compensated.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use db::{Database, RangeOption, Transaction};
@@ -40,15 +41,21 @@ pub const MAX_IDEMPOTENCY_KEY_LEN: usize = regional_api::idempotency::MAX_KEY_LE
 const MAX_STEPS_PER_RUN: usize = 8;
 /// Longest recovery waits between runs of a parked saga.
 const MAX_PARK_MS: u64 = 60_000;
-/// How far ahead of a reader's clock the runner that set a lease (or a
-/// park) may have run. A lease or park further ahead than its length plus
-/// this was set by a clock running ahead, and is not honoured: a region
-/// whose clock jumped forward would otherwise hold a saga for as long as
-/// its clock was wrong (the simulator's seed 1721: 28.7 s). Taking over
-/// early is safe: each step's persist checks the lease holder, so the
-/// runner that lost the lease stops at its next step, and every step's
-/// effects are idempotent.
+/// How far ahead of a reader's clock a runner's clock may plausibly be.
+/// A lease that ends further ahead than its length plus this was written
+/// by a clock running ahead (or one a monotonic guard holds after a jump
+/// back): the reader honours it for one lease length plus this on its own
+/// clock from when it first saw that very lease, not until the writer's
+/// clock says. So a region whose clock was wrong cannot hold a dead
+/// runner's saga for as long as its clock was wrong (the simulator's seed
+/// 1721: 28.7 s), nor can two regions whose clocks disagree take a live
+/// runner's saga from each other in turn (seed 58): a live runner renews
+/// its lease at every step.
 pub const CLOCK_SKEW_TOLERANCE_MS: u64 = 1_000;
+/// Implausible leases a region remembers at most (then it forgets them
+/// all, which only delays a takeover by one lease length).
+const MAX_LEASE_SIGHTINGS: usize = 10_000;
+
 /// Runs in which the provider refused to capture a saga's authorization
 /// before the saga gives up and compensates (returns the stock, voids the
 /// authorization, fails the order with the provider's reason) rather than
@@ -110,15 +117,44 @@ pub struct Saga {
 }
 
 impl Saga {
-    /// Whether a runner holds the lease at `now_ms` (the reader's clock),
-    /// for leases of `lease_ms`; see [`CLOCK_SKEW_TOLERANCE_MS`].
-    pub fn leased_at(&self, now_ms: u64, lease_ms: u64) -> bool {
-        ahead(self.lease_until_ms, now_ms, lease_ms)
-    }
-
-    /// Whether recovery must still leave the saga alone at `now_ms`.
+    /// Whether recovery must still leave the saga alone at `now_ms`: its
+    /// park ends in the future, by no more than the longest park and the
+    /// tolerated skew (a park written by a clock running ahead is not
+    /// honoured; passing it only costs a run).
     pub fn parked_at(&self, now_ms: u64) -> bool {
         ahead(self.next_attempt_ms, now_ms, MAX_PARK_MS)
+    }
+}
+
+/// The implausible leases (see [`CLOCK_SKEW_TOLERANCE_MS`]) a region has
+/// seen: order id → (holder, lease end, first seen on this clock).
+#[derive(Debug, Default)]
+pub(crate) struct LeaseSightings(Mutex<BTreeMap<String, (u64, u64, u64)>>);
+
+impl LeaseSightings {
+    /// Whether `saga`'s lease holds at `now_ms` on this region's clock,
+    /// for leases of `lease_ms`.
+    pub(crate) fn holds(&self, saga: &Saga, now_ms: u64, lease_ms: u64) -> bool {
+        let until = saga.lease_until_ms;
+        let mut seen = self.0.lock();
+        if until <= now_ms {
+            seen.remove(&saga.order_id);
+            return false;
+        }
+        let length = lease_ms.saturating_add(CLOCK_SKEW_TOLERANCE_MS);
+        if until - now_ms <= length {
+            return true;
+        }
+        if seen.len() >= MAX_LEASE_SIGHTINGS && !seen.contains_key(&saga.order_id) {
+            seen.clear();
+        }
+        let entry = seen
+            .entry(saga.order_id.clone())
+            .or_insert((saga.lease_holder, until, now_ms));
+        if (entry.0, entry.1) != (saga.lease_holder, until) {
+            *entry = (saga.lease_holder, until, now_ms);
+        }
+        now_ms.saturating_sub(entry.2) < length
     }
 }
 

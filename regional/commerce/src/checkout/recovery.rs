@@ -55,7 +55,10 @@ impl Commerce {
                 }
             };
             if saga.state.is_terminal()
-                || saga.leased_at(now_ms, self.settings().saga_lease_ms)
+                || self
+                    .inner
+                    .lease_sightings
+                    .holds(&saga, now_ms, self.settings().saga_lease_ms)
                 || saga.parked_at(now_ms)
             {
                 continue;

@@ -192,7 +192,9 @@ impl Commerce {
                     // An earlier attempt of this transaction committed.
                     return Ok(true);
                 }
-                if saga.state.is_terminal() || saga.leased_at(now_ms, lease_ms) {
+                if saga.state.is_terminal()
+                    || self.inner.lease_sightings.holds(&saga, now_ms, lease_ms)
+                {
                     return Ok(false);
                 }
                 saga.lease_holder = token;
