@@ -278,13 +278,11 @@ impl Fault {
     /// Whether the two act on one thing at overlapping (or touching)
     /// times.
     pub fn overlaps(&self, other: &Fault) -> bool {
-        self.from <= other.until
-            && other.from <= self.until
-            && self
-                .kind
-                .acts_on()
-                .iter()
-                .any(|r| other.kind.acts_on().contains(r))
+        if self.from > other.until || other.from > self.until {
+            return false;
+        }
+        let theirs = other.kind.acts_on();
+        self.kind.acts_on().iter().any(|r| theirs.contains(r))
     }
 }
 

@@ -68,11 +68,11 @@ impl<H: Host> Edge<H> {
         self.fetch_table().await;
     }
 
-    /// Fetches the table from the routing API and stores it; the stored
-    /// one when the API gives none. (Stored whatever its version: a
-    /// restarted routing layer counts versions from 1 again, and a
-    /// watcher that stored a newer table meanwhile is corrected by its
-    /// next long poll, which answers at once.)
+    /// Fetches the table from the routing API and stores it; `None` when
+    /// the API gives none. (Stored whatever its version: a restarted
+    /// routing layer counts versions from 1 again, and a watcher that
+    /// stored a newer table meanwhile is corrected by its next long poll,
+    /// which answers at once.)
     async fn fetch_table(&self) -> Option<RoutingTable> {
         let fetched = self
             .host
@@ -83,16 +83,12 @@ impl<H: Host> Edge<H> {
                 body: Vec::new(),
             })
             .await;
-        match fetched {
-            Ok(r) if r.status == 200 => match serde_json::from_slice::<RoutingTable>(&r.body) {
-                Ok(table) => {
-                    self.store_table(&table).await;
-                    Some(table)
-                }
-                Err(_) => self.stored_table().await.map(|s| s.table),
-            },
-            _ => self.stored_table().await.map(|s| s.table),
-        }
+        let table = match fetched {
+            Ok(r) if r.status == 200 => serde_json::from_slice::<RoutingTable>(&r.body).ok()?,
+            _ => return None,
+        };
+        self.store_table(&table).await;
+        Some(table)
     }
 
     /// Stores a routing table (from a fetch or a long-poll watcher).

@@ -136,15 +136,15 @@ impl LeaseSightings {
     /// for leases of `lease_ms`.
     pub(crate) fn holds(&self, saga: &Saga, now_ms: u64, lease_ms: u64) -> bool {
         let until = saga.lease_until_ms;
-        let mut seen = self.0.lock();
         if until <= now_ms {
-            seen.remove(&saga.order_id);
+            self.0.lock().remove(&saga.order_id);
             return false;
         }
-        let length = lease_ms.saturating_add(CLOCK_SKEW_TOLERANCE_MS);
-        if until - now_ms <= length {
+        if ahead(until, now_ms, lease_ms) {
             return true;
         }
+        let length = lease_ms.saturating_add(CLOCK_SKEW_TOLERANCE_MS);
+        let mut seen = self.0.lock();
         if seen.len() >= MAX_LEASE_SIGHTINGS && !seen.contains_key(&saga.order_id) {
             seen.clear();
         }
