@@ -247,3 +247,67 @@ fn a_lease_written_by_a_clock_running_ahead_holds_no_saga_and_starts_no_tug_of_w
     let outcome = sim::run(&options).expect("run");
     assert!(outcome.passed(), "{}", outcome.failure_report());
 }
+
+/// Seed 5443 of the nightly run, as its plan: after ap-southeast crashed
+/// and was then cut off from store-ap, the far regions' recovery drove an
+/// ap order's saga, whose reserve step (some 20 round trips of 360 ms to
+/// the warehouses) outlasted the 3 s lease; each region took the saga from
+/// the other mid-step and started the step again, and it was still open at
+/// the audit 23 s after the faults healed. The runner now renews its lease
+/// while a step is under way.
+#[test]
+fn a_step_longer_than_the_lease_is_not_taken_from_a_live_runner() {
+    use sim::faults::{Fault, Kind};
+    use std::time::Duration;
+    let at = |from_ms: u64, until_ms: u64, kind: Kind| Fault {
+        kind,
+        from: Duration::from_millis(from_ms),
+        until: Duration::from_millis(until_ms),
+    };
+    let mut options = sim::Options::new(5443);
+    options.plan = Some(vec![
+        at(
+            3_083,
+            6_962,
+            Kind::Drain {
+                region: "us-east".into(),
+            },
+        ),
+        at(
+            3_903,
+            10_833,
+            Kind::Crash {
+                host: "region-ap-southeast".into(),
+            },
+        ),
+        at(
+            12_853,
+            14_113,
+            Kind::Latency {
+                a: "store-pay".into(),
+                b: "region-eu-west".into(),
+                extra: Duration::from_millis(1_918),
+            },
+        ),
+        at(
+            13_303,
+            21_046,
+            Kind::Partition {
+                a: "region-ap-southeast".into(),
+                b: "store-ap".into(),
+                oneway: false,
+            },
+        ),
+        at(
+            14_465,
+            21_683,
+            Kind::Partition {
+                a: "store-eu".into(),
+                b: "region-eu-west".into(),
+                oneway: true,
+            },
+        ),
+    ]);
+    let outcome = sim::run(&options).expect("run");
+    assert!(outcome.passed(), "{}", outcome.failure_report());
+}

@@ -268,13 +268,61 @@ impl Commerce {
             })
     }
 
-    /// Runs the saga while holding the lease `token`.
+    /// Runs the saga while holding the lease `token`, renewing the lease
+    /// while a step is under way: a step may take longer than one lease (a
+    /// runner far from a warehouse, a slow gateway), and a lease that ran
+    /// out under a live runner lets the next runner start the step again,
+    /// which a slow runner never finishes (seed 5443). A runner that finds
+    /// its lease taken stops at once; its steps are idempotent, so that is
+    /// a crash the next runner resumes from.
     pub(super) async fn run_saga(
         &self,
         db: &Database,
         order_id: &str,
         token: u64,
     ) -> Result<Order> {
+        tokio::select! {
+            ran = self.run_steps(db, order_id, token) => ran?,
+            () = self.keep_lease(db, order_id, token) => {}
+        }
+        self.load_order(db, order_id).await
+    }
+
+    /// Extends the lease `token` holds on `order_id`'s saga every third of
+    /// a lease; returns once the lease is another runner's or the saga is
+    /// over. A renewal that fails (storage unreachable) is tried again at
+    /// the next tick: the lease may then run out, and `persist`'s check
+    /// keeps this runner from writing past it.
+    async fn keep_lease(&self, db: &Database, order_id: &str, token: u64) {
+        let lease_ms = self.settings().saga_lease_ms;
+        let every = Duration::from_millis((lease_ms / 3).max(1));
+        loop {
+            tokio::time::sleep(every).await;
+            let now_ms = self.now_ms();
+            let renewed = db
+                .run(|tx, _| async move {
+                    let Some(mut saga) =
+                        get_json::<Saga>(&tx, &keys::saga(order_id), "saga").await?
+                    else {
+                        return Ok(false);
+                    };
+                    if saga.lease_holder != token || saga.state.is_terminal() {
+                        return Ok(false);
+                    }
+                    saga.lease_until_ms = saga.lease_until_ms.max(now_ms + lease_ms);
+                    set_json(&tx, &keys::saga(order_id), &saga)?;
+                    Ok::<_, CommerceError>(true)
+                })
+                .await;
+            if let Ok(false) = renewed {
+                return;
+            }
+        }
+    }
+
+    /// The steps of one run (at most [`MAX_STEPS_PER_RUN`]), while the
+    /// lease is `token`'s.
+    async fn run_steps(&self, db: &Database, order_id: &str, token: u64) -> Result<()> {
         let order = self.load_order(db, order_id).await?;
         let mut saga = self.load_saga(db, order_id).await?;
         for _ in 0..MAX_STEPS_PER_RUN {
@@ -310,7 +358,7 @@ impl Commerce {
             }
             self.faults().check(saga.state, true)?;
         }
-        self.load_order(db, order_id).await
+        Ok(())
     }
 
     /// Persists `new` if the saga is still in `from` under our lease, with

@@ -13,28 +13,20 @@ use commerce::{
     Commerce, CommerceParts, ManualClock, SeededEntropy, Settings, SimulatedGateway,
     SimulatedGatewayConfig,
 };
-use db_embedded::{EmbeddedDatabase, EmbeddedOptions};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use topology::Topology;
 
-use crate::harness::shard;
+use crate::harness::{memory_db, memory_shards, shard};
 
 const SHOPPERS: usize = 12;
 const SKUS: [&str; 3] = ["DET-1", "DET-2", "DET-3"];
 /// Fewer units than the shoppers want: some checkouts must fail.
 const STOCK: i64 = 4;
 
-fn memory_db() -> db::Database {
-    EmbeddedDatabase::open_memory_database(EmbeddedOptions::default(), db::RetryPolicy::default())
-}
-
 async fn region(seed: u64) -> (Commerce, Arc<SimulatedGateway>) {
     let topology = Arc::new(Topology::from_toml_str(topology::LOCAL_TOPOLOGY).expect("topology"));
-    let mut shards = db::ShardMap::default();
-    for s in topology.shards() {
-        shards.insert(s.id().clone(), memory_db());
-    }
+    let shards = memory_shards(&topology);
     let clock = Arc::new(ManualClock::new(1_800_000_000_000));
     let gateway = Arc::new(
         SimulatedGateway::new(

@@ -1,11 +1,12 @@
 //! One region's `Commerce` over fresh embedded stores (every shard of the
 //! local topology), a manual clock, and the simulated payment provider
-//! over a store of its own.
+//! over a store of its own; and the parts for regions over memory stores
+//! (no thread, no disk), whose runs a paused tokio clock decides.
 
 use std::sync::Arc;
 
 use commerce::catalog::{CategoryInput, Money, ProductInput};
-use commerce::{Commerce, CommerceParts, ManualClock, Settings, SimulatedGateway};
+use commerce::{Clock, Commerce, CommerceParts, ManualClock, Settings, SimulatedGateway};
 use topology::{ShardId, ShardedId, Topology};
 
 pub struct World {
@@ -107,60 +108,73 @@ impl World {
     /// Products `(sku, price)` in one category, with `stock` units each in
     /// warehouse `us`.
     pub async fn catalog(&self, products: &[(&str, i64)], stock: i64) {
-        let c = &self.commerce;
-        c.upsert_category(
-            "test",
-            &CategoryInput {
-                name: "Test".into(),
-                parent: None,
-            },
-        )
-        .await
-        .expect("category");
-        for (sku, price) in products {
-            c.upsert_product(
-                sku,
-                &ProductInput {
-                    title: format!("Product {sku}"),
-                    description: String::new(),
-                    category: "test".into(),
-                    price: Money {
-                        amount_minor: *price,
-                        currency: "USD".into(),
-                    },
-                    attributes: Default::default(),
-                    images: vec![],
-                },
-            )
-            .await
-            .expect("product");
-            if stock > 0 {
-                c.restock(&shard("us"), sku, stock).await.expect("stock");
-            }
-        }
+        seed_catalog(&self.commerce, products, stock).await;
     }
 
     /// A shopper in `shard` with a cart holding `lines`.
     pub async fn cart(&self, shard_name: &str, lines: &[(&str, i64)]) -> (ShardedId, ShardedId) {
-        let owner = self.commerce.new_id(&shard(shard_name));
-        let cart = self.commerce.create_cart(&owner, None).await.expect("cart");
-        let cart: ShardedId = cart.id.parse().expect("cart id");
-        for (sku, qty) in lines {
-            self.commerce
-                .change_cart(
-                    &owner,
-                    &cart,
-                    &commerce::cart::CartChange::Add {
-                        sku: (*sku).into(),
-                        qty: *qty,
-                    },
-                    None,
-                )
-                .await
-                .expect("add");
-        }
-        (owner, cart)
+        new_cart(&self.commerce, shard_name, lines).await
     }
+}
+
+/// Products `(sku, price)` in one category, with `stock` units each in
+/// warehouse `us`.
+pub async fn seed_catalog(c: &Commerce, products: &[(&str, i64)], stock: i64) {
+    c.upsert_category(
+        "test",
+        &CategoryInput {
+            name: "Test".into(),
+            parent: None,
+        },
+    )
+    .await
+    .expect("category");
+    for (sku, price) in products {
+        c.upsert_product(
+            sku,
+            &ProductInput {
+                title: format!("Product {sku}"),
+                description: String::new(),
+                category: "test".into(),
+                price: Money {
+                    amount_minor: *price,
+                    currency: "USD".into(),
+                },
+                attributes: Default::default(),
+                images: vec![],
+            },
+        )
+        .await
+        .expect("product");
+        if stock > 0 {
+            c.restock(&shard("us"), sku, stock).await.expect("stock");
+        }
+    }
+}
+
+/// A shopper in `shard` with a cart holding `lines`.
+pub async fn new_cart(
+    c: &Commerce,
+    shard_name: &str,
+    lines: &[(&str, i64)],
+) -> (ShardedId, ShardedId) {
+    let owner = c.new_id(&shard(shard_name));
+    let cart = c.create_cart(&owner, None).await.expect("cart");
+    let cart: ShardedId = cart.id.parse().expect("cart id");
+    for (sku, qty) in lines {
+        c.change_cart(
+            &owner,
+            &cart,
+            &commerce::cart::CartChange::Add {
+                sku: (*sku).into(),
+                qty: *qty,
+            },
+            None,
+        )
+        .await
+        .expect("add");
+    }
+    (owner, cart)
 }
 
 /// eu-west over the same stores, with its link to the catalog shard (`us`)
@@ -189,12 +203,47 @@ pub async fn pull_all(c: &Commerce) {
     panic!("the replica never caught up");
 }
 
-fn region_over(
+/// A store in memory, committed in the committing task.
+pub fn memory_db() -> db::Database {
+    db_embedded::EmbeddedDatabase::open_memory_database(
+        db_embedded::EmbeddedOptions::default(),
+        db::RetryPolicy::default(),
+    )
+}
+
+/// A memory store for every shard of `topology`.
+pub fn memory_shards(topology: &Topology) -> db::ShardMap {
+    let mut shards = db::ShardMap::default();
+    for s in topology.shards() {
+        shards.insert(s.id().clone(), memory_db());
+    }
+    shards
+}
+
+/// Milliseconds on tokio's clock (paused in a test, so it moves only when
+/// every task waits), from a fixed epoch.
+#[derive(Debug)]
+pub struct TokioClock(tokio::time::Instant);
+
+impl TokioClock {
+    pub fn new() -> Self {
+        TokioClock(tokio::time::Instant::now())
+    }
+}
+
+impl Clock for TokioClock {
+    fn now_ms(&self) -> u64 {
+        1_800_000_000_000 + u64::try_from(self.0.elapsed().as_millis()).expect("ms")
+    }
+}
+
+/// Region `name` over `shards`, on `clock`.
+pub fn region_over(
     name: &str,
     shards: db::ShardMap,
     topology: &Arc<Topology>,
     settings: Settings,
-    clock: Arc<ManualClock>,
+    clock: Arc<dyn Clock>,
     gateway: Arc<SimulatedGateway>,
 ) -> Commerce {
     let served = topology.shards().iter().map(|s| s.id().clone()).collect();

@@ -1,16 +1,20 @@
 //! The checkout saga driven directly: multi-line orders, two concurrent
 //! checkouts under one key, a reservation that expires before payment, a
 //! void the provider refuses while compensating, a lease set by a clock
-//! running ahead, and the outbox's crash hook with redelivery.
+//! running ahead, a step slower than the lease, and the outbox's crash
+//! hook with redelivery.
 
 use std::sync::Arc;
 
 use commerce::checkout::{CLOCK_SKEW_TOLERANCE_MS, CrashPoint, SagaState};
 use commerce::orders::OrderStatus;
 use commerce::outbox::Topic;
-use commerce::{Clock, ManualClock};
+use commerce::{Clock, ManualClock, Settings, SimulatedGateway, SimulatedGatewayConfig};
+use topology::Topology;
 
-use crate::harness::{World, shard};
+use crate::harness::{
+    TokioClock, World, memory_db, memory_shards, new_cart, region_over, seed_catalog, shard,
+};
 
 #[tokio::test]
 async fn a_multi_line_order_reserves_commits_and_charges_every_line() {
@@ -244,5 +248,69 @@ async fn a_lease_set_by_a_clock_running_ahead_does_not_hold_the_saga() {
         w.commerce.recover_sagas(&us).await.expect("recover"),
         1,
         "expired"
+    );
+}
+
+/// A step that takes longer than the saga's lease (here the provider
+/// answers after three leases; in the simulator's seed 5443, a region far
+/// from the warehouse) keeps its runner: the runner renews the lease while
+/// the step is under way, so another region's recovery, passing every
+/// 100 ms, never takes the saga over and starts the step again. Memory
+/// stores under a paused tokio clock that the regions' clock follows.
+#[tokio::test(start_paused = true)]
+async fn a_step_slower_than_the_lease_keeps_its_runner() {
+    let lease_ms = 1_000;
+    let settings = Settings {
+        saga_lease_ms: lease_ms,
+        ..Settings::default()
+    };
+    let clock: Arc<dyn Clock> = Arc::new(TokioClock::new());
+    let topology = Arc::new(Topology::from_toml_str(topology::LOCAL_TOPOLOGY).expect("topology"));
+    let shards = memory_shards(&topology);
+    let gateway = Arc::new(
+        SimulatedGateway::new(
+            SimulatedGatewayConfig {
+                latency_ms: 3 * lease_ms,
+                ..SimulatedGatewayConfig::default()
+            },
+            memory_db(),
+        )
+        .with_clock(clock.clone()),
+    );
+    let region = |name| {
+        region_over(
+            name,
+            shards.clone(),
+            &topology,
+            settings.clone(),
+            clock.clone(),
+            gateway.clone(),
+        )
+    };
+    let (runner, other) = (region("us-east"), region("eu-west"));
+    seed_catalog(&runner, &[("A-1", 250)], 10).await;
+    let (owner, cart) = new_cart(&runner, "us", &[("A-1", 1)]).await;
+    let us = shard("us");
+    let recovery = async {
+        for _ in 0..1_000 {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            other.recover_sagas(&us).await.expect("recover");
+        }
+    };
+    let order = tokio::select! {
+        order = runner.checkout(&owner, &cart, "slow") => order.expect("checkout"),
+        () = recovery => panic!("the checkout never finished"),
+    };
+    assert_eq!(order.status, OrderStatus::Confirmed, "{order:?}");
+    let saga = runner
+        .saga(&order.id.parse().expect("id"))
+        .await
+        .expect("saga");
+    assert_eq!(saga.runs, 1, "taken over: {saga:?}");
+    let stats = gateway.stats();
+    assert_eq!(
+        (stats.authorizations, stats.captures, stats.replays),
+        (1, 1, 0),
+        "each payment call made once: {stats:?}"
     );
 }
