@@ -13,7 +13,7 @@ use crate::payments::SimulatedGateway;
 use crate::{Commerce, CommerceError};
 
 /// An invariant and whether it held.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Check {
     pub name: String,
     pub expected: String,

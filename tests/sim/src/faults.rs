@@ -12,14 +12,14 @@ use topology::routing::RoutingTable;
 use crate::world::{Hooks, POPS, Trace, all_hosts, edge_host, region_host, store_host};
 
 /// One fault: what, on what, from when, until when (simulated time).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Fault {
     pub kind: Kind,
     pub from: Duration,
     pub until: Duration,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Kind {
     /// No message crosses between `a` and `b` (either way, or only from
     /// `a` to `b`).

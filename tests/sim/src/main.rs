@@ -30,6 +30,10 @@ struct Args {
     /// Plant a known bug (the simulator must find it).
     #[arg(long, value_enum)]
     bug: Option<Bug>,
+    /// A child's run: these options (JSON), the outcome printed as JSON
+    /// (`sim::isolated`).
+    #[arg(long = sim::isolated::CHILD_OPTION, hide = true)]
+    run_json: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -59,6 +63,10 @@ struct Totals {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(json) = &args.run_json {
+        return sim::isolated::child(json);
+    }
+    // One seed alone in this process: as a child runs it.
     if let Some(seed) = args.seed {
         let mut options = sim::Options::new(seed);
         options.shoppers = args.shoppers;
@@ -87,8 +95,10 @@ fn main() -> anyhow::Result<()> {
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .clamp(1, 64);
-    // Seeds are handed out in order; each run is alone on its thread, so
-    // its outcome does not depend on the others.
+    // Seeds are handed out in order; each thread runs one seed at a time
+    // in a process of its own, so no run depends on another
+    // (`sim::isolated`).
+    let exe = std::env::current_exe()?;
     let next = AtomicU64::new(args.first);
     let end = args.first.saturating_add(args.seeds);
     let totals = Mutex::new(Totals::default());
@@ -103,7 +113,7 @@ fn main() -> anyhow::Result<()> {
                     let mut options = sim::Options::new(seed);
                     options.shoppers = args.shoppers;
                     options.bug = args.bug.map(Bug::planted);
-                    let result = sim::run(&options);
+                    let result = sim::isolated::run(&exe, &options);
                     let mut totals = totals.lock().unwrap_or_else(|p| p.into_inner());
                     match result {
                         Ok(outcome) => {

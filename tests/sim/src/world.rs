@@ -65,7 +65,7 @@ pub fn health_policy() -> routing::health::HealthPolicy {
 }
 
 /// A known bug the simulator must find, planted for one run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Planted {
     /// A cart change applied again when repeated with its key.
     SkipCartIdempotency,
@@ -109,7 +109,7 @@ impl Drop for PlantGuard {
 }
 
 /// What one run is.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Options {
     pub seed: u64,
     pub shoppers: usize,
@@ -136,7 +136,7 @@ impl Options {
 }
 
 /// What a run did and found.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Outcome {
     pub seed: u64,
     /// Every event, in order: the replay's fingerprint.

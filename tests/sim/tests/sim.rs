@@ -1,12 +1,30 @@
 //! The simulation in CI: one seed's run is exactly replayed, and a range of
-//! seeds keeps every invariant.
+//! seeds keeps every invariant. Every run has a process of its own
+//! (`sim::isolated`): within one process a run also depends on what ran
+//! before it and beside it.
 
-/// Two runs of one seed give the same event trace, line for line.
+use std::path::Path;
+
+/// `options` run in a `meridian-sim` process of its own.
+fn run(options: &sim::Options) -> anyhow::Result<sim::Outcome> {
+    sim::isolated::run(Path::new(env!("CARGO_BIN_EXE_meridian-sim")), options)
+}
+
+/// Two runs of one seed give the same event trace, line for line, the
+/// second with another seed running beside it. Seed 5443 crashes a region
+/// with four of a POP's requests in flight: run twice in one process, its
+/// runs differ (the order the crashed runtime drops its connections in
+/// follows tokio's process-wide task numbers), which is how the nightly
+/// run and its replay came to disagree.
 #[test]
 fn a_seed_replays_exactly() {
-    let seed = 7;
-    let first = sim::run(&sim::Options::new(seed)).expect("first run");
-    let second = sim::run(&sim::Options::new(seed)).expect("second run");
+    let seed = 5443;
+    let first = run(&sim::Options::new(seed)).expect("first run");
+    let (second, other) = std::thread::scope(|scope| {
+        let other = scope.spawn(|| run(&sim::Options::new(seed + 1)).expect("another seed"));
+        let second = run(&sim::Options::new(seed)).expect("second run");
+        (second, other.join().expect("another seed's thread"))
+    });
     assert!(
         first.trace.len() > 20,
         "a run has events: {:?}",
@@ -25,7 +43,6 @@ fn a_seed_replays_exactly() {
             second.trace.get(at)
         );
     }
-    let other = sim::run(&sim::Options::new(seed + 1)).expect("another seed");
     assert_ne!(first.trace, other.trace, "another seed, another run");
 }
 
@@ -48,7 +65,7 @@ fn seeds_keep_every_invariant() {
                 scope.spawn(move || {
                     let mut failures = Vec::new();
                     for seed in (1..=seeds).filter(|s| s % workers == w) {
-                        match sim::run(&sim::Options::new(seed)) {
+                        match run(&sim::Options::new(seed)) {
                             Ok(outcome) if outcome.passed() => {}
                             Ok(outcome) => failures.push(outcome.failure_report()),
                             Err(e) => failures.push(format!(
@@ -90,7 +107,7 @@ fn regression_scenarios() {
             from: Duration::from_millis(at_ms),
             until: Duration::from_millis(at_ms + 6_000),
         }]);
-        let outcome = sim::run(&options).expect("run");
+        let outcome = run(&options).expect("run");
         assert!(outcome.passed(), "{}", outcome.failure_report());
     }
 }
@@ -121,7 +138,7 @@ fn a_routing_layer_cut_off_from_the_pops_holds_no_shopper() {
             })
             .collect(),
     );
-    let outcome = sim::run(&options).expect("run");
+    let outcome = run(&options).expect("run");
     assert!(outcome.passed(), "{}", outcome.failure_report());
     assert!(
         outcome.slowest_call < Duration::from_secs(10),
@@ -161,7 +178,7 @@ fn no_two_faults_act_on_one_thing_at_once() {
     };
     let mut options = sim::Options::new(554);
     options.plan = Some(vec![crash(1_000, 7_000), crash(6_000, 8_000)]);
-    let refused = sim::run(&options).expect_err("an overlapping plan is refused");
+    let refused = run(&options).expect_err("an overlapping plan is refused");
     assert!(
         refused.to_string().contains("act on one thing at once"),
         "{refused}"
@@ -217,7 +234,7 @@ fn a_lease_written_by_a_clock_running_ahead_holds_no_saga_and_starts_no_tug_of_w
             },
         ),
     ]);
-    let outcome = sim::run(&options).expect("run");
+    let outcome = run(&options).expect("run");
     assert!(outcome.passed(), "{}", outcome.failure_report());
 
     // Seed 58: after its skew ap-southeast's clock stood 21 s ahead (held
@@ -244,7 +261,7 @@ fn a_lease_written_by_a_clock_running_ahead_holds_no_saga_and_starts_no_tug_of_w
             },
         ),
     ]);
-    let outcome = sim::run(&options).expect("run");
+    let outcome = run(&options).expect("run");
     assert!(outcome.passed(), "{}", outcome.failure_report());
 }
 
@@ -308,6 +325,6 @@ fn a_step_longer_than_the_lease_is_not_taken_from_a_live_runner() {
             },
         ),
     ]);
-    let outcome = sim::run(&options).expect("run");
+    let outcome = run(&options).expect("run");
     assert!(outcome.passed(), "{}", outcome.failure_report());
 }
