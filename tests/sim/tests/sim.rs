@@ -328,3 +328,106 @@ fn a_step_longer_than_the_lease_is_not_taken_from_a_live_runner() {
     let outcome = run(&options).expect("run");
     assert!(outcome.passed(), "{}", outcome.failure_report());
 }
+
+/// Seed 1173 of the nightly run, as its plan: two lossy links from
+/// us-east to storage. A saga run that failed on a lost message held its
+/// lease until it ran out, twice, and the run that finally took the saga
+/// over was ap-southeast's, far from every store it needed; the order was
+/// still pending at the audit 15 s after the faults healed. A failed run
+/// now frees its lease at once.
+#[test]
+fn a_failed_run_does_not_hold_its_saga_for_the_rest_of_its_lease() {
+    use sim::faults::{Fault, Kind};
+    use std::time::Duration;
+    let at = |from_ms: u64, until_ms: u64, kind: Kind| Fault {
+        kind,
+        from: Duration::from_millis(from_ms),
+        until: Duration::from_millis(until_ms),
+    };
+    let mut options = sim::Options::new(1173);
+    options.plan = Some(vec![
+        at(
+            4_369,
+            11_894,
+            Kind::Loss {
+                a: "store-ap".into(),
+                b: "region-us-east".into(),
+                rate: 0.343_084_484_915_115_06,
+            },
+        ),
+        at(
+            16_622,
+            22_547,
+            Kind::Loss {
+                a: "region-us-east".into(),
+                b: "store-eu".into(),
+                rate: 0.204_522_208_471_424_83,
+            },
+        ),
+    ]);
+    let outcome = run(&options).expect("run");
+    assert!(outcome.passed(), "{}", outcome.failure_report());
+}
+
+/// Seed 1931 of the nightly run, as its plan: storage hosts crashed one
+/// after the other left ap's shard a backlog of nine sagas whose runs had
+/// failed; each region's recovery resumed them one at a time, a few
+/// seconds each at a distance, and the last (its payment captured, so a
+/// charge without a confirmed order at the audit) waited 25 s for its
+/// turn. A failed run now frees its lease, and a recovery pass runs its
+/// sagas side by side.
+#[test]
+fn a_backlog_of_sagas_after_storage_crashes_is_recovered_in_time() {
+    use sim::faults::{Fault, Kind};
+    use std::time::Duration;
+    let at = |from_ms: u64, until_ms: u64, kind: Kind| Fault {
+        kind,
+        from: Duration::from_millis(from_ms),
+        until: Duration::from_millis(until_ms),
+    };
+    let mut options = sim::Options::new(1931);
+    options.plan = Some(vec![
+        at(
+            1_078,
+            5_845,
+            Kind::Crash {
+                host: "store-eu".into(),
+            },
+        ),
+        at(
+            10_839,
+            18_090,
+            Kind::Skew {
+                host: "edge-iad".into(),
+                skew_ms: -24_580,
+            },
+        ),
+        at(
+            16_456,
+            22_332,
+            Kind::Crash {
+                host: "store-us".into(),
+            },
+        ),
+        at(
+            16_805,
+            18_733,
+            Kind::Loss {
+                a: "store-ap".into(),
+                b: "region-ap-southeast".into(),
+                rate: 0.189_847_515_781_636_1,
+            },
+        ),
+        at(
+            18_094,
+            20_293,
+            Kind::Latency {
+                a: "region-us-east".into(),
+                b: "store-us".into(),
+                extra: Duration::from_millis(1_311),
+            },
+        ),
+    ]);
+    let outcome = run(&options).expect("run");
+    assert!(outcome.passed(), "{}", outcome.failure_report());
+}

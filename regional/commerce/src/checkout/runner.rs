@@ -282,7 +282,23 @@ impl Commerce {
         token: u64,
     ) -> Result<Order> {
         tokio::select! {
-            ran = self.run_steps(db, order_id, token) => ran?,
+            ran = self.run_steps(db, order_id, token) => {
+                if let Err(e) = ran {
+                    // A run that failed (a store it needs unreachable, say)
+                    // hands the saga on at once rather than holding it for
+                    // the rest of its lease: another region, or this one's
+                    // next recovery pass, may get through (seed 1173). Not
+                    // after an injected crash: a crashed runner frees
+                    // nothing. If the store holding the saga is the one
+                    // out of reach, the lease runs out as before.
+                    if !matches!(e, CommerceError::InjectedCrash { .. })
+                        && let Err(free) = self.free_lease(db, order_id, token, false).await
+                    {
+                        tracing::debug!(order = %order_id, error = %free, "could not free a failed run's lease; it runs out");
+                    }
+                    return Err(e);
+                }
+            }
             () = self.keep_lease(db, order_id, token) => {}
         }
         self.load_order(db, order_id).await
@@ -415,6 +431,18 @@ impl Commerce {
     /// shopper's retry resumes it at once, and tells recovery to wait: 100 ms
     /// doubling per parked run, at most a minute.
     pub(super) async fn park(&self, db: &Database, order_id: &str, token: u64) -> Result<()> {
+        self.free_lease(db, order_id, token, true).await
+    }
+
+    /// Frees the lease `token` holds on `order_id`'s saga, if it still
+    /// does; parked (`park`), recovery waits before resuming it.
+    async fn free_lease(
+        &self,
+        db: &Database,
+        order_id: &str,
+        token: u64,
+        park: bool,
+    ) -> Result<()> {
         let now_ms = self.now_ms();
         db.run(|tx, _| async move {
             if let Some(mut saga) = get_json::<Saga>(&tx, &keys::saga(order_id), "saga").await?
@@ -422,11 +450,13 @@ impl Commerce {
             {
                 saga.lease_holder = 0;
                 saga.lease_until_ms = 0;
-                saga.parked_runs = saga.parked_runs.saturating_add(1);
-                let wait_ms = 100u64
-                    .saturating_mul(1 << saga.parked_runs.min(10))
-                    .min(MAX_PARK_MS);
-                saga.next_attempt_ms = now_ms.saturating_add(wait_ms);
+                if park {
+                    saga.parked_runs = saga.parked_runs.saturating_add(1);
+                    let wait_ms = 100u64
+                        .saturating_mul(1 << saga.parked_runs.min(10))
+                        .min(MAX_PARK_MS);
+                    saga.next_attempt_ms = now_ms.saturating_add(wait_ms);
+                }
                 set_json(&tx, &keys::saga(order_id), &saga)?;
             }
             Ok::<_, CommerceError>(())
