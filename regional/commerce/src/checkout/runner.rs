@@ -452,10 +452,7 @@ impl Commerce {
                 saga.lease_until_ms = 0;
                 if park {
                     saga.parked_runs = saga.parked_runs.saturating_add(1);
-                    let wait_ms = 100u64
-                        .saturating_mul(1 << saga.parked_runs.min(10))
-                        .min(MAX_PARK_MS);
-                    saga.next_attempt_ms = now_ms.saturating_add(wait_ms);
+                    saga.next_attempt_ms = now_ms.saturating_add(park_wait_ms(saga.parked_runs));
                 }
                 set_json(&tx, &keys::saga(order_id), &saga)?;
             }
