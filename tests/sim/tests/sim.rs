@@ -5,6 +5,16 @@
 
 use std::path::Path;
 
+/// A fault of `kind` from `from_ms` to `until_ms` after the shopping
+/// starts: a regression's plan, as the seed's plan had it.
+fn at(from_ms: u64, until_ms: u64, kind: sim::faults::Kind) -> sim::faults::Fault {
+    sim::faults::Fault {
+        kind,
+        from: std::time::Duration::from_millis(from_ms),
+        until: std::time::Duration::from_millis(until_ms),
+    }
+}
+
 /// `options` run in a `meridian-sim` process of its own.
 fn run(options: &sim::Options) -> anyhow::Result<sim::Outcome> {
     sim::isolated::run(Path::new(env!("CARGO_BIN_EXE_meridian-sim")), options)
@@ -193,13 +203,7 @@ fn no_two_faults_act_on_one_thing_at_once() {
 /// is no longer honoured (`commerce::checkout::CLOCK_SKEW_TOLERANCE_MS`).
 #[test]
 fn a_lease_written_by_a_clock_running_ahead_holds_no_saga_and_starts_no_tug_of_war() {
-    use sim::faults::{Fault, Kind};
-    use std::time::Duration;
-    let at = |from_ms: u64, until_ms: u64, kind: Kind| Fault {
-        kind,
-        from: Duration::from_millis(from_ms),
-        until: Duration::from_millis(until_ms),
-    };
+    use sim::faults::Kind;
     let mut options = sim::Options::new(1721);
     options.plan = Some(vec![
         at(
@@ -274,13 +278,8 @@ fn a_lease_written_by_a_clock_running_ahead_holds_no_saga_and_starts_no_tug_of_w
 /// while a step is under way.
 #[test]
 fn a_step_longer_than_the_lease_is_not_taken_from_a_live_runner() {
-    use sim::faults::{Fault, Kind};
+    use sim::faults::Kind;
     use std::time::Duration;
-    let at = |from_ms: u64, until_ms: u64, kind: Kind| Fault {
-        kind,
-        from: Duration::from_millis(from_ms),
-        until: Duration::from_millis(until_ms),
-    };
     let mut options = sim::Options::new(5443);
     options.plan = Some(vec![
         at(
@@ -337,13 +336,7 @@ fn a_step_longer_than_the_lease_is_not_taken_from_a_live_runner() {
 /// now frees its lease at once.
 #[test]
 fn a_failed_run_does_not_hold_its_saga_for_the_rest_of_its_lease() {
-    use sim::faults::{Fault, Kind};
-    use std::time::Duration;
-    let at = |from_ms: u64, until_ms: u64, kind: Kind| Fault {
-        kind,
-        from: Duration::from_millis(from_ms),
-        until: Duration::from_millis(until_ms),
-    };
+    use sim::faults::Kind;
     let mut options = sim::Options::new(1173);
     options.plan = Some(vec![
         at(
@@ -378,13 +371,8 @@ fn a_failed_run_does_not_hold_its_saga_for_the_rest_of_its_lease() {
 /// sagas side by side.
 #[test]
 fn a_backlog_of_sagas_after_storage_crashes_is_recovered_in_time() {
-    use sim::faults::{Fault, Kind};
+    use sim::faults::Kind;
     use std::time::Duration;
-    let at = |from_ms: u64, until_ms: u64, kind: Kind| Fault {
-        kind,
-        from: Duration::from_millis(from_ms),
-        until: Duration::from_millis(until_ms),
-    };
     let mut options = sim::Options::new(1931);
     options.plan = Some(vec![
         at(
@@ -439,13 +427,8 @@ fn a_backlog_of_sagas_after_storage_crashes_is_recovered_in_time() {
 /// past the audit. A park is now honoured for its own length only.
 #[test]
 fn a_park_written_by_a_clock_running_ahead_holds_no_saga() {
-    use sim::faults::{Fault, Kind};
+    use sim::faults::Kind;
     use std::time::Duration;
-    let at = |from_ms: u64, until_ms: u64, kind: Kind| Fault {
-        kind,
-        from: Duration::from_millis(from_ms),
-        until: Duration::from_millis(until_ms),
-    };
     let mut options = sim::Options::new(9699);
     options.plan = Some(vec![
         at(
