@@ -34,6 +34,25 @@ pub struct Problem {
     /// The order a failed checkout created, when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order_id: Option<String>,
+    /// Where a failed bulk-import request left its import (the members
+    /// `cursor` and `line`). Boxed: every `Result<_, Problem>` stays small.
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = ImportPosition))]
+    pub import: Option<Box<ImportPosition>>,
+}
+
+/// A bulk import's position after a failed request, as problem members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ImportPosition {
+    /// The lines the import has committed: where to resume (the next
+    /// request's `offset`). Present whenever `line` is; most problems have
+    /// neither.
+    #[cfg_attr(feature = "openapi", schema(required = false))]
+    pub cursor: u64,
+    /// The line (from 0) that could not be imported, when one was at fault.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
 }
 
 impl Problem {
@@ -44,6 +63,7 @@ impl Problem {
             status,
             detail: detail.into(),
             order_id: None,
+            import: None,
         }
     }
 
@@ -54,5 +74,31 @@ impl Problem {
 
     pub fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn import_members_sit_beside_the_others_and_only_when_set() {
+        let mut problem = Problem::new(422, "invalid", "Invalid", "line 10: no title");
+        let plain = serde_json::to_value(&problem).unwrap();
+        assert!(plain.get("cursor").is_none() && plain.get("line").is_none());
+        assert_eq!(serde_json::from_value::<Problem>(plain).unwrap(), problem);
+        problem.import = Some(Box::new(ImportPosition {
+            cursor: 10,
+            line: Some(10),
+        }));
+        let json = serde_json::to_value(&problem).unwrap();
+        assert_eq!((&json["cursor"], &json["line"]), (&10.into(), &10.into()));
+        assert_eq!(serde_json::from_value::<Problem>(json).unwrap(), problem);
+    }
+
+    #[test]
+    fn a_problem_stays_under_clippys_large_error_bound() {
+        // Every `Result<_, Problem>` of the routing API returns it by value.
+        assert!(size_of::<Problem>() < 128, "{}", size_of::<Problem>());
     }
 }
