@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{CommerceError, Result, invalid};
 use crate::feed::{Change, State, append_event};
+use crate::import::write_product;
 use crate::{Commerce, get_counter, get_json, keys, set_json};
 
 pub const MAX_SKU_LEN: usize = 32;
@@ -405,38 +406,8 @@ impl Commerce {
                             slug: input.category.clone(),
                         });
                     }
-                    let old: Option<Product> =
-                        get_json(&tx, &keys::product(sku), "product").await?;
-                    let mut tags = vec![product_tag(sku), category_tag(&input.category)];
-                    if let Some(old) = &old
-                        && old.category != input.category
-                    {
-                        tx.clear(&keys::category_member(&old.category, sku))?;
-                        tags.push(category_tag(&old.category));
-                    }
-                    let product = Product {
-                        sku: sku.clone(),
-                        title: input.title.clone(),
-                        description: input.description.clone(),
-                        category: input.category.clone(),
-                        price: input.price.clone(),
-                        attributes: input.attributes.clone(),
-                        images: input.images.clone(),
-                        version,
-                        updated_ms: now_ms,
-                    };
-                    set_json(&tx, &keys::product(sku), &product)?;
-                    tx.set(&keys::category_member(&input.category, sku), b"")?;
-                    append_event(
-                        &tx,
-                        u16::try_from(n).unwrap_or(u16::MAX),
-                        version,
-                        now_ms,
-                        Change::ProductUpserted { sku: sku.clone() },
-                        tags,
-                        &State::Product(product.clone()),
-                    )?;
-                    out.push(product);
+                    let n = u16::try_from(n).unwrap_or(u16::MAX);
+                    out.push(write_product(&tx, n, version, now_ms, sku, input).await?);
                 }
                 Ok(out)
             })

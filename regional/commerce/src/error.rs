@@ -22,6 +22,9 @@ pub enum CommerceError {
     UnknownSku { sku: String },
     #[error("unknown category {slug}")]
     UnknownCategory { slug: String },
+    /// A warehouse (a shard) the topology does not name.
+    #[error("unknown warehouse {warehouse}")]
+    UnknownWarehouse { warehouse: String },
     #[error("not enough stock of {sku}: {requested} requested, {available} available")]
     OutOfStock {
         sku: String,

@@ -100,6 +100,11 @@ impl Cursor {
         Ok(Cursor(Some(bytes)))
     }
 
+    /// The cursor at a complete versionstamp.
+    pub(crate) fn from_stamp(stamp: [u8; 12]) -> Cursor {
+        Cursor(Some(stamp))
+    }
+
     pub(crate) fn from_key(key: &[u8]) -> Result<Cursor> {
         Cursor::from_key_in(&keys::feed(), key)
     }
@@ -394,41 +399,65 @@ impl Commerce {
             self.rebuild_search().await?;
             return Ok(0);
         };
+        if wait_ms > MAX_WAIT_MS {
+            return Err(invalid("wait_ms", format!("must be at most {MAX_WAIT_MS}")));
+        }
+        // Changes with the states they left: the index takes each
+        // product's newest state in the page (applying a page twice, or
+        // an older one, converges all the same).
+        let db = self.catalog_read_db()?;
         let page = self
-            .read_feed(cursor, self.settings().batch.min(MAX_FEED_LIMIT), wait_ms)
+            .long_poll(db, wait_ms, true, |tx| async move {
+                let page =
+                    crate::replica::read_changes(&tx, cursor, APPLY_PAGE, usize::MAX).await?;
+                let idle = page.changes.is_empty() && !page.reset;
+                Ok((page, idle))
+            })
             .await?;
         if page.reset {
             self.cache().clear();
             self.rebuild_search().await?;
             return Ok(0);
         }
-        if page.events.is_empty() {
+        let Some(last) = page.changes.last().map(|(cursor, ..)| *cursor) else {
             return Ok(0);
-        }
-        let mut skus = std::collections::BTreeSet::new();
-        for entry in &page.events {
-            match &entry.event.change {
-                Change::ProductUpserted { sku } | Change::ProductDeleted { sku } => {
-                    skus.insert(sku.clone());
+        };
+        let mut newest: std::collections::BTreeMap<String, Option<search::SearchDoc>> =
+            std::collections::BTreeMap::new();
+        for (_, event, state) in &page.changes {
+            match (&event.change, state) {
+                (Change::ProductUpserted { sku } | Change::ProductDeleted { sku }, state) => {
+                    let doc = match state {
+                        State::Product(product) => Some(search_doc(product)),
+                        State::Gone => None,
+                        // Not a product's state: the product as it is now.
+                        _ => match self.product_uncached(sku).await {
+                            Ok(product) => Some(search_doc(&product)),
+                            Err(CommerceError::UnknownSku { .. }) => None,
+                            Err(e) => return Err(e),
+                        },
+                    };
+                    newest.insert(sku.clone(), doc);
                 }
-                Change::CategoryUpserted { .. }
-                | Change::CategoryDeleted { .. }
-                | Change::ReviewsChanged { .. } => {}
+                (
+                    Change::CategoryUpserted { .. }
+                    | Change::CategoryDeleted { .. }
+                    | Change::ReviewsChanged { .. },
+                    _,
+                ) => {}
             }
         }
-        // The latest state of each product changed, not the state in the
-        // event: applying twice, or out of date, converges all the same.
+        let applied = page.changes.len();
+        let skus: Vec<String> = newest.keys().cloned().collect();
         let mut upserts = Vec::new();
         let mut deletes = Vec::new();
-        for sku in &skus {
-            match self.product_uncached(sku).await {
-                Ok(product) => upserts.push(search_doc(&product)),
-                Err(CommerceError::UnknownSku { .. }) => deletes.push(sku.clone()),
-                Err(e) => return Err(e),
+        for (sku, doc) in newest {
+            match doc {
+                Some(doc) => upserts.push(doc),
+                None => deletes.push(sku),
             }
         }
-        let applied = page.events.len();
-        let cursor = format!("{INDEX_CURSOR_PREFIX}{}", page.cursor);
+        let cursor = format!("{INDEX_CURSOR_PREFIX}{last}");
         crate::off_task(index, move |index| index.apply(upserts, deletes, &cursor))
             .await
             .map_err(|_| invalid("search index", "indexing task panicked"))??;
@@ -457,6 +486,10 @@ impl Commerce {
         Ok(n)
     }
 }
+
+/// Changes one pass of [`Commerce::apply_feed`] takes at most (one commit
+/// of the search index).
+pub const APPLY_PAGE: usize = 4_096;
 
 /// How the feed cursor is kept in the search index's commit payload: with
 /// a prefix, so an empty cursor (the feed's start) is not mistaken for "no

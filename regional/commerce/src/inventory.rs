@@ -212,26 +212,42 @@ impl Commerce {
         self.warehouse_db(warehouse)?
             .run(|tx, _| async move {
                 for (n, (sku, qty)) in items.iter().enumerate() {
-                    let (sku, qty) = (sku.as_str(), *qty);
-                    let n = u16::try_from(n).unwrap_or(u16::MAX);
-                    // Spread evenly from a random slot: atomic adds, so a
-                    // restock never conflicts with reservations.
-                    let start = this.random_slot(slots);
-                    let per_slot = qty / i64::from(slots);
-                    let extra = qty % i64::from(slots);
-                    for i in 0..slots {
-                        let units = per_slot + i64::from(i64::from(i) < extra);
-                        if units > 0 {
-                            tx.add_i64(&keys::stock_slot(sku, (start + i) % slots), units)?;
-                        }
-                    }
-                    tx.add_i64(&keys::received(sku), qty)?;
                     // `n` keeps two entries of one SKU in a batch apart.
-                    log_n(&tx, sku, n, now_ms, InventoryEvent::Restocked { qty })?;
+                    let n = u16::try_from(n).unwrap_or(u16::MAX);
+                    this.receive_units(&tx, sku, *qty, n, now_ms, slots, slots)?;
                 }
                 Ok::<_, CommerceError>(())
             })
             .await
+    }
+
+    /// Adds `qty` units of `sku` in `tx` (a warehouse's), spread evenly
+    /// over `used` of its `slots` from a random one, with the restock's
+    /// event (number `n` of the transaction).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn receive_units(
+        &self,
+        tx: &Transaction,
+        sku: &str,
+        qty: i64,
+        n: u16,
+        now_ms: u64,
+        slots: u32,
+        used: u32,
+    ) -> Result<()> {
+        // Atomic adds, so a restock never conflicts with reservations.
+        let start = self.random_slot(slots);
+        let used = used.clamp(1, slots.max(1));
+        let per_slot = qty / i64::from(used);
+        let extra = qty % i64::from(used);
+        for i in 0..used {
+            let units = per_slot + i64::from(i64::from(i) < extra);
+            if units > 0 {
+                tx.add_i64(&keys::stock_slot(sku, (start + i) % slots), units)?;
+            }
+        }
+        tx.add_i64(&keys::received(sku), qty)?;
+        log_n(tx, sku, n, now_ms, InventoryEvent::Restocked { qty })
     }
 
     /// Takes `qty` units of `sku` in `warehouse` for `ttl_ms`, as

@@ -70,6 +70,16 @@ pub(crate) fn feed_trimmed_count() -> Vec<u8> {
     space("cat").pack(&("tn",))
 }
 
+/// A bulk import's status and cursor (in the catalog shard).
+pub(crate) fn import(id: &str) -> Vec<u8> {
+    space("cat").pack(&("i", id))
+}
+/// The lines of a bulk import whose stock a warehouse has taken in:
+/// `(first line) → end line` (little-endian i64), one per chunk.
+pub(crate) fn import_ranges(id: &str) -> Subspace {
+    space("inv").subspace(&("import", id))
+}
+
 // A region's replica of the catalog (in the region's own shard): the same
 // keys as the catalog, plus where it stands.
 /// The cursor of the newest catalog event a replica holds; absent until

@@ -20,6 +20,7 @@ mod clock;
 mod error;
 pub mod feed;
 pub mod history;
+pub mod import;
 pub mod invariants;
 pub mod inventory;
 mod keys;

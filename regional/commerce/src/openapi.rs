@@ -115,6 +115,20 @@ pub fn attributes() -> Schema {
         .into()
 }
 
+/// Units per warehouse: shard names to 0..=[`crate::inventory::MAX_QTY`].
+pub fn stock_per_warehouse() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property_names(Some(string(
+            topology::ShardId::PATTERN,
+            1,
+            topology::ShardId::MAX_LEN,
+        )))
+        .additional_properties(Some(integer(0, crate::inventory::MAX_QTY)))
+        .build()
+        .into()
+}
+
 /// Up to [`MAX_IMAGES`] relative asset paths.
 pub fn images() -> Schema {
     ArrayBuilder::new()

@@ -220,65 +220,26 @@ impl Commerce {
     /// batch bounds, read from the catalog shard; when there are none,
     /// waits up to `wait_ms` for one. What the replication worker pushes.
     pub async fn replica_batch(&self, after: Cursor, wait_ms: u64) -> Result<ReadBatch> {
-        // The events and their states in one round (two ranges at once).
         self.long_poll(self.catalog_db()?, wait_ms, false, |tx| async move {
-            let (_, states_end) = keys::feed_states().range();
-            let states =
-                RangeOption::new(after.state_begin_key(), states_end).limit(MAX_BATCH_CHANGES);
-            let (page, states) =
-                futures::try_join!(read_raw_page(&tx, after, MAX_BATCH_CHANGES), async {
-                    Ok(tx.get_range(&states, false).await?)
-                },)?;
-            let trimmed = page.trimmed;
-            if page.reset {
-                let read = ReadBatch {
-                    batch: ReplicaBatch {
-                        after: after.to_string(),
-                        changes: Vec::new(),
-                        trimmed: trimmed.to_string(),
-                    },
-                    to: after,
-                    reset: true,
-                };
-                return Ok((read, false));
-            }
-            let feed_states = keys::feed_states();
-            let mut states = states
-                .kvs
-                .iter()
-                .map(|kv| Ok((Cursor::from_key_in(&feed_states, &kv.key)?, &kv.value)))
-                .collect::<Result<std::collections::BTreeMap<Cursor, &Vec<u8>>>>()?;
-            let mut changes = Vec::with_capacity(page.kvs.len());
-            let mut bytes = 0;
-            let mut to = after;
-            for kv in &page.kvs {
-                let cursor = Cursor::from_key(&kv.key)?;
-                let event: ChangeEvent = decode(&kv.value, "feed event")?;
-                let state = match states.remove(&cursor) {
-                    Some(state) => decode(state, "feed state")?,
-                    None => legacy_state(&tx, &event).await?,
-                };
-                let weight = kv.value.len() + serde_json::to_vec(&state).map_or(0, |v| v.len());
-                if !changes.is_empty() && bytes + weight > MAX_BATCH_BYTES {
-                    break;
-                }
-                bytes += weight;
-                to = cursor;
-                changes.push(ReplicaChange {
-                    cursor: cursor.to_string(),
-                    event,
-                    state,
-                });
-            }
-            let idle = changes.is_empty();
+            let page = read_changes(&tx, after, MAX_BATCH_CHANGES, MAX_BATCH_BYTES).await?;
+            let to = page.changes.last().map_or(after, |(cursor, ..)| *cursor);
+            let idle = page.changes.is_empty() && !page.reset;
             let read = ReadBatch {
                 batch: ReplicaBatch {
                     after: after.to_string(),
-                    changes,
-                    trimmed: trimmed.to_string(),
+                    changes: page
+                        .changes
+                        .into_iter()
+                        .map(|(cursor, event, state)| ReplicaChange {
+                            cursor: cursor.to_string(),
+                            event,
+                            state,
+                        })
+                        .collect(),
+                    trimmed: page.trimmed.to_string(),
                 },
                 to,
-                reset: false,
+                reset: page.reset,
             };
             Ok((read, idle))
         })
@@ -454,6 +415,66 @@ impl Commerce {
 
 /// The state for a change written before states were kept: the record as
 /// the catalog holds it now (never older than the change).
+/// Changes of a catalog feed after a cursor, each with the state it left.
+pub(crate) struct Changes {
+    pub changes: Vec<(Cursor, ChangeEvent, State)>,
+    /// The feed's trim mark.
+    pub trimmed: Cursor,
+    /// `after` is older than the feed keeps: nothing was read.
+    pub reset: bool,
+}
+
+/// Up to `limit` changes after `after` with their states (the events and
+/// the states read at once: two ranges, one round trip), cut before the
+/// change that would take the stored bytes past `max_bytes` (a first
+/// change is never cut).
+pub(crate) async fn read_changes(
+    tx: &db::Transaction,
+    after: Cursor,
+    limit: usize,
+    max_bytes: usize,
+) -> Result<Changes> {
+    let (_, states_end) = keys::feed_states().range();
+    let states = RangeOption::new(after.state_begin_key(), states_end).limit(limit);
+    let (page, states) = futures::try_join!(read_raw_page(tx, after, limit), async {
+        Ok(tx.get_range(&states, false).await?)
+    })?;
+    if page.reset {
+        return Ok(Changes {
+            changes: Vec::new(),
+            trimmed: page.trimmed,
+            reset: true,
+        });
+    }
+    let feed_states = keys::feed_states();
+    let mut states = states
+        .kvs
+        .iter()
+        .map(|kv| Ok((Cursor::from_key_in(&feed_states, &kv.key)?, &kv.value)))
+        .collect::<Result<std::collections::BTreeMap<Cursor, &Vec<u8>>>>()?;
+    let mut changes = Vec::with_capacity(page.kvs.len());
+    let mut bytes = 0;
+    for kv in &page.kvs {
+        let cursor = Cursor::from_key(&kv.key)?;
+        let event: ChangeEvent = decode(&kv.value, "feed event")?;
+        let (state, stored) = match states.remove(&cursor) {
+            Some(state) => (decode(state, "feed state")?, state.len()),
+            None => (legacy_state(tx, &event).await?, 0),
+        };
+        let weight = kv.value.len() + stored;
+        if !changes.is_empty() && bytes + weight > max_bytes {
+            break;
+        }
+        bytes += weight;
+        changes.push((cursor, event, state));
+    }
+    Ok(Changes {
+        changes,
+        trimmed: page.trimmed,
+        reset: false,
+    })
+}
+
 async fn legacy_state(tx: &db::Transaction, event: &ChangeEvent) -> Result<State> {
     use crate::feed::Change;
     Ok(match &event.change {

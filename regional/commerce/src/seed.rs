@@ -1,7 +1,7 @@
 //! The demo catalog: categories, products and stock in every warehouse,
 //! generated deterministically from a seed (the same seed gives the same
-//! catalog, byte for byte), written through the normal catalog and
-//! inventory paths so the feed, search index and logs see it as any change.
+//! catalog, byte for byte), written as a bulk import, so the feed, search
+//! index and logs see it as any change.
 
 use std::collections::BTreeMap;
 
@@ -9,8 +9,10 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::Commerce;
-use crate::catalog::{CategoryInput, MAX_BATCH_PRODUCTS, Money, ProductInput};
-use crate::error::{Result, invalid};
+use topology::ShardId;
+
+use crate::catalog::{CategoryInput, Money, ProductInput};
+use crate::error::{CommerceError, Result, invalid};
 
 /// Most products one seeding writes.
 pub const MAX_PRODUCTS: usize = 1_000_000;
@@ -258,9 +260,42 @@ pub fn demo_stock(seed: u64, i: usize, warehouse: usize, max_stock: i64) -> i64 
     rng_for(seed, i, 1 + warehouse as u64).random_range(0..=max_stock.max(0))
 }
 
+/// The id of the import that writes the demo catalog of `seed`.
+pub fn demo_import_id(seed: u64) -> String {
+    format!("demo-{seed}")
+}
+
+/// Demo product `i` as a line of an import, with its stock in each of
+/// `warehouses` (in topology order).
+pub fn demo_line(
+    options: &SeedOptions,
+    i: usize,
+    warehouses: &[ShardId],
+) -> crate::import::ImportLine {
+    let (sku, product) = demo_product(options.seed, i);
+    let stock = warehouses
+        .iter()
+        .enumerate()
+        .map(|(w, warehouse)| {
+            (
+                warehouse.as_str().to_owned(),
+                demo_stock(options.seed, i, w, options.max_stock),
+            )
+        })
+        .filter(|(_, qty)| *qty > 0)
+        .collect();
+    crate::import::ImportLine::new(sku, product, stock)
+}
+
+/// Lines of the demo import per piece of its body.
+const LINES_PER_PIECE: usize = 256;
+
 impl Commerce {
-    /// Writes the demo catalog and its stock. `progress` is told the number
-    /// of products written so far after each batch.
+    /// Writes the demo catalog and its stock: the categories, then the
+    /// products as an import ([`crate::import`], id [`demo_import_id`]) of
+    /// NDJSON lines, so an interrupted seeding continues where it stopped.
+    /// `progress` is told the number of products written so far after
+    /// each chunk.
     pub async fn seed_demo(
         &self,
         options: SeedOptions,
@@ -277,31 +312,44 @@ impl Commerce {
             self.upsert_category(&slug, &input).await?;
             report.categories += 1;
         }
+        let id = demo_import_id(options.seed);
+        let offset = match self.import_status(&id).await {
+            Ok(status) => status.cursor,
+            Err(CommerceError::NotFound { .. }) => 0,
+            Err(e) => return Err(e),
+        };
+        let offset = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(options.products);
         let warehouses = self.warehouses();
-        let mut start = 0;
-        while start < options.products {
-            let end = (start + MAX_BATCH_PRODUCTS).min(options.products);
-            let batch: Vec<_> = (start..end)
-                .map(|i| demo_product(options.seed, i))
-                .collect();
-            self.upsert_products(batch).await?;
-            for (w, warehouse) in warehouses.iter().enumerate() {
-                let items: Vec<(String, i64)> = (start..end)
-                    .map(|i| {
-                        (
-                            demo_sku(i),
-                            demo_stock(options.seed, i, w, options.max_stock),
-                        )
-                    })
-                    .filter(|(_, qty)| *qty > 0)
-                    .collect();
-                report.stock_units += items.iter().map(|(_, q)| q).sum::<i64>();
-                self.restock_known(warehouse, &items).await?;
-            }
-            report.products = end;
-            progress(end);
-            start = end;
-        }
+        let pieces = (offset..options.products)
+            .step_by(LINES_PER_PIECE)
+            .map(move |start| {
+                let end = (start + LINES_PER_PIECE).min(options.products);
+                let mut piece = Vec::with_capacity((end - start) * 512);
+                for i in start..end {
+                    // Serializing our own plain data cannot fail.
+                    let _ = serde_json::to_writer(&mut piece, &demo_line(&options, i, &warehouses));
+                    piece.push(b'\n');
+                }
+                Ok::<_, std::convert::Infallible>(piece)
+            });
+        let status = self
+            .import_products(
+                &id,
+                offset as u64,
+                futures::stream::iter(pieces),
+                |status| progress(usize::try_from(status.cursor).unwrap_or(usize::MAX)),
+            )
+            .await
+            .map_err(|e| match e {
+                crate::import::ImportError::Line { source, .. }
+                | crate::import::ImportError::Store { source, .. } => source,
+                other => invalid("seed", other.to_string()),
+            })?
+            .status;
+        report.products = usize::try_from(status.cursor).unwrap_or(usize::MAX);
+        report.stock_units = status.stock_units;
         Ok(report)
     }
 }

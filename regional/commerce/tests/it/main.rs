@@ -4,6 +4,7 @@
 mod determinism;
 mod gc;
 mod harness;
+mod import;
 mod inventory;
 mod patterns;
 mod replica;
