@@ -8,7 +8,7 @@ use commerce::CommerceError;
 
 /// The problem document, defined once for the edges and the regions.
 pub use regional_api::Problem;
-use regional_api::problem::kinds;
+use regional_api::problem::{ImportPosition, kinds};
 
 /// Any API failure.
 #[derive(Debug)]
@@ -19,6 +19,8 @@ pub struct ApiError {
     detail: String,
     order_id: Option<String>,
     retry_after_s: Option<u64>,
+    /// A bulk import's cursor and the line it stopped at.
+    import: Option<Box<ImportPosition>>,
 }
 
 impl ApiError {
@@ -35,6 +37,7 @@ impl ApiError {
             detail: detail.into(),
             order_id: None,
             retry_after_s: None,
+            import: None,
         }
     }
 
@@ -59,6 +62,13 @@ impl ApiError {
 
     pub fn with_order(mut self, order_id: String) -> Self {
         self.order_id = Some(order_id);
+        self
+    }
+
+    /// Names a bulk import's cursor (where to resume) and the line it
+    /// stopped at.
+    pub fn with_import(mut self, cursor: u64, line: Option<u64>) -> Self {
+        self.import = Some(Box::new(ImportPosition { cursor, line }));
         self
     }
 
@@ -93,6 +103,7 @@ impl ApiError {
     pub fn problem(&self) -> Problem {
         let mut problem = Problem::new(self.status.as_u16(), self.slug, self.title, &self.detail);
         problem.order_id = self.order_id.clone();
+        problem.import = self.import.clone();
         problem
     }
 }
@@ -111,6 +122,30 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
         }
         response
+    }
+}
+
+impl From<commerce::import::ImportError> for ApiError {
+    fn from(e: commerce::import::ImportError) -> Self {
+        use commerce::import::ImportError as E;
+        let cursor = e.cursor();
+        match e {
+            E::Line { line, source, .. } => {
+                let detail = format!("line {line}: {source}");
+                let mut error = ApiError::from(source);
+                error.detail = detail;
+                error.with_import(cursor, Some(line))
+            }
+            E::Gap { .. } => ApiError::new(
+                StatusCode::CONFLICT,
+                "import-gap",
+                "Import gap",
+                e.to_string(),
+            )
+            .with_import(cursor, None),
+            E::Body { .. } => ApiError::bad_request(e.to_string()).with_import(cursor, None),
+            E::Store { source, .. } => ApiError::from(source).with_import(cursor, None),
+        }
     }
 }
 
@@ -138,6 +173,12 @@ impl From<CommerceError> for ApiError {
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "unknown-category",
                 "Unknown category",
+                detail,
+            ),
+            E::UnknownWarehouse { .. } => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown-warehouse",
+                "Unknown warehouse",
                 detail,
             ),
             E::OutOfStock { .. } => {

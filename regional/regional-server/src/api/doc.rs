@@ -71,6 +71,10 @@ param_schema!(
     .description(Some("1 to 128 visible ASCII characters"))
 );
 param_schema!(
+    /// A bulk import's id, chosen by its client.
+    ImportIdParam => string(commerce::import::ID_PATTERN, 1, commerce::import::MAX_ID_LEN)
+);
+param_schema!(
     /// A catalog version.
     VersionParam => count(0, i64::MAX as u64)
 );

@@ -5,8 +5,8 @@
 //! This module holds what every route shares (state, the router and the
 //! OpenAPI document, middleware, request helpers); each group of routes is
 //! a module of its own: `sessions`, `catalog`, `carts`, `orders` (checkout
-//! and orders), `purge`, `reviews`, `recommend`, `admin`, `replica` (the catalog replica's
-//! intake), `ops`.
+//! and orders), `purge`, `reviews`, `recommend`, `admin`, `import` (bulk
+//! import of products), `replica` (the catalog replica's intake), `ops`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,12 +35,13 @@ use crate::auth::{EdgeVerifier, Sessions, check_admin};
 use crate::config::HttpConfig;
 use crate::extract::{ApiPath, ApiQuery, JsonBody};
 use crate::problem::{ApiError, Problem};
-use doc::{IdParam, KeyParam, ShardParam, SkuParam, SlugParam, VersionParam};
+use doc::{IdParam, ImportIdParam, KeyParam, ShardParam, SkuParam, SlugParam, VersionParam};
 
 mod admin;
 mod carts;
 mod catalog;
 mod doc;
+mod import;
 mod ops;
 mod orders;
 mod purge;
@@ -128,6 +129,7 @@ fn routers(state: AppState) -> (Router, Value) {
         .routes(routes!(admin::put_category, admin::delete_category))
         .routes(routes!(admin::put_product, admin::delete_product))
         .routes(routes!(admin::restock, admin::audit_stock))
+        .routes(routes!(import::import_products, import::import_status))
         .routes(routes!(reviews::moderate_review))
         .routes(routes!(recommend::recommendation_status))
         .routes(routes!(recommend::sales_page))
@@ -236,7 +238,13 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
     let safe = req.method().is_safe();
     let _in_flight = state.metrics.in_flight();
     let started = Instant::now();
-    let timeout = Duration::from_millis(state.http.request_timeout_ms);
+    // A bulk import streams for as long as its body lasts (bounded by its
+    // lines); it bounds the wait for each piece of the body itself.
+    let timeout = if route == import::ROUTE {
+        Duration::MAX
+    } else {
+        Duration::from_millis(state.http.request_timeout_ms)
+    };
     let response = match tokio::time::timeout(timeout, next.run(req)).await {
         Ok(response) => response,
         // 504, not 503: a write may have been applied, and an edge must

@@ -295,4 +295,5 @@ fn concrete(path: &str) -> String {
         .replace("{warehouse}", "us")
         .replace("{shard}", "us")
         .replace("{version}", "1")
+        .replace("{id}", "nosuch")
 }

@@ -6,6 +6,7 @@ mod cart;
 mod catalog;
 mod checkout;
 mod fixture;
+mod import;
 mod inventory;
 mod maybe_applied;
 mod openapi;

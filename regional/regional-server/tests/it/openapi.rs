@@ -55,6 +55,8 @@ struct Case {
     query: Vec<(String, String)>,
     headers: Vec<(String, String)>,
     body: Option<Value>,
+    /// The body is sent as one line of NDJSON (a bulk import's).
+    ndjson: bool,
     /// Credentials left off on purpose (then 401 must be documented).
     without_credentials: bool,
 }
@@ -313,9 +315,14 @@ fn strategy(doc: &Value, op: &Operation, known: &Known) -> BoxedStrategy<Case> {
             proptest::option::of(value).boxed()
         });
     }
+    let ndjson_schema = op
+        .item
+        .pointer("/requestBody/content/application~1x-ndjson/schema");
+    let ndjson = ndjson_schema.is_some();
     let body = match op
         .item
         .pointer("/requestBody/content/application~1json/schema")
+        .or(ndjson_schema)
     {
         Some(schema) => values(doc, schema, "", known).prop_map(Some).boxed(),
         None => Just(None).boxed(),
@@ -329,6 +336,7 @@ fn strategy(doc: &Value, op: &Operation, known: &Known) -> BoxedStrategy<Case> {
                 query: Vec::new(),
                 headers: Vec::new(),
                 body,
+                ndjson,
                 without_credentials: secured && drop,
             };
             for (place, name, value) in params.into_iter().flatten() {
@@ -403,6 +411,16 @@ async fn check(
             .is_some_and(|r| r.iter().any(|r| r.get(scheme).is_some()))
     };
     let session = requires("session");
+    // An NDJSON body goes on after the credentials (which sign no body on
+    // the admin routes that take one).
+    let (json_body, ndjson_body) = match (&case.body, case.ndjson) {
+        (Some(body), true) => (None, Some(format!("{body}\n"))),
+        (body, _) => (body.clone(), None),
+    };
+    let case = &Case {
+        body: json_body,
+        ..case.clone()
+    };
     let mut request = if case.without_credentials {
         let mut request = fx.client.request(op.method.clone(), url.as_str());
         if let Some(body) = &case.body {
@@ -419,6 +437,11 @@ async fn check(
             session.then_some(token),
         )
     };
+    if let Some(lines) = ndjson_body {
+        request = request
+            .header("content-type", commerce::import::CONTENT_TYPE)
+            .body(lines);
+    }
     for (name, value) in &case.headers {
         request = request.header(name, value);
     }
