@@ -221,6 +221,16 @@ async fn up_starts_regions_pops_routing_and_dns() {
     // DNS: from this machine (located near Ashburn by the local DNS
     // config) the storefront is the Ashburn POP and `api` us-east, at the
     // addresses they listen on.
+    // A POP or region that missed probes while the machine was loaded
+    // (fall/rise hysteresis) is out of DNS until it is back: wait for the
+    // whole table healthy again before asking.
+    routing::client::table_when(&client, &format!("http://{api}"), 40, |table| {
+        use topology::routing::Health::Healthy;
+        table.regions.iter().all(|r| r.health == Healthy)
+            && table.pops.iter().all(|p| p.health == Healthy)
+    })
+    .await
+    .unwrap();
     let dns = platform.dns.unwrap();
     let iad = platform.pops.iter().find(|(n, _)| n == "iad").unwrap().1;
     let us_east = platform
