@@ -41,6 +41,10 @@
 //!   missing, then the recommendations' batch over 1,000,000 order lines
 //!   against the same SQL in a private PostgreSQL (`--lines N --products N
 //!   --runs N --skip-pg`).
+//! - `cargo xtask bench-scale [-- ARGS]`: the platform at a million
+//!   products: the bulk import through the HTTP API, timed to durable and
+//!   to every region's search index caught up (`--products N
+//!   --request-lines N --keep DIR`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -79,11 +83,14 @@ fn main() -> anyhow::Result<()> {
         "bench-dns" => bench_dns(),
         "bench-regional" => bench_regional(),
         "bench-recommend" => bench_recommend(),
+        // The platform at a million products (bulk import first; PostgreSQL
+        // joins it with the search comparison).
+        "bench-scale" => cargo_bench("meridian", "scale"),
         "build-worker" => build_worker(),
         "bench-edge" => bench_edge(),
         "sim" => sim(),
         _ => bail!(
-            "usage: cargo xtask <test|sim|build-worker|bench|bench-dns|bench-regional|bench-recommend|bench-edge>"
+            "usage: cargo xtask <test|sim|build-worker|bench|bench-dns|bench-regional|bench-recommend|bench-edge|bench-scale>"
         ),
     }
 }
