@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{CommerceError, Result, invalid};
 use crate::feed::{Change, State, append_event};
-use crate::import::write_product;
+use crate::import::{read_products, write_product};
 use crate::{Commerce, get_counter, get_json, keys, set_json};
 
 pub const MAX_SKU_LEN: usize = 32;
@@ -399,15 +399,20 @@ impl Commerce {
             .catalog_db()?
             .run(|tx, _| async move {
                 let version = bump_version(&tx).await?;
-                let mut out = Vec::with_capacity(batch.len());
-                for (n, (sku, input)) in batch.iter().enumerate() {
-                    if tx.get(&keys::category(&input.category)).await?.is_none() {
+                let slugs: std::collections::BTreeSet<&str> =
+                    batch.iter().map(|(_, i)| i.category.as_str()).collect();
+                for slug in slugs {
+                    if tx.get(&keys::category(slug)).await?.is_none() {
                         return Err(CommerceError::UnknownCategory {
-                            slug: input.category.clone(),
+                            slug: slug.to_owned(),
                         });
                     }
+                }
+                let olds = read_products(&tx, batch.iter().map(|(sku, _)| sku.as_str())).await?;
+                let mut out = Vec::with_capacity(batch.len());
+                for (n, ((sku, input), old)) in batch.iter().zip(olds).enumerate() {
                     let n = u16::try_from(n).unwrap_or(u16::MAX);
-                    out.push(write_product(&tx, n, version, now_ms, sku, input).await?);
+                    out.push(write_product(&tx, n, version, now_ms, (sku, input), old)?);
                 }
                 Ok(out)
             })

@@ -462,28 +462,48 @@ impl Commerce {
             drop(chunks_in);
             (stop, skipped)
         };
-        let write = async {
+        // The stock step runs ahead of the catalog step in a future of its
+        // own: a `buffered` stream only makes progress while it is polled,
+        // so polling it from the catalog loop would stop every chunk's
+        // stock while a catalog transaction runs.
+        let (mut stocked_in, mut stocked_out) =
+            futures::channel::mpsc::channel::<Result<Chunk>>(PIPELINE);
+        let stock = async move {
             let mut stocked =
                 chunks_out
                     .map(|chunk| async move {
                         self.receive_chunk_stock(id, &chunk).await.map(|()| chunk)
                     })
                     .buffered(PIPELINE);
-            let mut status = status;
             while let Some(stocked) = stocked.next().await {
-                let chunk = match stocked {
-                    Ok(chunk) => chunk,
-                    Err(e) => return (status, Some(e)),
+                let failed = stocked.is_err();
+                if stocked_in.send(stocked).await.is_err() || failed {
+                    break;
+                }
+            }
+        };
+        let write = async {
+            let mut status = status;
+            let mut failed = None;
+            while let Some(stocked) = stocked_out.next().await {
+                let written = match stocked {
+                    Ok(chunk) => self.write_catalog_chunk(id, &chunk, &status).await,
+                    Err(e) => Err(e),
                 };
-                match self.write_catalog_chunk(id, &chunk, &status).await {
+                match written {
                     Ok(next) => status = next,
-                    Err(e) => return (status, Some(e)),
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
                 }
                 progress(&status);
             }
-            (status, None)
+            // Stops the stock step at its next chunk, and with it the reader.
+            drop(stocked_out);
+            (status, failed)
         };
-        let ((stop, skipped), (status, failed)) = futures::join!(read, write);
+        let ((stop, skipped), (), (status, failed)) = futures::join!(read, stock, write);
         // The newest change's feed cursor, which the last chunk's own
         // transaction could not know (best effort: the import is whole
         // without it).
@@ -616,9 +636,10 @@ impl Commerce {
                             });
                         }
                     }
-                    for (n, (_, item)) in todo.iter().enumerate() {
+                    let olds = read_products(&tx, todo.iter().map(|(_, i)| i.sku.as_str())).await?;
+                    for (n, ((_, item), old)) in todo.iter().zip(olds).enumerate() {
                         let n = u16::try_from(n).unwrap_or(u16::MAX);
-                        write_product(&tx, n, version, now_ms, &item.sku, &item.product).await?;
+                        write_product(&tx, n, version, now_ms, (&item.sku, &item.product), old)?;
                         status.products += 1;
                         status.stock_units += item.stock.values().sum::<i64>();
                         last_n = Some(n);
@@ -749,18 +770,31 @@ fn parse_line(
     Ok(item)
 }
 
+/// The stored records of `skus`, read all at once (one round trip on
+/// FoundationDB, not one per SKU).
+pub(crate) async fn read_products<'a>(
+    tx: &db::Transaction,
+    skus: impl IntoIterator<Item = &'a str>,
+) -> Result<Vec<Option<Product>>> {
+    futures::future::try_join_all(
+        skus.into_iter().map(|sku| async move {
+            get_json::<Product>(tx, &keys::product(sku), "product").await
+        }),
+    )
+    .await
+}
+
 /// Writes one product as a catalog change: the record, its category
-/// membership (moved when its category changed) and its change event
-/// (number `n` of the transaction) with its state.
-pub(crate) async fn write_product(
+/// membership (moved from `old`'s category when it changed) and its change
+/// event (number `n` of the transaction) with its state.
+pub(crate) fn write_product(
     tx: &db::Transaction,
     n: u16,
     version: u64,
     now_ms: u64,
-    sku: &str,
-    input: &ProductInput,
+    (sku, input): (&str, &ProductInput),
+    old: Option<Product>,
 ) -> Result<Product> {
-    let old: Option<Product> = get_json(tx, &keys::product(sku), "product").await?;
     let mut tags = vec![
         product_tag(sku),
         crate::catalog::category_tag(&input.category),

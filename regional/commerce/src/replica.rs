@@ -40,11 +40,11 @@ use crate::feed::{ChangeEvent, Cursor, State, feed_ends_in, parse_stored_cursor,
 use crate::{Commerce, decode, keys, set_json};
 
 /// Changes one batch carries at most.
-pub const MAX_BATCH_CHANGES: usize = 256;
+pub const MAX_BATCH_CHANGES: usize = 1_024;
 /// What one batch's changes and states weigh at most in JSON (a batch is
 /// cut before the change that would pass it; a batch of one change is
 /// never cut).
-pub const MAX_BATCH_BYTES: usize = 512 * 1024;
+pub const MAX_BATCH_BYTES: usize = 1024 * 1024;
 /// How long a batch that continues past where the replica stands waits
 /// for the batches before it (sent at once, they may arrive out of order).
 pub const MAX_PREDECESSOR_WAIT: Duration = Duration::from_secs(2);
@@ -61,7 +61,7 @@ pub struct ReplicaBatch {
     #[schema(schema_with = crate::openapi::cursor)]
     pub after: String,
     /// Changes in feed order, each after `after`.
-    #[schema(max_items = 256)]
+    #[schema(max_items = 1024)]
     pub changes: Vec<ReplicaChange>,
     /// The catalog's trim mark (events up to it are no longer kept).
     #[schema(schema_with = crate::openapi::cursor)]

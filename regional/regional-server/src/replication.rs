@@ -28,7 +28,7 @@ use crate::metrics::Metrics;
 /// The replica intake's route.
 pub const PATH: &str = "/v1/internal/catalog-replica";
 /// Batches on their way to one peer at most.
-pub const MAX_IN_FLIGHT: usize = 4;
+pub const MAX_IN_FLIGHT: usize = 8;
 /// Longest a push may take, answer included.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest answer read from a peer.
