@@ -6,6 +6,10 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use regional_server::{Region, config, run, storage};
 
+/// mimalloc: glibc malloc spent about 30 % of a bulk import's CPU.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(about = "Meridian's regional service: one region's commerce API and workers")]
 struct Cli {
