@@ -209,7 +209,11 @@ pub(crate) async fn read_raw_page(
     // `after` never holds a trimmed event.
     let (_, end) = keys::feed().range();
     let trimmed_key = keys::feed_trimmed();
-    let range = RangeOption::new(after.begin_key(), end).limit(limit);
+    // One chunk of up to `limit` events (a range read's chunks are
+    // DEFAULT_RANGE_BATCH rows unless told otherwise).
+    let range = RangeOption::new(after.begin_key(), end)
+        .limit(limit)
+        .batch_size(limit);
     let (trimmed, chunk) = futures::try_join!(tx.get(&trimmed_key), tx.get_range(&range, false))?;
     let trimmed = parse_stored_cursor(trimmed.as_deref())?;
     let reset = after < trimmed;
@@ -361,7 +365,12 @@ impl Commerce {
                 }
                 let take = usize::try_from(excess).unwrap_or(usize::MAX).min(batch);
                 let chunk = tx
-                    .get_range(&RangeOption::subspace(&keys::feed()).limit(take), false)
+                    .get_range(
+                        &RangeOption::subspace(&keys::feed())
+                            .limit(take)
+                            .batch_size(take),
+                        false,
+                    )
                     .await?;
                 let Some(last) = chunk.kvs.last() else {
                     return Ok(0);
@@ -403,51 +412,68 @@ impl Commerce {
             return Err(invalid("wait_ms", format!("must be at most {MAX_WAIT_MS}")));
         }
         // Changes with the states they left: the index takes each
-        // product's newest state in the page (applying a page twice, or
-        // an older one, converges all the same).
+        // product's newest state in the batch (applying a batch twice, or
+        // an older one, converges all the same). A full page means more
+        // is waiting: the pages after it join the batch, up to
+        // APPLY_BATCH changes, so that a bulk load commits the index (a
+        // new segment, a reader reload, and later a merge) once per batch
+        // rather than once per page, while a trickle still commits each
+        // change as soon as it is read.
         let db = self.catalog_read_db()?;
-        let page = self
-            .long_poll(db, wait_ms, true, |tx| async move {
-                let page =
-                    crate::replica::read_changes(&tx, cursor, APPLY_PAGE, usize::MAX).await?;
-                let idle = page.changes.is_empty() && !page.reset;
-                Ok((page, idle))
-            })
-            .await?;
-        if page.reset {
-            self.cache().clear();
-            self.rebuild_search().await?;
-            return Ok(0);
-        }
-        let Some(last) = page.changes.last().map(|(cursor, ..)| *cursor) else {
-            return Ok(0);
-        };
         let mut newest: std::collections::BTreeMap<String, Option<search::SearchDoc>> =
             std::collections::BTreeMap::new();
-        for (_, event, state) in &page.changes {
-            match (&event.change, state) {
-                (Change::ProductUpserted { sku } | Change::ProductDeleted { sku }, state) => {
-                    let doc = match state {
-                        State::Product(product) => Some(search_doc(product)),
-                        State::Gone => None,
-                        // Not a product's state: the product as it is now.
-                        _ => match self.product_uncached(sku).await {
-                            Ok(product) => Some(search_doc(&product)),
-                            Err(CommerceError::UnknownSku { .. }) => None,
-                            Err(e) => return Err(e),
-                        },
-                    };
-                    newest.insert(sku.clone(), doc);
+        let mut applied = 0;
+        let mut last = None;
+        let mut after = cursor;
+        loop {
+            let wait = if applied == 0 { wait_ms } else { 0 };
+            let page = self
+                .long_poll(db, wait, true, |tx| async move {
+                    let page =
+                        crate::replica::read_changes(&tx, after, APPLY_PAGE, usize::MAX).await?;
+                    let idle = page.changes.is_empty() && !page.reset;
+                    Ok((page, idle))
+                })
+                .await?;
+            if page.reset {
+                self.cache().clear();
+                self.rebuild_search().await?;
+                return Ok(0);
+            }
+            let full = page.changes.len() >= APPLY_PAGE;
+            applied += page.changes.len();
+            for (at, event, state) in page.changes {
+                last = Some(at);
+                match (event.change, state) {
+                    (Change::ProductUpserted { sku } | Change::ProductDeleted { sku }, state) => {
+                        let doc = match state {
+                            State::Product(product) => Some(search_doc(&product)),
+                            State::Gone => None,
+                            // Not a product's state: the product as it is now.
+                            _ => match self.product_uncached(&sku).await {
+                                Ok(product) => Some(search_doc(&product)),
+                                Err(CommerceError::UnknownSku { .. }) => None,
+                                Err(e) => return Err(e),
+                            },
+                        };
+                        newest.insert(sku, doc);
+                    }
+                    (
+                        Change::CategoryUpserted { .. }
+                        | Change::CategoryDeleted { .. }
+                        | Change::ReviewsChanged { .. },
+                        _,
+                    ) => {}
                 }
-                (
-                    Change::CategoryUpserted { .. }
-                    | Change::CategoryDeleted { .. }
-                    | Change::ReviewsChanged { .. },
-                    _,
-                ) => {}
+            }
+            match last {
+                Some(at) if full && applied + APPLY_PAGE <= APPLY_BATCH => after = at,
+                _ => break,
             }
         }
-        let applied = page.changes.len();
+        let Some(last) = last else {
+            return Ok(0);
+        };
         let skus: Vec<String> = newest.keys().cloned().collect();
         let mut upserts = Vec::new();
         let mut deletes = Vec::new();
@@ -487,9 +513,13 @@ impl Commerce {
     }
 }
 
-/// Changes one pass of [`Commerce::apply_feed`] takes at most (one commit
-/// of the search index).
+/// Changes [`Commerce::apply_feed`] reads in one transaction.
 pub const APPLY_PAGE: usize = 4_096;
+
+/// Changes one pass of [`Commerce::apply_feed`] takes at most: one commit
+/// of the search index, within its [`search::MAX_APPLY_OPS`].
+pub const APPLY_BATCH: usize = 4 * APPLY_PAGE;
+const _: () = assert!(APPLY_BATCH <= search::MAX_APPLY_OPS);
 
 /// How the feed cursor is kept in the search index's commit payload: with
 /// a prefix, so an empty cursor (the feed's start) is not mistaken for "no

@@ -428,7 +428,12 @@ pub(crate) async fn take_due(
     let (begin, _) = space.range();
     let end = space.pack(&(now_ms,));
     let due = tx
-        .get_range(&db::RangeOption::new(begin, end).limit(batch), false)
+        .get_range(
+            &db::RangeOption::new(begin, end)
+                .limit(batch)
+                .batch_size(batch),
+            false,
+        )
         .await?;
     let mut out = Vec::with_capacity(due.kvs.len());
     for kv in &due.kvs {

@@ -435,7 +435,9 @@ pub(crate) async fn read_changes(
     max_bytes: usize,
 ) -> Result<Changes> {
     let (_, states_end) = keys::feed_states().range();
-    let states = RangeOption::new(after.state_begin_key(), states_end).limit(limit);
+    let states = RangeOption::new(after.state_begin_key(), states_end)
+        .limit(limit)
+        .batch_size(limit);
     let (page, states) = futures::try_join!(read_raw_page(tx, after, limit), async {
         Ok(tx.get_range(&states, false).await?)
     })?;

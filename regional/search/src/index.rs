@@ -31,7 +31,7 @@ pub const WRITER_MEMORY_BUDGET_BYTES: usize = 50_000_000;
 /// same process.
 const WRITER_THREADS: usize = 1;
 /// Most upserts plus deletes in one [`SearchIndex::apply`].
-pub const MAX_APPLY_OPS: usize = 10_000;
+pub const MAX_APPLY_OPS: usize = 20_000;
 /// Most documents one [`SearchIndex::rebuild`] takes.
 pub const MAX_REBUILD_DOCS: usize = 10_000_000;
 /// Longest change-feed cursor, in bytes (it is stored in every commit).

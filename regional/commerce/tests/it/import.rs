@@ -300,6 +300,30 @@ async fn a_bad_line_stops_the_import_with_the_lines_before_it_committed() {
     assert_eq!(report.status.products, 38);
 }
 
+/// A bulk load reaches the search index in pages of the size asked for,
+/// not in a range read's default chunks, and a full page brings the next
+/// into the same pass: one pass of the feed takes an import of 5,000
+/// products (more than a page) into one commit of the index, and a feed
+/// read returns as many events as its limit.
+#[tokio::test]
+async fn one_feed_pass_indexes_an_import_of_a_few_thousand_products() {
+    let w = World::start().await;
+    let c = &w.commerce;
+    category(c).await;
+    // The first pass builds the (empty) index and gives it a cursor.
+    assert_eq!(c.apply_feed(0).await.expect("rebuild"), 0);
+    let n = 5 * CHUNK_LINES;
+    assert!(n > commerce::feed::APPLY_PAGE && n <= commerce::feed::APPLY_BATCH);
+    c.import_products("catalog-6", 0, futures::stream::iter(pieces(0, n)), |_| {})
+        .await
+        .expect("import");
+    let page = c.read_feed(Cursor::START, 1_000, 0).await.expect("feed");
+    assert_eq!(page.events.len(), 1_000);
+    assert_eq!(c.apply_feed(0).await.expect("one pass"), n);
+    assert_eq!(c.search_index().num_docs(), n as u64);
+    assert_eq!(c.apply_feed(0).await.expect("caught up"), 0);
+}
+
 #[tokio::test]
 async fn two_requests_of_one_import_at_once_write_every_line_once() {
     let w = World::start().await;
