@@ -95,6 +95,9 @@ impl Region {
             checkouts: Arc::new(tokio::sync::Semaphore::new(
                 parts.http.max_running_checkouts.max(1),
             )),
+            imports: Arc::new(tokio::sync::Semaphore::new(
+                commerce::import::MAX_RUNNING_IMPORTS,
+            )),
             commerce: commerce.clone(),
             edge,
             sessions,

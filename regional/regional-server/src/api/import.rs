@@ -45,7 +45,7 @@ fn offset() -> utoipa::openapi::Object {
         (status = 415, body = Problem, description = "The body is not application/x-ndjson"),
         (status = 421, body = Problem, description = "The catalog shard is not served here"),
         (status = 422, body = Problem, description = "Line `line` cannot be imported (`invalid`, `unknown-category`, `unknown-warehouse`); the lines before it are committed (`cursor`)"),
-        (status = 503, body = Problem, description = "Storage is busy; `cursor` is where to resume"),
+        (status = 503, body = Problem, description = "Storage is busy (`cursor` is where to resume), or `MAX_RUNNING_IMPORTS` imports are running (nothing was read; `Retry-After`)"),
         (status = 504, body = Problem, description = "`maybe-applied`: a chunk's commit was lost; resume from `cursor` (its lines are skipped if they were applied)")))]
 pub(super) async fn import_products(
     State(state): State<AppState>,
@@ -70,6 +70,13 @@ pub(super) async fn import_products(
             "send the body as application/x-ndjson",
         ));
     }
+    let _running = state.imports.clone().try_acquire_owned().map_err(|_| {
+        ApiError::unavailable(format!(
+            "{} imports are running; nothing was read; retry",
+            commerce::import::MAX_RUNNING_IMPORTS
+        ))
+        .with_retry_after(1)
+    })?;
     // Each piece of the body within the request timeout of the last.
     let idle = Duration::from_millis(state.http.request_timeout_ms);
     let pieces = body.into_data_stream();

@@ -66,6 +66,8 @@ pub struct AppState {
     pub http: HttpConfig,
     /// Permits for checkout sagas running apart from their requests.
     pub checkouts: Arc<tokio::sync::Semaphore>,
+    /// Permits for bulk imports (`commerce::import::MAX_RUNNING_IMPORTS`).
+    pub imports: Arc<tokio::sync::Semaphore>,
     /// Searches admitted (running or waiting to run) and running.
     pub searches: SearchPermits,
     /// This service's own metrics registry.

@@ -159,3 +159,87 @@ async fn a_failed_import_answers_problem_json_with_where_to_resume() {
         .expect("send");
     problem(r, StatusCode::NOT_FOUND).await;
 }
+
+/// An import holds tens of MiB while it runs: a region runs
+/// `MAX_RUNNING_IMPORTS` at once and refuses another with 503 and
+/// `Retry-After` before reading any of it; once one ends, the next runs.
+#[tokio::test]
+async fn imports_beyond_the_running_bound_are_refused_until_one_ends() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fx = Fixture::start_with(Options {
+        workers: false,
+        ..Default::default()
+    })
+    .await;
+    fx.category("test").await;
+    let addr = fx.base.trim_start_matches("http://").to_owned();
+    let chunk = commerce::import::CHUNK_LINES;
+    // Each held import sends one chunk's lines and keeps its body open;
+    // the chunk's commit shows the import is running.
+    let mut held = Vec::new();
+    for k in 0..commerce::import::MAX_RUNNING_IMPORTS {
+        let lines = ndjson(k * chunk, (k + 1) * chunk);
+        let mut stream = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connect");
+        let head = format!(
+            "POST /v1/admin/imports/held-{k} HTTP/1.1\r\nhost: {addr}\r\n\
+             authorization: Bearer {}\r\ncontent-type: application/x-ndjson\r\n\
+             transfer-encoding: chunked\r\n\r\n{:x}\r\n{lines}\r\n",
+            fx.admin_token,
+            lines.len()
+        );
+        stream.write_all(head.as_bytes()).await.expect("write");
+        let path = format!("/v1/admin/imports/held-{k}");
+        let mut polls = 0;
+        loop {
+            let r = fx
+                .admin(Method::GET, &path, None)
+                .send()
+                .await
+                .expect("send");
+            if r.status() == StatusCode::OK {
+                let status: Value = r.json().await.expect("json");
+                if status["cursor"] == chunk {
+                    break;
+                }
+            }
+            polls += 1;
+            assert!(polls < 500, "import {k} never committed its first chunk");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        held.push(stream);
+    }
+    let r = post(&fx, "/v1/admin/imports/refused", ndjson(0, 1))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        r.headers().get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    problem(r, StatusCode::SERVICE_UNAVAILABLE).await;
+    let r = fx
+        .admin(Method::GET, "/v1/admin/imports/refused", None)
+        .send()
+        .await
+        .expect("send");
+    problem(r, StatusCode::NOT_FOUND).await;
+    // One held import ends: its answer comes after its permit is back.
+    let mut first = held.remove(0);
+    first.write_all(b"0\r\n\r\n").await.expect("end the body");
+    let mut answer = Vec::new();
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        let mut buf = [0u8; 1024];
+        let n = first.read(&mut buf).await.expect("read");
+        assert!(n > 0, "the connection closed without an answer");
+        answer.extend_from_slice(&buf[..n]);
+    }
+    assert!(answer.starts_with(b"HTTP/1.1 200"), "{answer:?}");
+    let r = post(&fx, "/v1/admin/imports/refused", ndjson(0, 1))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), StatusCode::OK);
+    drop(held);
+}
