@@ -144,7 +144,16 @@ impl From<commerce::import::ImportError> for ApiError {
             )
             .with_import(cursor, None),
             E::Body { .. } => ApiError::bad_request(e.to_string()).with_import(cursor, None),
-            E::Store { source, .. } => ApiError::from(source).with_import(cursor, None),
+            E::Store { source, .. } => {
+                let mut error = ApiError::from(source);
+                // Not an Idempotency-Key's retry: the import's own cursor
+                // makes a resend safe.
+                error.detail = format!(
+                    "{}; resend the lines from `cursor` ({cursor}), which skips any already committed",
+                    error.detail.split("; retry").next().unwrap_or_default()
+                );
+                error.with_import(cursor, None)
+            }
         }
     }
 }

@@ -243,3 +243,58 @@ async fn imports_beyond_the_running_bound_are_refused_until_one_ends() {
     assert_eq!(r.status(), StatusCode::OK);
     drop(held);
 }
+
+/// A chunk's commit whose outcome was lost answers 504 `maybe-applied`
+/// with the cursor to resend from (not an Idempotency-Key's retry); the
+/// resend takes the stock in once.
+#[tokio::test]
+async fn an_import_whose_commit_was_lost_answers_504_and_resumes_from_its_cursor() {
+    let faults = db::Faults::new();
+    let fx = Fixture::start_with(Options {
+        workers: false,
+        faults: Some((faults.clone(), Some(0))),
+        ..Default::default()
+    })
+    .await;
+    fx.category("test").await;
+    let n = 10;
+    // The first commit (a warehouse's stock) applied, its answer lost.
+    faults.unknown_after_apply(1);
+    let r = post(&fx, "/v1/admin/imports/lost-1", ndjson(0, n))
+        .send()
+        .await
+        .expect("send");
+    let body = problem(r, StatusCode::GATEWAY_TIMEOUT).await;
+    assert_eq!(body["type"], "urn:meridian:problem:maybe-applied", "{body}");
+    assert_eq!(faults.injected(), 1);
+    let cursor = body["cursor"].as_u64().expect("cursor");
+    assert!(
+        body["detail"].as_str().is_some_and(
+            |d| d.contains("resend the lines from `cursor`") && !d.contains("Idempotency-Key")
+        ),
+        "{body}"
+    );
+    let cursor_usize = usize::try_from(cursor).expect("cursor");
+    let r = post(
+        &fx,
+        &format!("/v1/admin/imports/lost-1?offset={cursor}"),
+        ndjson(cursor_usize, n),
+    )
+    .send()
+    .await
+    .expect("send");
+    assert_eq!(r.status(), StatusCode::OK);
+    let report: Value = r.json().await.expect("json");
+    assert_eq!(report["status"]["cursor"], n);
+    assert_eq!(report["status"]["stock_units"], 5 * n);
+    let level = fx
+        .region
+        .commerce
+        .stock(&shard("eu"), "BULK-00000")
+        .await
+        .expect("stock");
+    assert_eq!(
+        level.received, 5,
+        "the lost stock commit was taken in twice"
+    );
+}
