@@ -44,6 +44,10 @@ struct Args {
     bench: bool,
 }
 
+/// Times one import request is resumed from its cursor after an answer
+/// that it was not, or maybe, applied.
+const MAX_RESUMES: u32 = 5;
+
 /// The bulk import target, products/s.
 const IMPORT_TARGET: f64 = 20_000.0;
 
@@ -53,6 +57,13 @@ fn workspace() -> PathBuf {
 
 fn main() -> anyhow::Result<()> {
     let args = <Args as clap::Parser>::parse();
+    // The platform's warnings (a lost commit, say) on stderr.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -156,6 +167,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }));
     let mut from = 0;
     let mut sent_bytes = 0usize;
+    let mut resumes = 0;
     while let Some(pending) = next.take() {
         let lines = pending.await?;
         let to = (from + args.request_lines).min(args.products);
@@ -165,18 +177,47 @@ async fn run(args: Args) -> anyhow::Result<()> {
             next = Some(tokio::task::spawn_blocking(move || body(a, b)));
         }
         sent_bytes += lines.len();
-        let r = client
-            .post(format!("{base}/v1/admin/imports/{id}?offset={from}"))
-            .bearer_auth(&token)
-            .header("content-type", commerce::import::CONTENT_TYPE)
-            .body(lines)
-            .send()
-            .await?;
-        let status = r.status();
-        let text = r.text().await?;
-        if !status.is_success() {
-            bail!("import request from line {from}: {status} {text}");
-        }
+        // An import is safe to repeat (lines below its cursor are skipped):
+        // an answer that it was not, or maybe, applied is resumed from the
+        // cursor it names, a bounded number of times, as a client should.
+        let mut lines = lines;
+        let mut at = from;
+        let mut resumed = 0;
+        let text = loop {
+            let r = client
+                .post(format!("{base}/v1/admin/imports/{id}?offset={at}"))
+                .bearer_auth(&token)
+                .header("content-type", commerce::import::CONTENT_TYPE)
+                .body(lines)
+                .send()
+                .await?;
+            let status = r.status();
+            let text = r.text().await?;
+            if status.is_success() {
+                break text;
+            }
+            let delivery = regional_api::delivery::of_status(status.as_u16());
+            let problem: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            let cursor = problem["cursor"].as_u64();
+            match cursor {
+                Some(cursor)
+                    if regional_api::delivery::may_resend(delivery, true)
+                        && resumed < MAX_RESUMES
+                        && (from..=to).contains(&cursor) =>
+                {
+                    resumed += 1;
+                    resumes += 1;
+                    eprintln!("bench-scale: {status} at line {cursor}, resumed there: {text}");
+                    at = cursor;
+                    lines = tokio::task::spawn_blocking({
+                        let body = body.clone();
+                        move || body(cursor, to)
+                    })
+                    .await?;
+                }
+                _ => bail!("import request from line {at}: {status} {text}"),
+            }
+        };
         let report: serde_json::Value = serde_json::from_str(&text)?;
         anyhow::ensure!(
             report["status"]["cursor"] == to,
@@ -235,7 +276,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         n / everywhere.as_secs_f64(),
         verdict(n / everywhere.as_secs_f64() >= IMPORT_TARGET)
     );
-    println!("\nresident memory of the whole platform process: {rss} MiB now, {peak} MiB at peak");
+    println!(
+        "\nrequests resumed from their cursor after a 503 or 504: {resumes}\n\
+         resident memory of the whole platform process: {rss} MiB now, {peak} MiB at peak"
+    );
     platform.stop().await?;
     Ok(())
 }
