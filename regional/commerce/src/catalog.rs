@@ -512,42 +512,55 @@ impl Commerce {
         page: usize,
         mut f: impl FnMut(Vec<Product>) -> Result<()>,
     ) -> Result<usize> {
-        let page = page.clamp(1, db::MAX_RANGE_BATCH);
-        let (begin, end) = keys::products().range();
-        let mut from = begin;
+        let mut from = None;
         let mut total = 0;
         loop {
-            let start = from.clone();
-            let end_ref = &end;
-            let chunk = self
-                .catalog_read_db()?
-                .run(|tx, _| {
-                    let start = start.clone();
-                    async move {
-                        Ok::<_, CommerceError>(
-                            tx.get_range(
-                                &RangeOption::new(start, end_ref.clone()).limit(page),
-                                true,
-                            )
-                            .await?,
-                        )
-                    }
-                })
-                .await?;
-            let Some(last) = chunk.kvs.last() else {
-                return Ok(total);
-            };
-            from = db::keys::key_after(&last.key);
-            let products = chunk
-                .kvs
-                .iter()
-                .map(|kv| crate::decode(&kv.value, "product"))
-                .collect::<Result<Vec<Product>>>()?;
+            let (products, next) = self.product_page(from, page).await?;
             total += products.len();
             f(products)?;
-            if !chunk.more {
-                return Ok(total);
+            match next {
+                Some(next) => from = Some(next),
+                None => return Ok(total),
             }
         }
+    }
+
+    /// Up to `page` products (at most `db::MAX_RANGE_BATCH`) from key
+    /// `from` on (`None`: the first), in one transaction where this region
+    /// reads the catalog, and the key the next page starts at (`None`
+    /// after the last).
+    pub(crate) async fn product_page(
+        &self,
+        from: Option<Vec<u8>>,
+        page: usize,
+    ) -> Result<(Vec<Product>, Option<Vec<u8>>)> {
+        let page = page.clamp(1, db::MAX_RANGE_BATCH);
+        let (begin, end) = keys::products().range();
+        let start = from.unwrap_or(begin);
+        let (start, end) = (&start, &end);
+        let chunk = self
+            .catalog_read_db()?
+            .run(|tx, _| async move {
+                Ok::<_, CommerceError>(
+                    tx.get_range(
+                        &RangeOption::new(start.clone(), end.clone())
+                            .limit(page)
+                            .batch_size(page),
+                        true,
+                    )
+                    .await?,
+                )
+            })
+            .await?;
+        let next = match chunk.kvs.last() {
+            Some(last) if chunk.more => Some(db::keys::key_after(&last.key)),
+            _ => None,
+        };
+        let products = chunk
+            .kvs
+            .iter()
+            .map(|kv| crate::decode(&kv.value, "product"))
+            .collect::<Result<Vec<Product>>>()?;
+        Ok((products, next))
     }
 }

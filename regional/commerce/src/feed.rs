@@ -405,7 +405,11 @@ impl Commerce {
         }
         let index = self.search_index().clone();
         let Some(cursor) = index.cursor().as_deref().and_then(index_cursor) else {
-            self.rebuild_search().await?;
+            let _writing = self.inner.index_writes.lock().await;
+            // Another caller may have rebuilt it while this one waited.
+            if index.cursor().as_deref().and_then(index_cursor).is_none() {
+                self.rebuild_search_locked().await?;
+            }
             return Ok(0);
         };
         if wait_ms > MAX_WAIT_MS {
@@ -484,6 +488,7 @@ impl Commerce {
             }
         }
         let cursor = format!("{INDEX_CURSOR_PREFIX}{last}");
+        let _writing = self.inner.index_writes.lock().await;
         crate::off_task(index, move |index| index.apply(upserts, deletes, &cursor))
             .await
             .map_err(|_| invalid("search index", "indexing task panicked"))??;
@@ -493,25 +498,49 @@ impl Commerce {
         Ok(applied)
     }
 
-    /// Rebuilds this region's search index from the whole catalog.
+    /// Rebuilds this region's search index from the whole catalog, a page
+    /// of [`REBUILD_PAGE`] products at a time (the catalog is never in
+    /// memory whole), published in one commit: searches see the old
+    /// index until then.
     pub async fn rebuild_search(&self) -> Result<usize> {
+        let _writing = self.inner.index_writes.lock().await;
+        self.rebuild_search_locked().await
+    }
+
+    /// [`Commerce::rebuild_search`], `index_writes` held.
+    async fn rebuild_search_locked(&self) -> Result<usize> {
         let tail = self.feed_tail().await?;
-        let mut docs = Vec::new();
-        self.for_each_product(1_000, |products| {
-            docs.extend(products.iter().map(search_doc));
-            Ok(())
-        })
-        .await?;
         let index = self.search_index().clone();
-        let cursor = format!("{INDEX_CURSOR_PREFIX}{tail}");
-        let n = crate::off_task(index, move |index| index.rebuild(docs, &cursor))
+        let inline = index.runs_inline();
+        let panicked = |_| invalid("search index", "indexing task panicked");
+        let mut rebuild = index.begin_rebuild()?;
+        let mut from = None;
+        loop {
+            let (products, next) = self.product_page(from, REBUILD_PAGE).await?;
+            let docs: Vec<search::SearchDoc> = products.iter().map(search_doc).collect();
+            drop(products);
+            rebuild = crate::off_task_with(inline, rebuild, move |mut rebuild| {
+                rebuild.add(docs).map(|()| rebuild)
+            })
             .await
-            .map_err(|_| invalid("search index", "indexing task panicked"))??;
+            .map_err(panicked)??;
+            match next {
+                Some(next) => from = Some(next),
+                None => break,
+            }
+        }
+        let cursor = format!("{INDEX_CURSOR_PREFIX}{tail}");
+        let n = crate::off_task_with(inline, rebuild, move |rebuild| rebuild.commit(&cursor))
+            .await
+            .map_err(panicked)??;
         self.cache().clear();
         tracing::info!(products = n, region = %self.region(), "search index rebuilt from the catalog");
         Ok(n)
     }
 }
+
+/// Products [`Commerce::rebuild_search`] reads and stages at a time.
+pub const REBUILD_PAGE: usize = 1_000;
 
 /// Changes [`Commerce::apply_feed`] reads in one transaction.
 pub const APPLY_PAGE: usize = 4_096;

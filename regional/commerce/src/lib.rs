@@ -161,10 +161,21 @@ pub async fn off_task<T: Send + 'static>(
     index: Arc<search::SearchIndex>,
     work: impl FnOnce(&search::SearchIndex) -> T + Send + 'static,
 ) -> std::result::Result<T, tokio::task::JoinError> {
-    if index.runs_inline() {
-        return Ok(work(&index));
+    let inline = index.runs_inline();
+    off_task_with(inline, index, move |index| work(&index)).await
+}
+
+/// [`off_task`] for work that takes `state` (a staged rebuild, say) and
+/// gives it back in its result; `inline` as the index's.
+pub async fn off_task_with<S: Send + 'static, T: Send + 'static>(
+    inline: bool,
+    state: S,
+    work: impl FnOnce(S) -> T + Send + 'static,
+) -> std::result::Result<T, tokio::task::JoinError> {
+    if inline {
+        return Ok(work(state));
     }
-    tokio::task::spawn_blocking(move || work(&index)).await
+    tokio::task::spawn_blocking(move || work(state)).await
 }
 
 /// The commerce domain of one region. Cheap to clone.
@@ -194,6 +205,9 @@ struct Inner {
     lease_sightings: checkout::LeaseSightings,
     /// Purge-feed long polls waiting on a change now.
     feed_waiters: tokio::sync::watch::Sender<usize>,
+    /// Writes to the search index, one at a time: a staged rebuild spans
+    /// many awaits, and another write meanwhile would be refused.
+    index_writes: tokio::sync::Mutex<()>,
     /// The shard holding this region's replica of the catalog (its home
     /// shard, when that is not the catalog's).
     replica: Option<ShardId>,
@@ -229,6 +243,7 @@ impl Commerce {
                 recovery_cursors: Default::default(),
                 lease_sightings: Default::default(),
                 feed_waiters: tokio::sync::watch::Sender::new(0),
+                index_writes: tokio::sync::Mutex::new(()),
                 replica,
                 replica_ready: std::sync::atomic::AtomicBool::new(false),
             }),

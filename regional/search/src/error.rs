@@ -77,6 +77,16 @@ pub enum SearchError {
         source: TantivyError,
     },
 
+    /// A staged rebuild holds the writer: other writes wait for its commit
+    /// (or its drop); nothing was written.
+    #[error("a rebuild of the search index is in progress")]
+    RebuildInProgress,
+
+    /// The staged rebuild was discarded (a failed write dropped the
+    /// writer): nothing of it will be committed; start it again.
+    #[error("the staged rebuild was discarded")]
+    RebuildLost,
+
     /// A stored document lacks a field the schema always writes: the index
     /// was written by something else or is corrupt.
     #[error("stored document lacks field {field}")]

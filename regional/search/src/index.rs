@@ -7,7 +7,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use tantivy::collector::sort_key::{SortBySimilarityScore, SortByStaticFastValue, SortByString};
 use tantivy::collector::{Count, SortKeyComputer, TopDocs};
@@ -44,9 +44,8 @@ pub const MAX_CURSOR_BYTES: usize = 1024;
 pub struct SearchIndex {
     index: Index,
     reader: IndexReader,
-    /// `None` after a failed write dropped the writer (which discards what it
-    /// had staged); the next write opens a fresh one.
-    writer: Mutex<Option<IndexWriter>>,
+    /// The writer and what it has staged (see [`WriterSlot`]).
+    writer: Mutex<WriterSlot>,
     /// Payload of the last commit, cached so that reading it needs no I/O.
     cursor: RwLock<Option<String>>,
     fields: Fields,
@@ -55,6 +54,103 @@ pub struct SearchIndex {
     /// Whether callers run index work in their own task rather than on a
     /// blocking pool (see [`SearchIndex::inline`]).
     inline: bool,
+}
+
+/// The single writer. `writer` is `None` after a failed write dropped it
+/// (which discards what it had staged); the next write opens a fresh one.
+struct WriterSlot {
+    writer: Option<IndexWriter>,
+    /// Bumped each time the writer is dropped with what it staged, so a
+    /// staged rebuild can tell that its documents are gone.
+    epoch: u64,
+    /// The epoch a staged rebuild began in, while one is open.
+    rebuild: Option<u64>,
+}
+
+impl WriterSlot {
+    fn writer(&mut self, index: &Index) -> Result<&mut IndexWriter, SearchError> {
+        let writer = match self.writer.take() {
+            Some(writer) => writer,
+            None => open_writer(index)?,
+        };
+        Ok(self.writer.insert(writer))
+    }
+
+    /// Drops the writer and everything it staged, an open rebuild's too.
+    fn discard(&mut self) {
+        self.writer = None;
+        self.epoch += 1;
+        self.rebuild = None;
+    }
+
+    /// The writer of the rebuild that began in `epoch`, if it still stands.
+    fn rebuild_writer(&mut self, epoch: u64) -> Result<&mut IndexWriter, SearchError> {
+        match (&mut self.writer, self.rebuild) {
+            (Some(writer), Some(open)) if open == epoch && self.epoch == epoch => Ok(writer),
+            _ => Err(SearchError::RebuildLost),
+        }
+    }
+}
+
+/// A rebuild staged a batch of documents at a time and published in one
+/// commit ([`SearchIndex::begin_rebuild`]): the whole content is replaced
+/// without holding it in memory. Searches see the old content until
+/// [`Rebuild::commit`]; other writes are refused with
+/// [`SearchError::RebuildInProgress`] meanwhile. Dropped uncommitted (or
+/// after an error), it discards what it staged and leaves the old content.
+#[must_use = "a rebuild is discarded unless committed"]
+pub struct Rebuild {
+    index: Arc<SearchIndex>,
+    epoch: u64,
+    taken: usize,
+    open: bool,
+}
+
+impl Rebuild {
+    /// Stages `docs` (each replacing an earlier one with its id). An invalid
+    /// document, or more than [`MAX_REBUILD_DOCS`] in all, discards the
+    /// rebuild.
+    pub fn add(&mut self, docs: impl IntoIterator<Item = SearchDoc>) -> Result<(), SearchError> {
+        let added = self.index.rebuild_add(self.epoch, &mut self.taken, docs);
+        if added.is_err() {
+            self.open = false;
+        }
+        added
+    }
+
+    /// Documents staged so far.
+    pub fn taken(&self) -> usize {
+        self.taken
+    }
+
+    /// Publishes the staged documents in one commit whose payload is
+    /// `cursor`; returns how many were staged.
+    pub fn commit(mut self, cursor: &str) -> Result<usize, SearchError> {
+        validate_cursor(cursor)?;
+        self.open = false;
+        self.index.rebuild_commit(self.epoch, cursor)?;
+        Ok(self.taken)
+    }
+}
+
+impl Drop for Rebuild {
+    fn drop(&mut self) {
+        if self.open {
+            let mut slot = self.index.lock_writer();
+            if slot.rebuild == Some(self.epoch) {
+                slot.discard();
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Rebuild {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rebuild")
+            .field("taken", &self.taken)
+            .field("open", &self.open)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug)]
@@ -116,7 +212,11 @@ impl SearchIndex {
         Ok(Self {
             index,
             reader,
-            writer: Mutex::new(Some(writer)),
+            writer: Mutex::new(WriterSlot {
+                writer: Some(writer),
+                epoch: 0,
+                rebuild: None,
+            }),
             cursor: RwLock::new(cursor),
             fields,
             analyzer,
@@ -198,12 +298,55 @@ impl SearchIndex {
         cursor: &str,
     ) -> Result<usize, SearchError> {
         validate_cursor(cursor)?;
+        let epoch = self.rebuild_begin()?;
         let mut taken = 0;
-        self.write(cursor, |writer| {
-            writer
-                .delete_all_documents()
-                .map_err(SearchError::tantivy("deleting all documents"))?;
-            for (position, doc) in docs.into_iter().enumerate() {
+        self.rebuild_add(epoch, &mut taken, docs)?;
+        self.rebuild_commit(epoch, cursor)?;
+        tracing::info!(documents = taken, cursor, "search index rebuilt");
+        Ok(taken)
+    }
+
+    /// Begins a rebuild staged a batch at a time (see [`Rebuild`]): the
+    /// way to replace the content with more documents than fit in memory.
+    pub fn begin_rebuild(self: &Arc<Self>) -> Result<Rebuild, SearchError> {
+        let epoch = self.rebuild_begin()?;
+        Ok(Rebuild {
+            index: Arc::clone(self),
+            epoch,
+            taken: 0,
+            open: true,
+        })
+    }
+
+    /// Stages the deletion of every document and opens a rebuild; returns
+    /// its epoch.
+    fn rebuild_begin(&self) -> Result<u64, SearchError> {
+        let mut slot = self.lock_writer();
+        if slot.rebuild.is_some() {
+            return Err(SearchError::RebuildInProgress);
+        }
+        let deleted = slot.writer(&self.index)?.delete_all_documents();
+        if let Err(source) = deleted {
+            slot.discard();
+            return Err(SearchError::tantivy("deleting all documents")(source));
+        }
+        slot.rebuild = Some(slot.epoch);
+        Ok(slot.epoch)
+    }
+
+    /// Stages `docs` in the rebuild of `epoch`, `taken` staged before; an
+    /// invalid document, or one past [`MAX_REBUILD_DOCS`], discards it.
+    fn rebuild_add(
+        &self,
+        epoch: u64,
+        taken: &mut usize,
+        docs: impl IntoIterator<Item = SearchDoc>,
+    ) -> Result<(), SearchError> {
+        let mut slot = self.lock_writer();
+        let writer = slot.rebuild_writer(epoch)?;
+        let result = (|| {
+            for doc in docs {
+                let position = *taken;
                 if position >= MAX_REBUILD_DOCS {
                     return Err(SearchError::InvalidBatch {
                         reason: "rebuild yields more than MAX_REBUILD_DOCS documents",
@@ -212,12 +355,22 @@ impl SearchIndex {
                 doc.validate()
                     .map_err(|reason| SearchError::InvalidDocument { position, reason })?;
                 self.stage_upsert(writer, &doc)?;
-                taken += 1;
+                *taken += 1;
             }
             Ok(())
-        })?;
-        tracing::info!(documents = taken, cursor, "search index rebuilt");
-        Ok(taken)
+        })();
+        if result.is_err() {
+            slot.discard();
+        }
+        result
+    }
+
+    /// Commits the rebuild of `epoch` with `cursor` as payload.
+    fn rebuild_commit(&self, epoch: u64, cursor: &str) -> Result<(), SearchError> {
+        let mut slot = self.lock_writer();
+        slot.rebuild_writer(epoch)?;
+        slot.rebuild = None;
+        self.commit_locked(&mut slot, cursor)
     }
 
     /// The change-feed cursor of the last commit; `None` for an index that
@@ -313,21 +466,29 @@ impl SearchIndex {
         stage: impl FnOnce(&IndexWriter) -> Result<(), SearchError>,
     ) -> Result<(), SearchError> {
         let mut slot = self.lock_writer();
-        let writer = match &mut *slot {
-            Some(writer) => writer,
-            None => slot.insert(open_writer(&self.index)?),
-        };
-
-        if let Err(err) = stage(writer) {
-            *slot = None;
+        if slot.rebuild.is_some() {
+            return Err(SearchError::RebuildInProgress);
+        }
+        let staged = stage(slot.writer(&self.index)?);
+        if let Err(err) = staged {
+            slot.discard();
             return Err(err);
         }
-        let committed = writer.prepare_commit().and_then(|mut prepared| {
-            prepared.set_payload(cursor);
-            prepared.commit()
-        });
+        self.commit_locked(&mut slot, cursor)
+    }
+
+    /// Commits what the writer staged with `cursor` as payload, then
+    /// reloads the reader. A failed commit drops the writer.
+    fn commit_locked(&self, slot: &mut WriterSlot, cursor: &str) -> Result<(), SearchError> {
+        let committed = slot
+            .writer(&self.index)?
+            .prepare_commit()
+            .and_then(|mut prepared| {
+                prepared.set_payload(cursor);
+                prepared.commit()
+            });
         if let Err(source) = committed {
-            *slot = None;
+            slot.discard();
             // The commit may have reached the disk: take the cursor and the
             // documents from whatever is durable now.
             self.reload_cursor();
@@ -343,12 +504,12 @@ impl SearchIndex {
             .map_err(|source| SearchError::Reload { source })
     }
 
-    fn lock_writer(&self) -> MutexGuard<'_, Option<IndexWriter>> {
+    fn lock_writer(&self) -> MutexGuard<'_, WriterSlot> {
         self.writer.lock().unwrap_or_else(|poisoned| {
             // A panic mid-write may have left operations staged: drop the
             // writer so that the next commit cannot publish them.
             let mut slot = poisoned.into_inner();
-            *slot = None;
+            slot.discard();
             self.writer.clear_poison();
             slot
         })

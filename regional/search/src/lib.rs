@@ -29,7 +29,8 @@ pub use document::{
 };
 pub use error::SearchError;
 pub use index::{
-    MAX_APPLY_OPS, MAX_CURSOR_BYTES, MAX_REBUILD_DOCS, SearchIndex, WRITER_MEMORY_BUDGET_BYTES,
+    MAX_APPLY_OPS, MAX_CURSOR_BYTES, MAX_REBUILD_DOCS, Rebuild, SearchIndex,
+    WRITER_MEMORY_BUDGET_BYTES,
 };
 pub use query::{
     DEFAULT_PAGE_LIMIT, MAX_OFFSET, MAX_PAGE_LIMIT, MAX_QUERY_TEXT_CHARS, SearchHit, SearchPage,

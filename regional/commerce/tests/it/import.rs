@@ -322,6 +322,10 @@ async fn one_feed_pass_indexes_an_import_of_a_few_thousand_products() {
     assert_eq!(c.apply_feed(0).await.expect("one pass"), n);
     assert_eq!(c.search_index().num_docs(), n as u64);
     assert_eq!(c.apply_feed(0).await.expect("caught up"), 0);
+    // A rebuild reads and stages the catalog a page at a time: every page.
+    assert!(n > 2 * commerce::feed::REBUILD_PAGE);
+    assert_eq!(c.rebuild_search().await.expect("rebuild"), n);
+    assert_eq!(c.search_index().num_docs(), n as u64);
 }
 
 #[tokio::test]

@@ -270,6 +270,83 @@ fn a_failed_rebuild_keeps_the_old_content() {
     assert_eq!(index.num_docs(), 7);
 }
 
+/// A staged rebuild takes its documents a batch at a time; searches see
+/// the old content until its commit, and other writes are refused
+/// meanwhile rather than publish half of it.
+#[test]
+fn a_staged_rebuild_publishes_its_batches_at_its_commit() {
+    let index = std::sync::Arc::new(catalog_index());
+    let mut rebuild = index.begin_rebuild().expect("begin");
+    rebuild
+        .add(vec![doc(
+            "n1",
+            "Kayak paddle",
+            "Carbon shaft.",
+            "water",
+            20_000,
+        )])
+        .expect("first batch");
+    rebuild
+        .add((2..5).map(|i| doc(&format!("n{i}"), "Dry bag", "Roll top.", "water", i)))
+        .expect("second batch");
+    assert_eq!(rebuild.taken(), 4);
+    assert_eq!(index.num_docs(), 8, "the old content until the commit");
+    let err = index
+        .apply(Vec::new(), vec!["p01".to_owned()], "c1")
+        .expect_err("a write during the rebuild");
+    assert!(matches!(err, SearchError::RebuildInProgress), "{err:?}");
+    assert!(matches!(
+        index.begin_rebuild().expect_err("a second rebuild"),
+        SearchError::RebuildInProgress
+    ));
+    assert_eq!(rebuild.commit("rebuilt-2").expect("commit"), 4);
+    assert_eq!(id_set(&run(&index, &all())), ["n1", "n2", "n3", "n4"]);
+    assert_eq!(index.cursor().as_deref(), Some("rebuilt-2"));
+    index
+        .apply(Vec::new(), vec!["n1".to_owned()], "c3")
+        .expect("writes go on after the commit");
+    assert_eq!(index.num_docs(), 3);
+}
+
+/// A staged rebuild dropped before its commit, or ended by a bad
+/// document, leaves the old content and the writer free.
+#[test]
+fn a_dropped_or_failed_staged_rebuild_keeps_the_old_content() {
+    let index = std::sync::Arc::new(catalog_index());
+    let mut rebuild = index.begin_rebuild().expect("begin");
+    rebuild
+        .add(vec![doc("n1", "Kayak", "", "water", 1)])
+        .expect("add");
+    drop(rebuild);
+    assert_eq!(index.num_docs(), 8);
+    index
+        .apply(Vec::new(), vec!["p01".to_owned()], "c1")
+        .expect("the writer is free again");
+    assert_eq!(index.num_docs(), 7);
+
+    let mut rebuild = index.begin_rebuild().expect("begin");
+    rebuild
+        .add(vec![doc("n1", "Kayak", "", "water", 1)])
+        .expect("add");
+    let mut bad = doc("n2", "Paddle", "", "water", 2);
+    bad.currency.clear();
+    let err = rebuild.add(vec![bad]).expect_err("empty currency");
+    assert!(
+        matches!(err, SearchError::InvalidDocument { position: 1, .. }),
+        "{err:?}"
+    );
+    assert!(matches!(
+        rebuild.commit("r").expect_err("nothing left to commit"),
+        SearchError::RebuildLost
+    ));
+    assert_eq!(index.num_docs(), 7);
+    assert_eq!(index.cursor().as_deref(), Some("c1"));
+    index
+        .apply(Vec::new(), vec!["p02".to_owned()], "c2")
+        .expect("the writer is free again");
+    assert_eq!(index.num_docs(), 6);
+}
+
 #[test]
 fn a_search_query_round_trips_through_its_defaults() {
     let index = catalog_index();
