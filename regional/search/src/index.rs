@@ -291,7 +291,9 @@ impl SearchIndex {
     ///
     /// Documents are checked as they come; an invalid one, or more than
     /// [`MAX_REBUILD_DOCS`], aborts the rebuild and leaves the old content.
-    /// Writes wait while the iterator is drained; searches do not.
+    /// Other writes meanwhile wait or are refused with
+    /// [`SearchError::RebuildInProgress`]; searches go on. For more
+    /// documents than fit in memory, see [`SearchIndex::begin_rebuild`].
     pub fn rebuild(
         &self,
         docs: impl IntoIterator<Item = SearchDoc>,
