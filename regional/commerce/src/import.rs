@@ -30,7 +30,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use db::keys::tuple::Versionstamp;
-use futures::{SinkExt, Stream, StreamExt};
+use futures::{SinkExt, Stream, StreamExt, TryFutureExt};
 use serde::{Deserialize, Serialize};
 use topology::ShardId;
 
@@ -185,12 +185,14 @@ pub enum ImportError {
     /// The body could not be read to its end.
     #[error("the body broke off after line {cursor}: {reason}")]
     Body { cursor: u64, reason: String },
-    /// Storage or the shards failed; `cursor` is the last one known (a
-    /// chunk whose commit was lost may stand past it: resending from
-    /// here is safe).
-    #[error("after line {cursor}: {source}")]
+    /// Storage or the shards failed in `step` (which transaction: the
+    /// stock of lines `a..b` in a warehouse, their catalog step, ...);
+    /// `cursor` is the last one known (a chunk whose commit was lost may
+    /// stand past it: resending from here is safe).
+    #[error("after line {cursor}, {step}: {source}")]
     Store {
         cursor: u64,
+        step: String,
         #[source]
         source: CommerceError,
     },
@@ -369,8 +371,14 @@ impl Commerce {
         B: AsRef<[u8]>,
         E: std::fmt::Display,
     {
-        let store = |cursor| move |source| ImportError::Store { cursor, source };
-        validate_import_id(id).map_err(store(offset))?;
+        let store = |cursor, step: &'static str| {
+            move |source| ImportError::Store {
+                cursor,
+                step: step.to_owned(),
+                source,
+            }
+        };
+        validate_import_id(id).map_err(store(offset, "checking the id"))?;
         if offset > MAX_LINES {
             return Err(ImportError::Line {
                 line: offset,
@@ -378,11 +386,12 @@ impl Commerce {
                 source: invalid("offset", format!("must be at most {MAX_LINES}")),
             });
         }
-        self.catalog_owned_db().map_err(store(offset))?;
+        self.catalog_owned_db()
+            .map_err(store(offset, "finding the catalog shard"))?;
         let status = match self.import_status(id).await {
             Ok(status) => status,
             Err(CommerceError::NotFound { .. }) => ImportStatus::new(id, self.now_ms()),
-            Err(e) => return Err(store(offset)(e)),
+            Err(e) => return Err(store(offset, "reading the import's status")(e)),
         };
         if offset > status.cursor {
             return Err(ImportError::Gap {
@@ -393,7 +402,7 @@ impl Commerce {
         let categories: BTreeSet<String> = self
             .list_catalog_categories()
             .await
-            .map_err(store(status.cursor))?;
+            .map_err(store(status.cursor, "reading the categories"))?;
         let warehouses: BTreeSet<String> = self
             .warehouses()
             .iter()
@@ -477,8 +486,9 @@ impl Commerce {
         // own: a `buffered` stream only makes progress while it is polled,
         // so polling it from the catalog loop would stop every chunk's
         // stock while a catalog transaction runs.
-        let (mut stocked_in, mut stocked_out) =
-            futures::channel::mpsc::channel::<Result<Chunk>>(QUEUED);
+        let (mut stocked_in, mut stocked_out) = futures::channel::mpsc::channel::<
+            std::result::Result<Chunk, (String, CommerceError)>,
+        >(QUEUED);
         let stock = async move {
             let mut stocked =
                 chunks_out
@@ -498,8 +508,15 @@ impl Commerce {
             let mut failed = None;
             while let Some(stocked) = stocked_out.next().await {
                 let written = match stocked {
-                    Ok(chunk) => self.write_catalog_chunk(id, &chunk, &status).await,
-                    Err(e) => Err(e),
+                    Ok(chunk) => self
+                        .write_catalog_chunk(id, &chunk, &status)
+                        .await
+                        .map_err(|e| {
+                            let step =
+                                format!("the catalog step of lines {}..{}", chunk.first, chunk.end);
+                            (step, e)
+                        }),
+                    Err(failed) => Err(failed),
                 };
                 match written {
                     Ok(next) => status = next,
@@ -519,9 +536,10 @@ impl Commerce {
         // transaction could not know (best effort: the import is whole
         // without it).
         let _ = self.keep_feed_cursor(id, &status).await;
-        if let Some(source) = failed {
+        if let Some((step, source)) = failed {
             return Err(ImportError::Store {
                 cursor: status.cursor,
+                step,
                 source,
             });
         }
@@ -565,7 +583,11 @@ impl Commerce {
 
     /// The warehouse step of a chunk: in each warehouse that receives
     /// stock in it, at once.
-    async fn receive_chunk_stock(&self, id: &str, chunk: &Chunk) -> Result<()> {
+    async fn receive_chunk_stock(
+        &self,
+        id: &str,
+        chunk: &Chunk,
+    ) -> std::result::Result<(), (String, CommerceError)> {
         let mut per_warehouse: BTreeMap<&str, Vec<(u64, &str, i64)>> = BTreeMap::new();
         for (line, item) in &chunk.products {
             for (warehouse, qty) in &item.stock {
@@ -578,9 +600,8 @@ impl Commerce {
                 }
             }
         }
-        let steps = per_warehouse
-            .into_iter()
-            .map(|(warehouse, items)| async move {
+        let steps = per_warehouse.into_iter().map(|(warehouse, items)| {
+            async move {
                 let shard: ShardId =
                     warehouse
                         .parse()
@@ -589,7 +610,15 @@ impl Commerce {
                         })?;
                 self.receive_import_stock(&shard, id, chunk.first, chunk.end, &items)
                     .await
-            });
+            }
+            .map_err(move |e: CommerceError| {
+                let step = format!(
+                    "the stock step of lines {}..{} in warehouse {warehouse}",
+                    chunk.first, chunk.end
+                );
+                (step, e)
+            })
+        });
         futures::future::try_join_all(steps).await?;
         Ok(())
     }

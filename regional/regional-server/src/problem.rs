@@ -144,7 +144,10 @@ impl From<commerce::import::ImportError> for ApiError {
             )
             .with_import(cursor, None),
             E::Body { .. } => ApiError::bad_request(e.to_string()).with_import(cursor, None),
-            E::Store { source, .. } => {
+            E::Store { step, source, .. } => {
+                // Which transaction failed, for the operator (the answer's
+                // detail stays generic, as every storage error's).
+                tracing::warn!(cursor, step, error = %error_chain(&source), "import stopped");
                 let mut error = ApiError::from(source);
                 // Not an Idempotency-Key's retry: the import's own cursor
                 // makes a resend safe.

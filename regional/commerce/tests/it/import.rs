@@ -198,7 +198,8 @@ async fn a_lost_catalog_commit_is_resumed_without_taking_stock_in_twice() {
         .await
         .expect_err("the catalog is down");
     assert!(
-        matches!(err, ImportError::Store { cursor: 0, .. }),
+        matches!(&err, ImportError::Store { cursor: 0, step, .. }
+            if step == "the catalog step of lines 0..1000"),
         "{err:?}"
     );
     let level = w
